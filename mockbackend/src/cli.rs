@@ -1,0 +1,164 @@
+//! The `mockbackend` command line: flags to a checked `Config`, then serve
+//! until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::config::{build, Config, ConfigError, Layer, Setting};
+use crate::server::Server;
+
+const EXAMPLES: &str = "\
+Examples:
+  mockbackend                                    # ports 8001,8002 as in the seed's server.py
+  mockbackend --ports 8001-8004 --latency 'normal(200ms,50ms)'
+  mockbackend --ports 8001,8002,8003 --profile 8003:latency=300ms,error_rate=0.2
+  mockbackend --max-concurrency 4 --queue 8      # 503 'Server is busy' past 4 + 8
+  mockbackend --ttft 200ms --tokens-per-sec 20   # paced OpenAI-style streams
+  mockbackend --config mock.toml --seed 42
+
+Fault control (loopback only), on any served port:
+  curl -XPOST 'localhost:8001/_mock/down?port=8002&for=4s'   # refuse connections for 4 s
+  curl -XPOST 'localhost:8001/_mock/errors?rate=0.5&status=503'
+  curl -XPOST 'localhost:8001/_mock/reset?port=all'          # clear every fault
+  actions: down (refuse), up, hang, slow, errors, reset-connections, drain, undrain, load, clear, reset";
+
+#[derive(Debug, Parser)]
+#[command(name = "mockbackend", version, about = "Stand-in AI backends on many ports, for testing load balancers.", after_help = EXAMPLES)]
+pub struct Opts {
+    /// Ports to serve: a list and/or ranges, 0 for an ephemeral port [default: 8001,8002]
+    #[arg(long, value_name = "LIST")]
+    ports: Option<String>,
+    /// Address to listen on; 0.0.0.0 exposes the backends beyond this machine [default: 127.0.0.1]
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// TOML file with any of these settings and [port.NNNN] sections; flags win over it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Latency before answering: 20ms, normal(200ms,50ms), uniform(10ms,50ms), lognormal(p50,p99)
+    #[arg(long, value_name = "DIST")]
+    latency: Option<String>,
+    /// Share of work requests answered with --error-status (0.05 or 5%)
+    #[arg(long, value_name = "RATE")]
+    error_rate: Option<String>,
+    /// Status of injected errors [default: 500]
+    #[arg(long, value_name = "CODE")]
+    error_status: Option<String>,
+    /// Work requests served at once; more wait in --queue, past that 503
+    #[arg(long, value_name = "N")]
+    max_concurrency: Option<String>,
+    /// Work requests allowed to wait for a slot [default: 0]
+    #[arg(long, value_name = "N")]
+    queue: Option<String>,
+    /// Time to first token of /v1/* answers [default: 0]
+    #[arg(long, value_name = "DURATION")]
+    ttft: Option<String>,
+    /// Token pace of /v1/* answers; 0 is as fast as possible [default: 0]
+    #[arg(long, value_name = "N")]
+    tokens_per_sec: Option<String>,
+    /// Tokens per answer unless max_tokens asks for fewer [default: 16]
+    #[arg(long, value_name = "N")]
+    output_tokens: Option<String>,
+    /// Model name /v1/models lists [default: mock-model]
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Per-port settings: PORT:key=value,... (keys: name, latency, error_rate, error_status,
+    /// max_concurrency, queue, ttft, tokens_per_sec, output_tokens, model); repeatable
+    #[arg(long, value_name = "PORT:SETTINGS")]
+    profile: Vec<String>,
+    /// Seed for latency and error draws, so runs repeat
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Print a line per request (time, port, client, request, status, duration)
+    #[arg(long)]
+    log: bool,
+    /// Largest request body accepted; larger gets 413 [default: 10MiB]
+    #[arg(long, value_name = "SIZE")]
+    max_body: Option<String>,
+    /// Drop clients that have not sent their request headers by then [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    header_timeout: Option<String>,
+    /// On Ctrl-C or SIGTERM, how long in-flight requests get to finish [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    grace: Option<String>,
+}
+
+impl Opts {
+    /// Checks every flag and the config file, before anything is bound.
+    pub fn plan(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            None => None,
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::File { path: shown.clone(), why: format!("cannot read --config: {e}") })?;
+                Some(Layer::from_toml(&shown, &text)?)
+            }
+        };
+        let mut flags = Layer::default();
+        flags.options.ports = self.ports;
+        flags.options.bind = self.bind;
+        flags.options.seed = self.seed;
+        flags.options.log = self.log.then_some(true);
+        flags.options.max_body = self.max_body;
+        flags.options.header_timeout = self.header_timeout;
+        flags.options.grace = self.grace;
+        let profile_flags = [
+            ("latency", self.latency),
+            ("error_rate", self.error_rate),
+            ("error_status", self.error_status),
+            ("max_concurrency", self.max_concurrency),
+            ("queue", self.queue),
+            ("ttft", self.ttft),
+            ("tokens_per_sec", self.tokens_per_sec),
+            ("output_tokens", self.output_tokens),
+            ("model", self.model),
+        ];
+        for (key, value) in profile_flags {
+            if let Some(value) = value {
+                let source = format!("--{}", key.replace('_', "-"));
+                flags.all.push(Setting { source, key: key.to_string(), value });
+            }
+        }
+        for p in &self.profile {
+            flags.add_port_override(p)?;
+        }
+        build(file, flags)
+    }
+}
+
+/// Serves `config` until Ctrl-C or SIGTERM, then finishes in-flight requests.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::start(config).await?;
+    for (node, addr) in server.nodes().iter().zip(server.addrs()) {
+        let p = &node.profile;
+        println!("mockbackend: serving http://{addr} as {} (latency {}, error rate {})", node.label, p.latency, p.error_rate);
+    }
+    wait_for_signal().await;
+    eprintln!("mockbackend: shutting down; finishing {} in-flight requests", server.in_flight());
+    tokio::select! {
+        () = server.shutdown() => {}
+        () = wait_for_signal() => eprintln!("mockbackend: second signal, exiting now"),
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

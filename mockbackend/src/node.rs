@@ -1,0 +1,219 @@
+//! One served port's shared state: its profile, faults, capacity gate, random
+//! draws and counters. Every connection on the port holds an `Arc<Node>`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::header::HeaderValue;
+use hyper::{Method, Version};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::FaultState;
+use crate::latency::Latency;
+use crate::metrics::{LoadFigures, Metrics, NOMINAL_SLOTS};
+use crate::profile::Profile;
+use crate::routes::Route;
+
+pub struct Node {
+    pub index: usize,
+    pub addr: SocketAddr,
+    /// What `X-Backend` says: the profile's name, or `host:port`.
+    pub label: String,
+    pub label_header: HeaderValue,
+    pub profile: Profile,
+    pub metrics: Metrics,
+    log: bool,
+    rng: Mutex<SmallRng>,
+    faults: watch::Sender<FaultState>,
+    /// Mirrors "any fault is set", so the hot path skips the fault lock.
+    faulted: AtomicBool,
+    gate: Option<Arc<Semaphore>>,
+    seq: AtomicU64,
+    /// Cancels the current accept loop (and its connections) when the port goes down.
+    pub(crate) listening: Mutex<Option<CancellationToken>>,
+}
+
+/// The queue was full: answer 503.
+#[derive(Debug)]
+pub struct Busy;
+
+impl Node {
+    pub(crate) fn new(index: usize, addr: SocketAddr, profile: Profile, seed: Option<u64>, log: bool) -> Node {
+        let label = profile.name.clone().unwrap_or_else(|| addr.to_string());
+        let label_header = HeaderValue::from_str(&label).unwrap_or_else(|_| HeaderValue::from_static("mockbackend"));
+        let rng = match seed {
+            Some(s) => SmallRng::seed_from_u64(s.wrapping_add(index as u64)),
+            None => SmallRng::from_os_rng(),
+        };
+        Node {
+            index,
+            addr,
+            label,
+            label_header,
+            gate: profile.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            profile,
+            metrics: Metrics::default(),
+            log,
+            rng: Mutex::new(rng),
+            faults: watch::Sender::new(FaultState::default()),
+            faulted: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
+            listening: Mutex::new(None),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The faults in force, or `None` on the fast path when there are none.
+    pub fn faults(&self) -> Option<FaultState> {
+        if self.faulted.load(Relaxed) {
+            Some(self.faults.borrow().clone())
+        } else {
+            None
+        }
+    }
+
+    pub fn fault_state(&self) -> FaultState {
+        self.faults.borrow().clone()
+    }
+
+    pub fn subscribe_faults(&self) -> watch::Receiver<FaultState> {
+        self.faults.subscribe()
+    }
+
+    pub(crate) fn modify_faults<R>(&self, f: impl FnOnce(&mut FaultState) -> R) -> R {
+        let mut out = None;
+        self.faults.send_modify(|state| {
+            out = Some(f(state));
+            self.faulted.store(!state.is_clear(), Relaxed);
+        });
+        out.expect("send_modify runs its closure")
+    }
+
+    /// Draws this request's latency and whether it fails, from the port's
+    /// seeded generator (in that order, so a seeded run repeats exactly).
+    pub fn draw(&self, error_rate: f64) -> (Duration, bool) {
+        let latency = &self.profile.latency;
+        if let (Latency::Fixed(d), true) = (latency, error_rate <= 0.0) {
+            return (*d, false);
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let delay = latency.sample(&mut *rng);
+        let fail = error_rate > 0.0 && rng.random_bool(error_rate.min(1.0));
+        (delay, fail)
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.seq.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Takes a capacity slot for a work request, waiting in the queue if there
+    /// is room in it, or refuses at once when the queue is full.
+    pub async fn admit(self: &Arc<Self>) -> Result<Ticket, Busy> {
+        let permit = match &self.gate {
+            None => None,
+            Some(gate) => match gate.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let waiting = self.metrics.queued.fetch_add(1, Relaxed);
+                    let _queued = Decrement(&self.metrics.queued);
+                    if waiting >= self.profile.queue as u64 {
+                        self.metrics.rejected_busy.fetch_add(1, Relaxed);
+                        return Err(Busy);
+                    }
+                    Some(gate.clone().acquire_owned().await.map_err(|_| Busy)?)
+                }
+            },
+        };
+        self.metrics.in_flight.fetch_add(1, Relaxed);
+        Ok(Ticket { _permit: permit, node: self.clone() })
+    }
+
+    /// No free capacity slot right now.
+    pub fn saturated(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.available_permits() == 0)
+    }
+
+    pub fn load(&self) -> LoadFigures {
+        let slots = self.profile.max_concurrency.unwrap_or(NOMINAL_SLOTS);
+        let pin = self.faults().and_then(|f| f.load);
+        self.metrics.load(slots, self.profile.queue, pin)
+    }
+}
+
+struct Decrement<'a>(&'a AtomicU64);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A capacity slot, held until the response body is done.
+pub struct Ticket {
+    _permit: Option<OwnedSemaphorePermit>,
+    node: Arc<Node>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.node.metrics.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// What `--log` prints about a request.
+pub struct LogLine {
+    pub peer: SocketAddr,
+    pub method: Method,
+    pub target: String,
+    pub version: Version,
+}
+
+/// Records a request (metrics, `--log`) when its response body is dropped,
+/// which is when its last byte has gone out or the client went away.
+pub struct Done {
+    node: Arc<Node>,
+    route: Route,
+    status: u16,
+    start: Instant,
+    _ticket: Option<Ticket>,
+    log: Option<Box<LogLine>>,
+}
+
+impl Done {
+    pub fn new(node: Arc<Node>, route: Route, status: u16, start: Instant, ticket: Option<Ticket>, log: Option<LogLine>) -> Done {
+        let log = if node.log { log.map(Box::new) } else { None };
+        Done { node, route, status, start, _ticket: ticket, log }
+    }
+
+    pub fn wants_log(node: &Node) -> bool {
+        node.log
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        self.node.metrics.record(self.route, self.status, elapsed);
+        if let Some(l) = &self.log {
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            println!(
+                "{now} :{} {} \"{} {} {:?}\" {} {:.3}ms",
+                self.node.port(),
+                l.peer,
+                l.method,
+                l.target,
+                l.version,
+                self.status,
+                elapsed.as_secs_f64() * 1e3
+            );
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The I/O edge: listeners, connections, shutdown, and the fault controls that
+//! need a socket (closing and reopening a port).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, SockRef, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::faults::{Control, FaultKind, FaultState, Target};
+use crate::node::Node;
+use crate::service::{handle, Conn, Ctx};
+
+/// Why the server could not start; each names the flag to change.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--ports: {addr} is already in use; stop what holds it or pick another port")]
+    InUse { addr: SocketAddr },
+    #[error("--ports: {addr} needs root (ports below 1024 are privileged); pick a port above 1024")]
+    Privileged { addr: SocketAddr },
+    #[error("--bind: {addr} is not an address of this machine")]
+    NotLocal { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Other { addr: SocketAddr, source: io::Error },
+}
+
+/// The ports being served. Dropping it does not stop them; call `shutdown`.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub nodes: Vec<Arc<Node>>,
+    pub shutdown: CancellationToken,
+    pub max_body: usize,
+    grace: Duration,
+    http: http1::Builder,
+    tasks: TaskTracker,
+}
+
+const BACKLOG: i32 = 4096;
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let classify = |source: io::Error| match source.kind() {
+        io::ErrorKind::AddrInUse => StartError::InUse { addr },
+        io::ErrorKind::PermissionDenied => StartError::Privileged { addr },
+        io::ErrorKind::AddrNotAvailable => StartError::NotLocal { addr },
+        _ => StartError::Other { addr, source },
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(classify)?;
+    // Lets a port that was taken down rebind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true).map_err(classify)?;
+    socket.bind(&addr.into()).map_err(classify)?;
+    socket.listen(BACKLOG).map_err(classify)?;
+    socket.set_nonblocking(true).map_err(classify)?;
+    TcpListener::from_std(socket.into()).map_err(classify)
+}
+
+impl Server {
+    /// Binds every port (all or none: the first failure is returned and
+    /// nothing is served), then serves them on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let mut listeners = Vec::with_capacity(config.ports.len());
+        for p in &config.ports {
+            listeners.push(bind(SocketAddr::new(config.bind, p.port))?);
+        }
+        let mut nodes = Vec::with_capacity(listeners.len());
+        for (index, (listener, p)) in listeners.iter().zip(&config.ports).enumerate() {
+            let addr = listener.local_addr().map_err(|source| StartError::Other {
+                addr: SocketAddr::new(config.bind, p.port),
+                source,
+            })?;
+            nodes.push(Arc::new(Node::new(index, addr, p.profile.clone(), config.seed, config.log)));
+        }
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .keep_alive(true);
+        let shared = Arc::new(Shared {
+            nodes,
+            shutdown: CancellationToken::new(),
+            max_body: config.max_body,
+            grace: config.grace,
+            http,
+            tasks: TaskTracker::new(),
+        });
+        for (node, listener) in shared.nodes.iter().zip(listeners) {
+            shared.listen(node, listener);
+        }
+        Ok(Server { shared })
+    }
+
+    /// The bound addresses, in the order of the configured ports.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.shared.nodes.iter().map(|n| n.addr).collect()
+    }
+
+    pub fn nodes(&self) -> &[Arc<Node>] {
+        &self.shared.nodes
+    }
+
+    /// Changes the faults of the port at `index`, as `/_mock/` does.
+    pub fn control(&self, index: usize, control: Control) -> Result<(), String> {
+        let node = self.shared.nodes.get(index).ok_or_else(|| format!("no port at index {index}"))?;
+        self.shared.control(node, Target::This, control, None).map(|_| ())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace
+    /// period), then returns.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(self.shared.grace + Duration::from_secs(1), self.shared.tasks.wait()).await;
+    }
+
+    /// Requests in flight on every port.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.nodes.iter().map(|n| n.metrics.in_flight.load(Relaxed)).sum()
+    }
+}
+
+impl Shared {
+    /// Starts the accept loop of `node` on `listener`.
+    fn listen(self: &Arc<Self>, node: &Arc<Node>, listener: TcpListener) {
+        let down = CancellationToken::new();
+        *node.listening.lock().unwrap_or_else(|e| e.into_inner()) = Some(down.clone());
+        let (shared, node) = (self.clone(), node.clone());
+        self.tasks.spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = down.cancelled() => break,
+                    () = shared.shutdown.cancelled() => break,
+                    accepted = listener.accept() => accepted,
+                };
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let task = serve(shared.clone(), node.clone(), stream, peer, down.clone());
+                        shared.tasks.spawn(task);
+                    }
+                    // Out of file descriptors or a connection reset before accept:
+                    // back off a moment, never give up the port.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        });
+    }
+
+    /// Applies a control to the targeted ports and returns them.
+    pub fn control(
+        self: &Arc<Self>,
+        from: &Arc<Node>,
+        target: Target,
+        control: Control,
+        via: Option<&Conn>,
+    ) -> Result<Vec<&Arc<Node>>, String> {
+        let targets: Vec<&Arc<Node>> = match target {
+            Target::This => vec![self.node_of(from)],
+            Target::All => self.nodes.iter().collect(),
+            Target::Port(p) => vec![self
+                .nodes
+                .iter()
+                .find(|n| n.port() == p)
+                .ok_or_else(|| format!("port {p} is not served by this process"))?],
+        };
+        for node in &targets {
+            match &control {
+                Control::Set { fault, revert_after } => {
+                    let generation = node.modify_faults(|f| f.set(fault));
+                    if let Some(after) = revert_after {
+                        self.revert_later(node, fault.kind(), generation, *after);
+                    }
+                }
+                Control::Clear(kind) => node.modify_faults(|f| f.clear(*kind)),
+                Control::Reset => node.modify_faults(|f| *f = FaultState::default()),
+            }
+            // The requester's own connection answers before its port closes.
+            if let Some(conn) = via {
+                if Arc::ptr_eq(node, from) {
+                    conn.exempt.store(true, Relaxed);
+                }
+            }
+            self.sync_listener(node)?;
+        }
+        Ok(targets)
+    }
+
+    fn node_of(&self, from: &Node) -> &Arc<Node> {
+        &self.nodes[from.index]
+    }
+
+    /// Closes or reopens `node`'s listener to match its `down` fault.
+    fn sync_listener(self: &Arc<Self>, node: &Arc<Node>) -> Result<(), String> {
+        let down = node.fault_state().down;
+        let mut listening = node.listening.lock().unwrap_or_else(|e| e.into_inner());
+        match (down, listening.is_some()) {
+            (true, true) => {
+                if let Some(token) = listening.take() {
+                    token.cancel();
+                }
+            }
+            (false, false) if !self.shutdown.is_cancelled() => {
+                drop(listening);
+                let listener = bind(node.addr).map_err(|e| {
+                    node.modify_faults(|f| f.set(&crate::faults::Fault::Down));
+                    format!("could not reopen the port: {e}")
+                })?;
+                self.listen(node, listener);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn revert_later(self: &Arc<Self>, node: &Arc<Node>, kind: FaultKind, generation: u64, after: Duration) {
+        let (shared, node) = (self.clone(), node.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(after) => {
+                    if node.modify_faults(|f| f.clear_if(kind, generation)) {
+                        let _ = shared.sync_listener(&node);
+                    }
+                }
+                () = shared.shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Serves one connection until it closes, its port goes down, or the server
+/// shuts down (then in-flight requests get the grace period).
+async fn serve(shared: Arc<Shared>, node: Arc<Node>, stream: TcpStream, peer: SocketAddr, down: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let rst = Arc::new(AtomicBool::new(false));
+    let io = TokioIo::new(ConnIo { stream, rst: rst.clone() });
+    let ctx = Arc::new(Ctx {
+        shared: shared.clone(),
+        node,
+        conn: Conn { peer, rst, exempt: AtomicBool::new(false) },
+    });
+    let svc = {
+        let ctx = ctx.clone();
+        service_fn(move |req| handle(ctx.clone(), req))
+    };
+    let conn = shared.http.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let finish_gracefully = tokio::select! {
+        _ = conn.as_mut() => return,
+        () = down.cancelled() => ctx.conn.exempt.load(Relaxed),
+        () = shared.shutdown.cancelled() => true,
+    };
+    if finish_gracefully {
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(shared.grace, conn).await;
+    }
+    // Otherwise the port went down: dropping the connection closes it, as a
+    // killed process's connections close.
+}
+
+/// A TCP stream that, when asked to, closes with RST instead of FIN.
+struct ConnIo {
+    stream: TcpStream,
+    rst: Arc<AtomicBool>,
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if self.rst.load(Relaxed) {
+            let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,322 @@
+//! From a request to a response: routing, faults, capacity, latency, then the
+//! endpoint itself. Every response carries `X-Backend` and records itself in
+//! the port's metrics when its body is done.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use crate::body::Reply;
+use crate::faults::{parse_control, FaultState};
+use crate::node::{Done, LogLine, Node, Ticket};
+use crate::openai::{self, Kind};
+use crate::replies;
+use crate::routes::{route, Route, Routed};
+use crate::server::Shared;
+
+/// One accepted connection.
+pub(crate) struct Conn {
+    pub peer: SocketAddr,
+    /// Close with RST rather than FIN (the reset-connections fault).
+    pub rst: Arc<AtomicBool>,
+    /// This connection carried the request that took its own port down: let it
+    /// finish that answer instead of dropping it.
+    pub exempt: AtomicBool,
+}
+
+/// Everything a request on one connection needs, behind one `Arc`.
+pub(crate) struct Ctx {
+    pub shared: Arc<Shared>,
+    pub node: Arc<Node>,
+    pub conn: Conn,
+}
+
+/// The request was swallowed by the hang fault: close without answering.
+#[derive(Debug)]
+pub struct Hangup;
+
+impl std::fmt::Display for Hangup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request dropped by the hang fault")
+    }
+}
+
+impl std::error::Error for Hangup {}
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const SERVER: HeaderValue = HeaderValue::from_static(concat!("lbkit-mockbackend/", env!("CARGO_PKG_VERSION")));
+
+fn respond(status: StatusCode, content_type: HeaderValue, body: Reply) -> Response<Reply> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    r
+}
+
+fn json_error(status: StatusCode, message: &str, server: u16) -> Response<Reply> {
+    respond(status, JSON, Reply::full(replies::error_json(message, server)))
+}
+
+fn openai_error(status: StatusCode, message: &str, kind: &str) -> Response<Reply> {
+    respond(status, JSON, Reply::full(openai::error(message, kind)))
+}
+
+pub(crate) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Reply>, Hangup> {
+    let start = Instant::now();
+    let node = &ctx.node;
+    let Routed { route, not_allowed } = route(req.method(), req.uri().path());
+    let log = Done::wants_log(node).then(|| LogLine {
+        peer: ctx.conn.peer,
+        method: req.method().clone(),
+        target: req.uri().to_string(),
+        version: req.version(),
+    });
+
+    let faults = if route.is_control() { None } else { node.faults() };
+    let (mut response, ticket) = if let Some(allow) = not_allowed {
+        let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", node.port());
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        (r, None)
+    } else if route.is_control() {
+        (control(&ctx, route, &req), None)
+    } else {
+        if let Some(f) = &faults {
+            if f.hang {
+                wait_while_hung(&ctx).await;
+                return Err(Hangup);
+            }
+            if let Some(delay) = f.slow {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        if route.is_work() {
+            work(&ctx, route, req, faults.as_ref()).await
+        } else {
+            (info(node, route, &req, faults.as_ref()), None)
+        }
+    };
+
+    let headers = response.headers_mut();
+    headers.insert("x-backend", node.label_header.clone());
+    headers.insert(header::SERVER, SERVER);
+    if faults.as_ref().is_some_and(|f| f.drain) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let status = response.status().as_u16();
+    let done = Done::new(node.clone(), route, status, start, ticket, log);
+    Ok(response.map(|body| body.with_done(done)))
+}
+
+/// Holds a request while the hang fault lasts; the caller then drops the
+/// connection without an answer, as a hung process never sends one.
+async fn wait_while_hung(ctx: &Ctx) {
+    let mut faults = ctx.node.subscribe_faults();
+    while faults.borrow_and_update().hang {
+        tokio::select! {
+            changed = faults.changed() => if changed.is_err() { return },
+            () = ctx.shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
+/// The endpoints that stand for real work: capacity, latency and injected
+/// errors apply here.
+async fn work(ctx: &Ctx, route: Route, req: Request<Incoming>, faults: Option<&FaultState>) -> (Response<Reply>, Option<Ticket>) {
+    let node = &ctx.node;
+    let port = node.port();
+    let openai_kind = match route {
+        Route::ChatCompletions => Some(Kind::Chat),
+        Route::TextCompletions => Some(Kind::Text),
+        _ => None,
+    };
+    let body = if route == Route::Text {
+        Bytes::new()
+    } else {
+        match read_body(req, ctx.shared.max_body).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                let msg = format!("Request body is larger than the limit of {} bytes", ctx.shared.max_body);
+                return (json_error(StatusCode::PAYLOAD_TOO_LARGE, &msg, port), None);
+            }
+            Err(BodyError::Broken) => {
+                return (json_error(StatusCode::BAD_REQUEST, "Request body could not be read", port), None)
+            }
+        }
+    };
+    let Ok(ticket) = node.admit().await else {
+        let busy = json_error(StatusCode::SERVICE_UNAVAILABLE, "Server is busy. Please try again later.", port);
+        return (busy, None);
+    };
+    let (rate, error_status) = match faults.and_then(|f| f.errors) {
+        Some(e) => (e.rate, e.status),
+        None => (node.profile.error_rate, node.profile.error_status),
+    };
+    let (delay, fail) = node.draw(rate);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if fail {
+        node.metrics.injected_errors.fetch_add(1, Relaxed);
+        let status = StatusCode::from_u16(error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let r = match openai_kind {
+            Some(_) => openai_error(status, "injected error", "server_error"),
+            None => json_error(status, "injected error", port),
+        };
+        return (r, Some(ticket));
+    }
+    let response = match (route, openai_kind) {
+        (_, Some(kind)) => completion(node, kind, &body).await,
+        (Route::Chat, _) => match replies::chat(&body, port) {
+            Ok(json) => respond(StatusCode::OK, JSON, Reply::full(json)),
+            Err(msg) => json_error(StatusCode::BAD_REQUEST, &msg, port),
+        },
+        (Route::Completions, _) => match replies::completions(&body, port) {
+            Ok(json) => respond(StatusCode::OK, JSON, Reply::full(json)),
+            Err(msg) => json_error(StatusCode::BAD_REQUEST, &msg, port),
+        },
+        _ => respond(StatusCode::OK, TEXT, Reply::full(replies::text_reply(port))),
+    };
+    let response = match faults.and_then(|f| f.reset_after) {
+        Some(after) => response.map(|b| b.cut_after(after, ctx.conn.rst.clone())),
+        None => response,
+    };
+    (response, Some(ticket))
+}
+
+/// `/v1/chat/completions` and `/v1/completions`, streamed or whole, paced by
+/// the profile's time to first token and tokens per second.
+async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
+    let prefix = match kind {
+        Kind::Chat => "chatcmpl",
+        Kind::Text => "cmpl",
+    };
+    let cx = openai::Context {
+        id: format!("{prefix}-{}-{}", node.port(), node.next_id()),
+        created: crate::metrics::unix_seconds() as u64,
+        default_model: &node.profile.model,
+        output_tokens: node.profile.output_tokens,
+        server: node.port(),
+    };
+    let answer = match openai::parse(kind, body, cx) {
+        Ok(a) => a,
+        Err(msg) => return openai_error(StatusCode::BAD_REQUEST, &msg, "invalid_request_error"),
+    };
+    let gap = node.profile.token_gap();
+    let first_at = tokio::time::Instant::now() + node.profile.ttft;
+    if answer.stream {
+        let mut r = respond(StatusCode::OK, HeaderValue::from_static("text/event-stream"), Reply::tokens(answer, first_at, gap));
+        let h = r.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Asks nginx not to buffer the stream (proxy_buffering off for this response).
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        r
+    } else {
+        // A whole answer takes as long as streaming it would have.
+        tokio::time::sleep_until(first_at + gap * answer.tokens.saturating_sub(1)).await;
+        respond(StatusCode::OK, JSON, Reply::full(answer.full_body()))
+    }
+}
+
+/// Endpoints that report on the port rather than do work.
+fn info(node: &Node, route: Route, req: &Request<Incoming>, faults: Option<&FaultState>) -> Response<Reply> {
+    let text = |status, s: String| respond(status, TEXT, Reply::full(s));
+    match route {
+        Route::Health => text(StatusCode::OK, "healthy\n".to_string()),
+        Route::Ready => {
+            let reason = faults
+                .and_then(FaultState::unready_reason)
+                .or_else(|| node.saturated().then_some("at capacity"));
+            match reason {
+                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                None => text(StatusCode::OK, "ready\n".to_string()),
+            }
+        }
+        Route::Metrics => {
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let load = node.load();
+            if accept.contains("application/openmetrics-text") {
+                let ct = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+                respond(StatusCode::OK, ct, Reply::full(node.metrics.render_text(node.port(), load, true)))
+            } else if accept.contains("text/plain") {
+                let ct = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+                respond(StatusCode::OK, ct, Reply::full(node.metrics.render_text(node.port(), load, false)))
+            } else {
+                let json = node.metrics.render_json(node.port(), &node.label, load, node.profile.max_concurrency);
+                respond(StatusCode::OK, JSON, Reply::full(json))
+            }
+        }
+        Route::Load => {
+            let load = node.load();
+            let json = serde_json::json!({"cpu": load.cpu, "memory": load.memory, "timestamp": crate::metrics::unix_seconds()});
+            respond(StatusCode::OK, JSON, Reply::full(json.to_string()))
+        }
+        Route::Models => respond(StatusCode::OK, JSON, Reply::full(openai::models(&node.profile.model))),
+        _ => json_error(StatusCode::NOT_FOUND, "API not found", node.port()),
+    }
+}
+
+/// `/_mock/...`: read the fault state, or change it. Loopback clients only.
+fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<Reply> {
+    let port = ctx.node.port();
+    if !ctx.conn.peer.ip().to_canonical().is_loopback() {
+        return json_error(StatusCode::FORBIDDEN, "/_mock/ answers loopback clients only", port);
+    }
+    let state = |nodes: Vec<&Arc<Node>>| {
+        let ports: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "port": n.port(),
+                    "name": n.label,
+                    "faults": n.fault_state(),
+                    "in_flight": n.metrics.in_flight.load(Relaxed),
+                    "queue_length": n.metrics.queued.load(Relaxed),
+                    "requests_total": n.metrics.total(),
+                })
+            })
+            .collect();
+        respond(StatusCode::OK, JSON, Reply::full(serde_json::json!({ "ports": ports }).to_string()))
+    };
+    if route == Route::MockState {
+        return state(ctx.shared.nodes.iter().collect());
+    }
+    let action = req.uri().path().trim_start_matches("/_mock");
+    let query = req.uri().query().unwrap_or("");
+    let (target, control) = match parse_control(action, query) {
+        Ok(c) => c,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why, port),
+    };
+    match ctx.shared.control(&ctx.node, target, control, Some(&ctx.conn)) {
+        Ok(nodes) => state(nodes),
+        Err(why) => json_error(StatusCode::CONFLICT, &why, port),
+    }
+}
