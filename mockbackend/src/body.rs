@@ -61,11 +61,19 @@ struct Cut {
 
 impl Reply {
     pub fn full(bytes: impl Into<Bytes>) -> Reply {
-        Reply { source: Source::Full(Some(bytes.into())), cut: None, done: None }
+        Reply {
+            source: Source::Full(Some(bytes.into())),
+            cut: None,
+            done: None,
+        }
     }
 
     pub fn empty() -> Reply {
-        Reply { source: Source::Full(None), cut: None, done: None }
+        Reply {
+            source: Source::Full(None),
+            cut: None,
+            done: None,
+        }
     }
 
     /// An SSE stream of `answer`'s tokens, the first at `first_at`.
@@ -78,7 +86,11 @@ impl Reply {
             sleep: Box::pin(tokio::time::sleep_until(first_at)),
             finished: false,
         };
-        Reply { source: Source::Tokens(Box::new(tokens)), cut: None, done: None }
+        Reply {
+            source: Source::Tokens(Box::new(tokens)),
+            cut: None,
+            done: None,
+        }
     }
 
     /// Sends at most `after` body bytes (for a whole buffer, at most half of it,
@@ -88,7 +100,11 @@ impl Reply {
             Source::Full(Some(b)) => after.min(b.len() / 2),
             _ => after,
         };
-        self.cut = Some(Cut { remaining, rst, pause: None });
+        self.cut = Some(Cut {
+            remaining,
+            rst,
+            pause: None,
+        });
         self
     }
 
@@ -124,7 +140,10 @@ impl Body for Reply {
     type Data = Bytes;
     type Error = Aborted;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         let this = self.get_mut();
         if let Some(cut) = &mut this.cut {
             if cut.remaining == 0 {

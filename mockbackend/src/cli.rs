@@ -90,8 +90,10 @@ impl Opts {
             None => None,
             Some(path) => {
                 let shown = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::File { path: shown.clone(), why: format!("cannot read --config: {e}") })?;
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: shown.clone(),
+                    why: format!("cannot read --config: {e}"),
+                })?;
                 Some(Layer::from_toml(&shown, &text)?)
             }
         };
@@ -117,7 +119,11 @@ impl Opts {
         for (key, value) in profile_flags {
             if let Some(value) = value {
                 let source = format!("--{}", key.replace('_', "-"));
-                flags.all.push(Setting { source, key: key.to_string(), value });
+                flags.all.push(Setting {
+                    source,
+                    key: key.to_string(),
+                    value,
+                });
             }
         }
         for p in &self.profile {
@@ -132,10 +138,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::start(config).await?;
     for (node, addr) in server.nodes().iter().zip(server.addrs()) {
         let p = &node.profile;
-        println!("mockbackend: serving http://{addr} as {} (latency {}, error rate {})", node.label, p.latency, p.error_rate);
+        println!(
+            "mockbackend: serving http://{addr} as {} (latency {}, error rate {})",
+            node.label, p.latency, p.error_rate
+        );
     }
     wait_for_signal().await;
-    eprintln!("mockbackend: shutting down; finishing {} in-flight requests", server.in_flight());
+    eprintln!(
+        "mockbackend: shutting down; finishing {} in-flight requests",
+        server.in_flight()
+    );
     tokio::select! {
         () = server.shutdown() => {}
         () = wait_for_signal() => eprintln!("mockbackend: second signal, exiting now"),

@@ -80,7 +80,10 @@ impl Default for Config {
             ports: parse_ports(DEFAULT_PORTS)
                 .expect("default ports parse")
                 .into_iter()
-                .map(|port| PortConfig { port, profile: profile.clone() })
+                .map(|port| PortConfig {
+                    port,
+                    profile: profile.clone(),
+                })
                 .collect(),
             seed: None,
             log: false,
@@ -97,9 +100,9 @@ pub fn parse_ports(text: &str) -> Result<Vec<u16>, String> {
     let mut ports = Vec::new();
     for part in text.split(',').map(str::trim) {
         let one = |s: &str| -> Result<u16, String> {
-            s.trim()
-                .parse::<u16>()
-                .map_err(|_| format!("'{s}' is not a port number (0-65535); write e.g. 8001,8002 or 8001-8004"))
+            s.trim().parse::<u16>().map_err(|_| {
+                format!("'{s}' is not a port number (0-65535); write e.g. 8001,8002 or 8001-8004")
+            })
         };
         match part.split_once('-') {
             Some((a, b)) => {
@@ -201,22 +204,25 @@ impl Layer {
     /// Reads a TOML config file. Top-level keys are process options or profile
     /// settings for every port; `[port.8002]` tables hold one port's settings.
     pub fn from_toml(path: &str, text: &str) -> Result<Layer, ConfigError> {
-        let file_err = |why: String| ConfigError::File { path: path.to_string(), why };
+        let file_err = |why: String| ConfigError::File {
+            path: path.to_string(),
+            why,
+        };
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            file_err(e.message().to_string() + &line_of(text, e.span()))
+            file_err(e.message().trim().replace('\n', ": ") + &line_of(text, e.span()))
         })?;
         let mut layer = Layer::default();
         for (key, value) in &table {
             let source = format!("{path}: {key}");
             match key.as_str() {
                 "port" => {
-                    let ports = value
-                        .as_table()
-                        .ok_or_else(|| file_err("'port' must be a table of [port.NNNN] sections".into()))?;
+                    let ports = value.as_table().ok_or_else(|| {
+                        file_err("'port' must be a table of [port.NNNN] sections".into())
+                    })?;
                     for (port_key, settings) in ports {
-                        let port: u16 = port_key
-                            .parse()
-                            .map_err(|_| file_err(format!("[port.{port_key}]: not a port number")))?;
+                        let port: u16 = port_key.parse().map_err(|_| {
+                            file_err(format!("[port.{port_key}]: not a port number"))
+                        })?;
                         let settings = settings
                             .as_table()
                             .ok_or_else(|| file_err(format!("[port.{port}] must be a table")))?;
@@ -224,7 +230,8 @@ impl Layer {
                             let setting = Setting {
                                 source: format!("{path}: [port.{port}] {k}"),
                                 key: k.clone(),
-                                value: toml_text(v).map_err(|why| file_err(format!("[port.{port}] {k}: {why}")))?,
+                                value: toml_text(v)
+                                    .map_err(|why| file_err(format!("[port.{port}] {k}: {why}")))?,
                             };
                             layer.port.push((port, setting));
                         }
@@ -253,7 +260,11 @@ impl Layer {
                         "header_timeout" => &mut options.header_timeout,
                         "grace" => &mut options.grace,
                         _ => {
-                            layer.all.push(Setting { source, key: key.clone(), value: text });
+                            layer.all.push(Setting {
+                                source,
+                                key: key.clone(),
+                                value: text,
+                            });
                             continue;
                         }
                     };
@@ -282,8 +293,13 @@ fn toml_text(value: &toml::Value) -> Result<String, String> {
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    span.map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
-        .unwrap_or_default()
+    span.map(|s| {
+        format!(
+            " (line {})",
+            text[..s.start.min(text.len())].lines().count().max(1)
+        )
+    })
+    .unwrap_or_default()
 }
 
 /// Layers `file` then `flags` over the defaults: for every port, the file's
@@ -298,9 +314,18 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
     let ports_text = pick(&fo.ports, &co.ports).unwrap_or_else(|| DEFAULT_PORTS.to_string());
     let ports = parse_ports(&ports_text).map_err(|why| invalid("--ports", &ports_text, why))?;
     let bind = match pick(&fo.bind, &co.bind) {
-        Some(b) => b.trim().trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
-            invalid("--bind", &b, "is not an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::1)".into())
-        })?,
+        Some(b) => b
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| {
+                invalid(
+                    "--bind",
+                    &b,
+                    "is not an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::1)".into(),
+                )
+            })?,
         None => defaults.bind,
     };
     let duration = |flag: &str, v: Option<String>, default: Duration| match v {
@@ -318,13 +343,22 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
     }
     let mut port_configs: Vec<PortConfig> = ports
         .iter()
-        .map(|&port| PortConfig { port, profile: base.clone() })
+        .map(|&port| PortConfig {
+            port,
+            profile: base.clone(),
+        })
         .collect();
     for (port, s) in file.port.iter().chain(&flags.port) {
         let target = port_configs
             .iter_mut()
             .find(|p| p.port == *port && *port != 0)
-            .ok_or_else(|| invalid(&s.source, &s.value, format!("port {port} is not one of the served ports ({ports_text})")))?;
+            .ok_or_else(|| {
+                invalid(
+                    &s.source,
+                    &s.value,
+                    format!("port {port} is not one of the served ports ({ports_text})"),
+                )
+            })?;
         apply(&mut target.profile, s)?;
     }
 
@@ -334,13 +368,19 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
         seed: co.seed.or(fo.seed),
         log: co.log.or(fo.log).unwrap_or(false),
         max_body,
-        header_timeout: duration("--header-timeout", pick(&fo.header_timeout, &co.header_timeout), defaults.header_timeout)?,
+        header_timeout: duration(
+            "--header-timeout",
+            pick(&fo.header_timeout, &co.header_timeout),
+            defaults.header_timeout,
+        )?,
         grace: duration("--grace", pick(&fo.grace, &co.grace), defaults.grace)?,
     })
 }
 
 fn apply(profile: &mut Profile, s: &Setting) -> Result<(), ConfigError> {
-    profile.set(&s.key, &s.value).map_err(|why| invalid(&s.source, &s.value, why))
+    profile
+        .set(&s.key, &s.value)
+        .map_err(|why| invalid(&s.source, &s.value, why))
 }
 
 #[cfg(test)]
@@ -348,7 +388,11 @@ mod tests {
     use super::*;
 
     fn flag(key: &str, value: &str) -> Setting {
-        Setting { source: format!("--{key}"), key: key.into(), value: value.into() }
+        Setting {
+            source: format!("--{key}"),
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
@@ -357,9 +401,15 @@ mod tests {
         assert_eq!(parse_ports("8001-8004"), Ok(vec![8001, 8002, 8003, 8004]));
         assert_eq!(parse_ports("8001-8002, 9000"), Ok(vec![8001, 8002, 9000]));
         assert_eq!(parse_ports("0,0"), Ok(vec![0, 0]));
-        assert!(parse_ports("8001,8001").unwrap_err().contains("listed twice"));
-        assert!(parse_ports("8004-8001").unwrap_err().contains("low to a high"));
-        assert!(parse_ports("80a1").unwrap_err().contains("not a port number"));
+        assert!(parse_ports("8001,8001")
+            .unwrap_err()
+            .contains("listed twice"));
+        assert!(parse_ports("8004-8001")
+            .unwrap_err()
+            .contains("low to a high"));
+        assert!(parse_ports("80a1")
+            .unwrap_err()
+            .contains("not a port number"));
         assert!(parse_ports("70000").is_err());
         assert!(parse_ports("1-65535").unwrap_err().contains("more than"));
     }
@@ -401,7 +451,9 @@ error_status = 503
         .unwrap();
         let mut flags = Layer::default();
         flags.all.push(flag("latency", "20ms"));
-        flags.add_port_override("8003:error_rate=0.5,latency=normal(1s,100ms)").unwrap();
+        flags
+            .add_port_override("8003:error_rate=0.5,latency=normal(1s,100ms)")
+            .unwrap();
         let c = build(Some(file), flags).unwrap();
         let p: Vec<&Profile> = c.ports.iter().map(|p| &p.profile).collect();
         assert_eq!(p[0].latency.to_string(), "20ms");
@@ -422,25 +474,42 @@ error_status = 503
         let mut flags = Layer::default();
         flags.options.ports = Some("8001,x".into());
         let e = build(None, flags).unwrap_err().to_string();
-        assert!(e.contains("--ports") && e.contains("'x' is not a port number"), "{e}");
+        assert!(
+            e.contains("--ports") && e.contains("'x' is not a port number"),
+            "{e}"
+        );
 
         let mut flags = Layer::default();
         flags.add_port_override("9000:latency=1s").unwrap();
         let e = build(None, flags).unwrap_err().to_string();
-        assert!(e.contains("port 9000 is not one of the served ports"), "{e}");
+        assert!(
+            e.contains("port 9000 is not one of the served ports"),
+            "{e}"
+        );
 
         let mut flags = Layer::default();
-        assert!(flags.add_port_override("latency=1s").unwrap_err().to_string().contains("PORT:key=value"));
+        assert!(flags
+            .add_port_override("latency=1s")
+            .unwrap_err()
+            .to_string()
+            .contains("PORT:key=value"));
     }
 
     #[test]
     fn file_errors_name_the_file_and_line() {
-        let e = Layer::from_toml("mock.toml", "latency = \n").unwrap_err().to_string();
+        let e = Layer::from_toml("mock.toml", "latency = \n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("mock.toml: ") && e.contains("line 1"), "{e}");
-        let e = Layer::from_toml("mock.toml", "[port.abc]\nlatency='1s'").unwrap_err().to_string();
+        let e = Layer::from_toml("mock.toml", "[port.abc]\nlatency='1s'")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[port.abc]"), "{e}");
         let file = Layer::from_toml("mock.toml", "colour = 'red'").unwrap();
         let e = build(Some(file), Layer::default()).unwrap_err().to_string();
-        assert!(e.contains("mock.toml: colour") && e.contains("unknown setting"), "{e}");
+        assert!(
+            e.contains("mock.toml: colour") && e.contains("unknown setting"),
+            "{e}"
+        );
     }
 }

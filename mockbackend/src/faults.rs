@@ -170,14 +170,23 @@ impl FaultState {
 
     pub fn is_clear(&self) -> bool {
         let generation = self.generation;
-        *self == FaultState { generation, ..FaultState::default() }
+        *self
+            == FaultState {
+                generation,
+                ..FaultState::default()
+            }
     }
 
     /// Why `/ready` says no, if it does: any fault but a pinned load figure.
     pub fn unready_reason(&self) -> Option<&'static str> {
         if self.drain {
             Some("draining")
-        } else if self.down || self.hang || self.slow.is_some() || self.errors.is_some() || self.reset_after.is_some() {
+        } else if self.down
+            || self.hang
+            || self.slow.is_some()
+            || self.errors.is_some()
+            || self.reset_after.is_some()
+        {
             Some("faulted")
         } else {
             None
@@ -198,13 +207,17 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Switch a fault on, for a while if `revert_after` is given.
-    Set { fault: Fault, revert_after: Option<Duration> },
+    Set {
+        fault: Fault,
+        revert_after: Option<Duration>,
+    },
     Clear(FaultKind),
     /// Clear every fault.
     Reset,
 }
 
-pub const ACTIONS: &str = "down (refuse), up, hang, slow, errors, reset-connections, drain, undrain, load, clear, reset";
+pub const ACTIONS: &str =
+    "down (refuse), up, hang, slow, errors, reset-connections, drain, undrain, load, clear, reset";
 
 /// Parses `action` (the path after `/_mock/`) and its query string.
 pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), String> {
@@ -218,7 +231,10 @@ pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), Str
     let target = match take("port").as_deref() {
         None | Some("") => Target::This,
         Some("all") => Target::All,
-        Some(p) => Target::Port(p.parse().map_err(|_| format!("port={p}: not a port number or 'all'"))?),
+        Some(p) => Target::Port(
+            p.parse()
+                .map_err(|_| format!("port={p}: not a port number or 'all'"))?,
+        ),
     };
     let revert_after = take("for")
         .map(|v| parse_duration(&v).map_err(|why| format!("for={v}: {why}")))
@@ -234,12 +250,19 @@ pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), Str
             .filter(|x| (0.0..=100.0).contains(x))
             .ok_or_else(|| format!("{name}={v}: not a percentage between 0 and 100"))
     };
-    let set = |fault| Control::Set { fault, revert_after };
+    let set = |fault| Control::Set {
+        fault,
+        revert_after,
+    };
     let control = match action.trim_matches('/') {
         "down" | "refuse" => set(Fault::Down),
         "up" => Control::Clear(FaultKind::Down),
         "hang" => set(Fault::Hang),
-        "slow" => set(Fault::Slow(duration(take("delay"), Duration::from_secs(1), "delay")?)),
+        "slow" => set(Fault::Slow(duration(
+            take("delay"),
+            Duration::from_secs(1),
+            "delay",
+        )?)),
         "errors" => {
             let rate = match take("rate") {
                 Some(r) => parse_rate(&r).map_err(|why| format!("rate={r}: {why}"))?,
@@ -253,7 +276,9 @@ pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), Str
         }
         "reset-connections" => {
             let after = match take("after") {
-                Some(a) => a.parse().map_err(|_| format!("after={a}: not a number of bytes"))?,
+                Some(a) => a
+                    .parse()
+                    .map_err(|_| format!("after={a}: not a number of bytes"))?,
                 None => 16,
             };
             set(Fault::ResetConnections { after })
@@ -266,7 +291,8 @@ pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), Str
             set(Fault::Load { cpu, memory })
         }
         "clear" => {
-            let name = take("fault").ok_or_else(|| format!("clear needs fault=<{}>", kind_names()))?;
+            let name =
+                take("fault").ok_or_else(|| format!("clear needs fault=<{}>", kind_names()))?;
             Control::Clear(FaultKind::parse(&name)?)
         }
         "reset" => Control::Reset,
@@ -276,7 +302,9 @@ pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), Str
         return Err(format!("unknown parameter '{k}' for {action}"));
     }
     if revert_after.is_some() && !matches!(control, Control::Set { .. }) {
-        return Err(format!("for= only applies to actions that switch a fault on, not {action}"));
+        return Err(format!(
+            "for= only applies to actions that switch a fault on, not {action}"
+        ));
     }
     Ok((target, control))
 }
@@ -289,34 +317,75 @@ mod tests {
     fn actions_parse_with_defaults() {
         assert_eq!(
             parse_control("down", "for=4s"),
-            Ok((Target::This, Control::Set { fault: Fault::Down, revert_after: Some(Duration::from_secs(4)) }))
+            Ok((
+                Target::This,
+                Control::Set {
+                    fault: Fault::Down,
+                    revert_after: Some(Duration::from_secs(4))
+                }
+            ))
         );
         assert_eq!(
             parse_control("errors", "rate=0.25&status=503&port=8002"),
             Ok((
                 Target::Port(8002),
-                Control::Set { fault: Fault::Errors { rate: 0.25, status: 503 }, revert_after: None }
+                Control::Set {
+                    fault: Fault::Errors {
+                        rate: 0.25,
+                        status: 503
+                    },
+                    revert_after: None
+                }
             ))
         );
         assert_eq!(
             parse_control("slow", "port=all"),
-            Ok((Target::All, Control::Set { fault: Fault::Slow(Duration::from_secs(1)), revert_after: None }))
+            Ok((
+                Target::All,
+                Control::Set {
+                    fault: Fault::Slow(Duration::from_secs(1)),
+                    revert_after: None
+                }
+            ))
         );
-        assert_eq!(parse_control("up", ""), Ok((Target::This, Control::Clear(FaultKind::Down))));
-        assert_eq!(parse_control("clear", "fault=hang"), Ok((Target::This, Control::Clear(FaultKind::Hang))));
-        assert_eq!(parse_control("reset", ""), Ok((Target::This, Control::Reset)));
+        assert_eq!(
+            parse_control("up", ""),
+            Ok((Target::This, Control::Clear(FaultKind::Down)))
+        );
+        assert_eq!(
+            parse_control("clear", "fault=hang"),
+            Ok((Target::This, Control::Clear(FaultKind::Hang)))
+        );
+        assert_eq!(
+            parse_control("reset", ""),
+            Ok((Target::This, Control::Reset))
+        );
     }
 
     #[test]
     fn bad_control_requests_say_why() {
-        assert!(parse_control("explode", "").unwrap_err().contains("unknown action"));
-        assert!(parse_control("errors", "rate=2").unwrap_err().contains("rate=2"));
-        assert!(parse_control("slow", "delay=soon").unwrap_err().contains("delay=soon"));
-        assert!(parse_control("load", "cpu=90").unwrap_err().contains("memory"));
-        assert!(parse_control("down", "colour=red").unwrap_err().contains("unknown parameter 'colour'"));
+        assert!(parse_control("explode", "")
+            .unwrap_err()
+            .contains("unknown action"));
+        assert!(parse_control("errors", "rate=2")
+            .unwrap_err()
+            .contains("rate=2"));
+        assert!(parse_control("slow", "delay=soon")
+            .unwrap_err()
+            .contains("delay=soon"));
+        assert!(parse_control("load", "cpu=90")
+            .unwrap_err()
+            .contains("memory"));
+        assert!(parse_control("down", "colour=red")
+            .unwrap_err()
+            .contains("unknown parameter 'colour'"));
         assert!(parse_control("up", "for=1s").unwrap_err().contains("for="));
-        assert!(parse_control("clear", "fault=gremlins").unwrap_err().contains("unknown fault"));
-        assert!(parse_control("down", "port=x").unwrap_err().contains("port=x"));
+        assert!(parse_control("clear", "fault=gremlins")
+            .unwrap_err()
+            .contains("unknown fault"));
+        assert!(parse_control("down", "port=x")
+            .unwrap_err()
+            .contains("port=x"));
     }
 
     #[test]
@@ -334,9 +403,15 @@ mod tests {
     fn readiness_follows_faults_but_not_pinned_load() {
         let mut s = FaultState::default();
         assert_eq!(s.unready_reason(), None);
-        s.set(&Fault::Load { cpu: 90.0, memory: 95.0 });
+        s.set(&Fault::Load {
+            cpu: 90.0,
+            memory: 95.0,
+        });
         assert_eq!(s.unready_reason(), None);
-        s.set(&Fault::Errors { rate: 0.1, status: 500 });
+        s.set(&Fault::Errors {
+            rate: 0.1,
+            status: 500,
+        });
         assert_eq!(s.unready_reason(), Some("faulted"));
         s.set(&Fault::Drain);
         assert_eq!(s.unready_reason(), Some("draining"));

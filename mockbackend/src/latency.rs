@@ -15,10 +15,19 @@ use crate::units::{format_duration, parse_duration};
 pub enum Latency {
     Fixed(Duration),
     /// Normal, truncated at zero (a request cannot finish before it starts).
-    Normal { mean: Duration, sd: Duration },
-    Uniform { low: Duration, high: Duration },
+    Normal {
+        mean: Duration,
+        sd: Duration,
+    },
+    Uniform {
+        low: Duration,
+        high: Duration,
+    },
     /// Log-normal given by its median and 99th percentile.
-    LogNormal { p50: Duration, p99: Duration },
+    LogNormal {
+        p50: Duration,
+        p99: Duration,
+    },
 }
 
 /// z such that P(Z <= z) = 0.99 for a standard normal.
@@ -129,31 +138,55 @@ mod tests {
         assert_eq!(Latency::parse("fixed(5ms)"), Ok(Latency::Fixed(ms(5))));
         assert_eq!(
             Latency::parse("normal(200ms, 50ms)"),
-            Ok(Latency::Normal { mean: ms(200), sd: ms(50) })
+            Ok(Latency::Normal {
+                mean: ms(200),
+                sd: ms(50)
+            })
         );
         assert_eq!(
             Latency::parse("uniform(10ms,50ms)"),
-            Ok(Latency::Uniform { low: ms(10), high: ms(50) })
+            Ok(Latency::Uniform {
+                low: ms(10),
+                high: ms(50)
+            })
         );
         assert_eq!(
             Latency::parse("lognormal(100ms,800ms)"),
-            Ok(Latency::LogNormal { p50: ms(100), p99: ms(800) })
+            Ok(Latency::LogNormal {
+                p50: ms(100),
+                p99: ms(800)
+            })
         );
     }
 
     #[test]
     fn refuses_bad_shapes_with_a_reason() {
-        assert!(Latency::parse("normal(200ms)").unwrap_err().contains("two durations"));
-        assert!(Latency::parse("uniform(50ms,10ms)").unwrap_err().contains("above"));
-        assert!(Latency::parse("lognormal(1s,10ms)").unwrap_err().contains("p50 <= p99"));
-        assert!(Latency::parse("gamma(1s,2s)").unwrap_err().contains("unknown distribution"));
-        assert!(Latency::parse("normal(200ms,50ms").unwrap_err().contains("closing"));
+        assert!(Latency::parse("normal(200ms)")
+            .unwrap_err()
+            .contains("two durations"));
+        assert!(Latency::parse("uniform(50ms,10ms)")
+            .unwrap_err()
+            .contains("above"));
+        assert!(Latency::parse("lognormal(1s,10ms)")
+            .unwrap_err()
+            .contains("p50 <= p99"));
+        assert!(Latency::parse("gamma(1s,2s)")
+            .unwrap_err()
+            .contains("unknown distribution"));
+        assert!(Latency::parse("normal(200ms,50ms")
+            .unwrap_err()
+            .contains("closing"));
         assert!(Latency::parse("soon").is_err());
     }
 
     #[test]
     fn display_round_trips() {
-        for text in ["20ms", "normal(200ms,50ms)", "uniform(10ms,50ms)", "lognormal(100ms,800ms)"] {
+        for text in [
+            "20ms",
+            "normal(200ms,50ms)",
+            "uniform(10ms,50ms)",
+            "lognormal(100ms,800ms)",
+        ] {
             let l = Latency::parse(text).unwrap();
             assert_eq!(l.to_string(), text);
         }

@@ -68,7 +68,11 @@ impl Default for Metrics {
             busy_us: AtomicU64::new(0),
             rejected_busy: AtomicU64::new(0),
             injected_errors: AtomicU64::new(0),
-            window: Mutex::new(Window { at: Instant::now(), busy_us: 0, average: 0.0 }),
+            window: Mutex::new(Window {
+                at: Instant::now(),
+                busy_us: 0,
+                average: 0.0,
+            }),
         }
     }
 }
@@ -95,10 +99,9 @@ impl Metrics {
 
     /// Requests answered with `status` on `route` so far.
     pub fn count(&self, route: Route, status: u16) -> u64 {
-        self.routes[route as usize]
-            .statuses
-            .get()
-            .map_or(0, |s| s[usize::from(status.clamp(100, 599) - 100)].load(Relaxed))
+        self.routes[route as usize].statuses.get().map_or(0, |s| {
+            s[usize::from(status.clamp(100, 599) - 100)].load(Relaxed)
+        })
     }
 
     pub fn total(&self) -> u64 {
@@ -109,7 +112,7 @@ impl Metrics {
         let mut n = 0;
         for r in &self.routes {
             if let Some(s) = r.statuses.get() {
-                n += s[400..].iter().map(|c| c.load(Relaxed)).sum::<u64>();
+                n += s[400 - 100..].iter().map(|c| c.load(Relaxed)).sum::<u64>();
             }
         }
         n
@@ -119,7 +122,10 @@ impl Metrics {
     /// or busy time over the last quarter second or more), the higher both go.
     pub fn load(&self, slots: usize, queue: usize, pin: Option<LoadPin>) -> LoadFigures {
         if let Some(p) = pin {
-            return LoadFigures { cpu: p.cpu, memory: p.memory };
+            return LoadFigures {
+                cpu: p.cpu,
+                memory: p.memory,
+            };
         }
         let slots = slots.max(1) as f64;
         let in_flight = self.in_flight.load(Relaxed) as f64;
@@ -137,7 +143,9 @@ impl Metrics {
             w.average
         };
         let utilisation = (in_flight / slots).max(average).min(1.0);
-        let pressure = ((in_flight + queued) / (slots + queue as f64)).max(average).min(1.0);
+        let pressure = ((in_flight + queued) / (slots + queue as f64))
+            .max(average)
+            .min(1.0);
         let round = |x: f64| (x * 10.0).round() / 10.0;
         LoadFigures {
             cpu: round(CPU_IDLE + (100.0 - CPU_IDLE) * utilisation),
@@ -150,12 +158,23 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             // OpenMetrics names a counter family without its `_total` suffix.
-            let name = if openmetrics { name.trim_end_matches("_total") } else { name };
+            let name = if openmetrics {
+                name.trim_end_matches("_total")
+            } else {
+                name
+            };
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        family(&mut out, "mock_requests_total", "counter", "Requests answered, by port, path and status.");
+        family(
+            &mut out,
+            "mock_requests_total",
+            "counter",
+            "Requests answered, by port, path and status.",
+        );
         for route in Route::ALL {
-            let Some(statuses) = self.routes[route as usize].statuses.get() else { continue };
+            let Some(statuses) = self.routes[route as usize].statuses.get() else {
+                continue;
+            };
             for (i, c) in statuses.iter().enumerate() {
                 let n = c.load(Relaxed);
                 if n > 0 {
@@ -168,19 +187,78 @@ impl Metrics {
                 }
             }
         }
-        family(&mut out, "mock_in_flight", "gauge", "Work requests being served now.");
-        let _ = writeln!(out, "mock_in_flight{{port=\"{port}\"}} {}", self.in_flight.load(Relaxed));
-        family(&mut out, "mock_queue_length", "gauge", "Work requests waiting for a capacity slot.");
-        let _ = writeln!(out, "mock_queue_length{{port=\"{port}\"}} {}", self.queued.load(Relaxed));
-        family(&mut out, "mock_rejected_total", "counter", "Requests refused with 503 because the queue was full.");
-        let _ = writeln!(out, "mock_rejected_total{{port=\"{port}\"}} {}", self.rejected_busy.load(Relaxed));
-        family(&mut out, "mock_injected_errors_total", "counter", "Errors answered on purpose (error_rate or the errors fault).");
-        let _ = writeln!(out, "mock_injected_errors_total{{port=\"{port}\"}} {}", self.injected_errors.load(Relaxed));
-        family(&mut out, "mock_cpu_usage_percent", "gauge", "Simulated CPU use, from the port's load.");
-        let _ = writeln!(out, "mock_cpu_usage_percent{{port=\"{port}\"}} {}", load.cpu);
-        family(&mut out, "mock_memory_usage_percent", "gauge", "Simulated memory use, from the port's load.");
-        let _ = writeln!(out, "mock_memory_usage_percent{{port=\"{port}\"}} {}", load.memory);
-        family(&mut out, "mock_request_duration_seconds", "histogram", "Time from request to last response byte, by path.");
+        family(
+            &mut out,
+            "mock_in_flight",
+            "gauge",
+            "Work requests being served now.",
+        );
+        let _ = writeln!(
+            out,
+            "mock_in_flight{{port=\"{port}\"}} {}",
+            self.in_flight.load(Relaxed)
+        );
+        family(
+            &mut out,
+            "mock_queue_length",
+            "gauge",
+            "Work requests waiting for a capacity slot.",
+        );
+        let _ = writeln!(
+            out,
+            "mock_queue_length{{port=\"{port}\"}} {}",
+            self.queued.load(Relaxed)
+        );
+        family(
+            &mut out,
+            "mock_rejected_total",
+            "counter",
+            "Requests refused with 503 because the queue was full.",
+        );
+        let _ = writeln!(
+            out,
+            "mock_rejected_total{{port=\"{port}\"}} {}",
+            self.rejected_busy.load(Relaxed)
+        );
+        family(
+            &mut out,
+            "mock_injected_errors_total",
+            "counter",
+            "Errors answered on purpose (error_rate or the errors fault).",
+        );
+        let _ = writeln!(
+            out,
+            "mock_injected_errors_total{{port=\"{port}\"}} {}",
+            self.injected_errors.load(Relaxed)
+        );
+        family(
+            &mut out,
+            "mock_cpu_usage_percent",
+            "gauge",
+            "Simulated CPU use, from the port's load.",
+        );
+        let _ = writeln!(
+            out,
+            "mock_cpu_usage_percent{{port=\"{port}\"}} {}",
+            load.cpu
+        );
+        family(
+            &mut out,
+            "mock_memory_usage_percent",
+            "gauge",
+            "Simulated memory use, from the port's load.",
+        );
+        let _ = writeln!(
+            out,
+            "mock_memory_usage_percent{{port=\"{port}\"}} {}",
+            load.memory
+        );
+        family(
+            &mut out,
+            "mock_request_duration_seconds",
+            "histogram",
+            "Time from request to last response byte, by path.",
+        );
         for route in Route::ALL {
             let r = &self.routes[route as usize];
             let count = r.count.load(Relaxed);
@@ -191,12 +269,21 @@ impl Metrics {
             let mut cumulative = 0;
             for (le, b) in BUCKETS.iter().zip(&r.buckets) {
                 cumulative += b.load(Relaxed);
-                let _ = writeln!(out, "mock_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "mock_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
             }
-            let _ = writeln!(out, "mock_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "mock_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
             let sum = r.sum_us.load(Relaxed) as f64 / 1e6;
             let _ = writeln!(out, "mock_request_duration_seconds_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "mock_request_duration_seconds_count{{{labels}}} {count}");
+            let _ = writeln!(
+                out,
+                "mock_request_duration_seconds_count{{{labels}}} {count}"
+            );
         }
         if openmetrics {
             out.push_str("# EOF\n");
@@ -205,7 +292,13 @@ impl Metrics {
     }
 
     /// The JSON view: seed 000's `cpu_usage`/`memory_usage` and the queue state.
-    pub fn render_json(&self, server: u16, name: &str, load: LoadFigures, max_concurrency: Option<usize>) -> String {
+    pub fn render_json(
+        &self,
+        server: u16,
+        name: &str,
+        load: LoadFigures,
+        max_concurrency: Option<usize>,
+    ) -> String {
         serde_json::json!({
             "server": server,
             "name": name,
@@ -242,12 +335,24 @@ mod tests {
         assert_eq!(m.count(Route::Chat, 200), 2);
         assert_eq!(m.count(Route::Chat, 503), 1);
         assert_eq!(m.total(), 3);
-        let load = LoadFigures { cpu: 5.0, memory: 30.0 };
+        let load = LoadFigures {
+            cpu: 5.0,
+            memory: 30.0,
+        };
         let text = m.render_text(8001, load, false);
-        assert!(text.contains("mock_requests_total{port=\"8001\",path=\"/chat\",status=\"200\"} 2\n"), "{text}");
-        assert!(text.contains("mock_request_duration_seconds_bucket{port=\"8001\",path=\"/chat\",le=\"0.005\"} 2\n"));
-        assert!(text.contains("mock_request_duration_seconds_bucket{port=\"8001\",path=\"/chat\",le=\"0.05\"} 3\n"));
-        assert!(text.contains("mock_request_duration_seconds_count{port=\"8001\",path=\"/chat\"} 3\n"));
+        assert!(
+            text.contains("mock_requests_total{port=\"8001\",path=\"/chat\",status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "mock_request_duration_seconds_bucket{port=\"8001\",path=\"/chat\",le=\"0.005\"} 2\n"
+        ));
+        assert!(text.contains(
+            "mock_request_duration_seconds_bucket{port=\"8001\",path=\"/chat\",le=\"0.05\"} 3\n"
+        ));
+        assert!(
+            text.contains("mock_request_duration_seconds_count{port=\"8001\",path=\"/chat\"} 3\n")
+        );
         assert!(!text.contains("# EOF"));
         let om = m.render_text(8001, load, true);
         assert!(om.ends_with("# EOF\n"));
@@ -258,21 +363,51 @@ mod tests {
     fn load_rises_with_requests_in_flight_and_can_be_pinned() {
         let m = Metrics::default();
         let idle = m.load(4, 0, None);
-        assert_eq!(idle, LoadFigures { cpu: CPU_IDLE, memory: MEMORY_IDLE });
+        assert_eq!(
+            idle,
+            LoadFigures {
+                cpu: CPU_IDLE,
+                memory: MEMORY_IDLE
+            }
+        );
         m.in_flight.store(4, Relaxed);
         let full = m.load(4, 0, None);
         assert_eq!(full.cpu, 100.0);
         assert!(full.memory > 85.0, "{full:?}");
-        let pinned = m.load(4, 0, Some(LoadPin { cpu: 12.0, memory: 95.0 }));
-        assert_eq!(pinned, LoadFigures { cpu: 12.0, memory: 95.0 });
+        let pinned = m.load(
+            4,
+            0,
+            Some(LoadPin {
+                cpu: 12.0,
+                memory: 95.0,
+            }),
+        );
+        assert_eq!(
+            pinned,
+            LoadFigures {
+                cpu: 12.0,
+                memory: 95.0
+            }
+        );
     }
 
     #[test]
     fn json_has_the_fields_the_seed_scripts_read() {
         let m = Metrics::default();
-        let v: serde_json::Value =
-            serde_json::from_str(&m.render_json(8001, "127.0.0.1:8001", m.load(4, 0, None), Some(4))).unwrap();
-        for key in ["cpu_usage", "memory_usage", "active_requests", "queue_length", "timestamp"] {
+        let v: serde_json::Value = serde_json::from_str(&m.render_json(
+            8001,
+            "127.0.0.1:8001",
+            m.load(4, 0, None),
+            Some(4),
+        ))
+        .unwrap();
+        for key in [
+            "cpu_usage",
+            "memory_usage",
+            "active_requests",
+            "queue_length",
+            "timestamp",
+        ] {
             assert!(v.get(key).is_some(), "{key} missing in {v}");
         }
     }

@@ -34,8 +34,15 @@ pub struct Node {
     faulted: AtomicBool,
     gate: Option<Arc<Semaphore>>,
     seq: AtomicU64,
-    /// Cancels the current accept loop (and its connections) when the port goes down.
-    pub(crate) listening: Mutex<Option<CancellationToken>>,
+    /// The current accept loop, while the port is up.
+    pub(crate) listening: Mutex<Option<Listening>>,
+}
+
+/// A port's accept loop: cancelling `down` stops it and drops its
+/// connections; `task` ends once the listener is closed.
+pub(crate) struct Listening {
+    pub down: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 /// The queue was full: answer 503.
@@ -43,9 +50,16 @@ pub struct Node {
 pub struct Busy;
 
 impl Node {
-    pub(crate) fn new(index: usize, addr: SocketAddr, profile: Profile, seed: Option<u64>, log: bool) -> Node {
+    pub(crate) fn new(
+        index: usize,
+        addr: SocketAddr,
+        profile: Profile,
+        seed: Option<u64>,
+        log: bool,
+    ) -> Node {
         let label = profile.name.clone().unwrap_or_else(|| addr.to_string());
-        let label_header = HeaderValue::from_str(&label).unwrap_or_else(|_| HeaderValue::from_static("mockbackend"));
+        let label_header = HeaderValue::from_str(&label)
+            .unwrap_or_else(|_| HeaderValue::from_static("mockbackend"));
         let rng = match seed {
             Some(s) => SmallRng::seed_from_u64(s.wrapping_add(index as u64)),
             None => SmallRng::from_os_rng(),
@@ -133,12 +147,17 @@ impl Node {
             },
         };
         self.metrics.in_flight.fetch_add(1, Relaxed);
-        Ok(Ticket { _permit: permit, node: self.clone() })
+        Ok(Ticket {
+            _permit: permit,
+            node: self.clone(),
+        })
     }
 
     /// No free capacity slot right now.
     pub fn saturated(&self) -> bool {
-        self.gate.as_ref().is_some_and(|g| g.available_permits() == 0)
+        self.gate
+            .as_ref()
+            .is_some_and(|g| g.available_permits() == 0)
     }
 
     pub fn load(&self) -> LoadFigures {
@@ -188,9 +207,23 @@ pub struct Done {
 }
 
 impl Done {
-    pub fn new(node: Arc<Node>, route: Route, status: u16, start: Instant, ticket: Option<Ticket>, log: Option<LogLine>) -> Done {
+    pub fn new(
+        node: Arc<Node>,
+        route: Route,
+        status: u16,
+        start: Instant,
+        ticket: Option<Ticket>,
+        log: Option<LogLine>,
+    ) -> Done {
         let log = if node.log { log.map(Box::new) } else { None };
-        Done { node, route, status, start, _ticket: ticket, log }
+        Done {
+            node,
+            route,
+            status,
+            start,
+            _ticket: ticket,
+            log,
+        }
     }
 
     pub fn wants_log(node: &Node) -> bool {

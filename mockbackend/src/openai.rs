@@ -81,7 +81,9 @@ pub fn parse(kind: Kind, body: &[u8], cx: Context<'_>) -> Result<Answer, String>
             v.as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("max_tokens must be a whole number of at least 1, not {v}"))?,
+                .ok_or_else(|| {
+                    format!("max_tokens must be a whole number of at least 1, not {v}")
+                })?,
         ),
     };
     let (tokens, finish) = match limit {
@@ -114,8 +116,22 @@ fn words_in(v: &Value) -> u32 {
 }
 
 const WORDS: [&str; 16] = [
-    " The", " balancer", " sent", " this", " request", " to", " a", " mock", " backend", " that",
-    " answers", " one", " token", " at", " a", " time.",
+    " The",
+    " balancer",
+    " sent",
+    " this",
+    " request",
+    " to",
+    " a",
+    " mock",
+    " backend",
+    " that",
+    " answers",
+    " one",
+    " token",
+    " at",
+    " a",
+    " time.",
 ];
 
 /// The `i`-th token of every answer; each is one word, so chunks and tokens
@@ -200,14 +216,31 @@ impl Answer {
         }
     }
 
-    fn choice<'a>(&self, text: Option<&'a str>, finish: Option<&'static str>, first: bool) -> Choice<'a> {
-        let blank = Choice { index: 0, message: None, delta: None, text: None, finish_reason: finish };
+    fn choice<'a>(
+        &self,
+        text: Option<&'a str>,
+        finish: Option<&'static str>,
+        first: bool,
+    ) -> Choice<'a> {
+        let blank = Choice {
+            index: 0,
+            message: None,
+            delta: None,
+            text: None,
+            finish_reason: finish,
+        };
         match self.kind {
             Kind::Chat => Choice {
-                delta: Some(Delta { role: first.then_some("assistant"), content: text }),
+                delta: Some(Delta {
+                    role: first.then_some("assistant"),
+                    content: text,
+                }),
                 ..blank
             },
-            Kind::Text => Choice { text: Some(text.unwrap_or("")), ..blank },
+            Kind::Text => Choice {
+                text: Some(text.unwrap_or("")),
+                ..blank
+            },
         }
     }
 
@@ -222,13 +255,31 @@ impl Answer {
     pub fn full_body(&self) -> Vec<u8> {
         let text = content(self.tokens);
         let finish = Some(self.finish);
-        let blank = Choice { index: 0, message: None, delta: None, text: None, finish_reason: finish };
+        let blank = Choice {
+            index: 0,
+            message: None,
+            delta: None,
+            text: None,
+            finish_reason: finish,
+        };
         let (object, choice) = match self.kind {
             Kind::Chat => (
                 "chat.completion",
-                Choice { message: Some(ChatMessage { role: "assistant", content: &text }), ..blank },
+                Choice {
+                    message: Some(ChatMessage {
+                        role: "assistant",
+                        content: &text,
+                    }),
+                    ..blank
+                },
             ),
-            Kind::Text => ("text_completion", Choice { text: Some(&text), ..blank }),
+            Kind::Text => (
+                "text_completion",
+                Choice {
+                    text: Some(&text),
+                    ..blank
+                },
+            ),
         };
         let mut e = self.envelope(object, choice);
         e.usage = Some(self.usage());
@@ -238,15 +289,24 @@ impl Answer {
 
     /// SSE event carrying token `i`; the first one also carries the role.
     pub fn chunk(&self, i: u32) -> Bytes {
-        let e = self.envelope(self.chunk_object(), self.choice(Some(token(i)), None, i == 0));
+        let e = self.envelope(
+            self.chunk_object(),
+            self.choice(Some(token(i)), None, i == 0),
+        );
         sse(&e)
     }
 
     /// The closing events: the finish reason with `usage`, then `[DONE]`.
     pub fn last_chunks(&self) -> Bytes {
-        let mut e = self.envelope(self.chunk_object(), self.choice(None, Some(self.finish), self.tokens == 0));
+        let mut e = self.envelope(
+            self.chunk_object(),
+            self.choice(None, Some(self.finish), self.tokens == 0),
+        );
         if self.kind == Kind::Chat {
-            e.choices[0].delta = Some(Delta { role: None, content: None });
+            e.choices[0].delta = Some(Delta {
+                role: None,
+                content: None,
+            });
         }
         e.usage = Some(self.usage());
         let mut out = sse(&e).to_vec();
@@ -285,7 +345,13 @@ mod tests {
     use super::*;
 
     fn cx() -> Context<'static> {
-        Context { id: "chatcmpl-1".into(), created: 1700000000, default_model: "mock-model", output_tokens: 16, server: 8001 }
+        Context {
+            id: "chatcmpl-1".into(),
+            created: 1700000000,
+            default_model: "mock-model",
+            output_tokens: 16,
+            server: 8001,
+        }
     }
 
     fn events(bytes: &[u8]) -> Vec<String> {
@@ -293,7 +359,11 @@ mod tests {
             .unwrap()
             .split("\n\n")
             .filter(|s| !s.is_empty())
-            .map(|s| s.strip_prefix("data: ").expect("every event is a data line").to_string())
+            .map(|s| {
+                s.strip_prefix("data: ")
+                    .expect("every event is a data line")
+                    .to_string()
+            })
             .collect()
     }
 
@@ -301,18 +371,32 @@ mod tests {
     fn chat_request_is_sized_by_max_tokens() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"hello there world"}],"max_tokens":5,"stream":true}"#;
         let a = parse(Kind::Chat, body, cx()).unwrap();
-        assert_eq!((a.tokens, a.finish, a.prompt_tokens, a.stream), (5, "length", 3, true));
+        assert_eq!(
+            (a.tokens, a.finish, a.prompt_tokens, a.stream),
+            (5, "length", 3, true)
+        );
         assert_eq!(a.model, "m");
         let a = parse(Kind::Chat, br#"{"messages":[]}"#, cx()).unwrap();
-        assert_eq!((a.tokens, a.finish, a.model.as_str()), (16, "stop", "mock-model"));
+        assert_eq!(
+            (a.tokens, a.finish, a.model.as_str()),
+            (16, "stop", "mock-model")
+        );
     }
 
     #[test]
     fn bad_requests_say_what_is_missing() {
-        assert!(parse(Kind::Chat, b"{}", cx()).unwrap_err().contains("'messages'"));
-        assert!(parse(Kind::Text, b"{}", cx()).unwrap_err().contains("'prompt'"));
-        assert!(parse(Kind::Chat, b"{", cx()).unwrap_err().contains("not valid JSON"));
-        assert!(parse(Kind::Text, br#"{"prompt":"x","max_tokens":0}"#, cx()).unwrap_err().contains("max_tokens"));
+        assert!(parse(Kind::Chat, b"{}", cx())
+            .unwrap_err()
+            .contains("'messages'"));
+        assert!(parse(Kind::Text, b"{}", cx())
+            .unwrap_err()
+            .contains("'prompt'"));
+        assert!(parse(Kind::Chat, b"{", cx())
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(parse(Kind::Text, br#"{"prompt":"x","max_tokens":0}"#, cx())
+            .unwrap_err()
+            .contains("max_tokens"));
     }
 
     #[test]

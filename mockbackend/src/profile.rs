@@ -173,12 +173,27 @@ mod tests {
     #[test]
     fn bad_values_say_what_is_wrong() {
         let mut p = Profile::default();
-        assert!(p.set("error_rate", "1.5").unwrap_err().contains("between 0 and 1"));
-        assert!(p.set("error_status", "99").unwrap_err().contains("HTTP status"));
+        assert!(p
+            .set("error_rate", "1.5")
+            .unwrap_err()
+            .contains("between 0 and 1"));
+        assert!(p
+            .set("error_status", "99")
+            .unwrap_err()
+            .contains("HTTP status"));
         assert!(p.set("queue", "-1").unwrap_err().contains("whole number"));
-        assert!(p.set("output_tokens", "0").unwrap_err().contains("between 1"));
-        assert!(p.set("tokens_per_sec", "-3").unwrap_err().contains("positive"));
-        assert!(p.set("colour", "red").unwrap_err().contains("unknown setting 'colour'"));
+        assert!(p
+            .set("output_tokens", "0")
+            .unwrap_err()
+            .contains("between 1"));
+        assert!(p
+            .set("tokens_per_sec", "-3")
+            .unwrap_err()
+            .contains("positive"));
+        assert!(p
+            .set("colour", "red")
+            .unwrap_err()
+            .contains("unknown setting 'colour'"));
         assert_eq!(p, Profile::default(), "a refused setting changes nothing");
     }
 

@@ -24,7 +24,12 @@ struct ErrorBody<'a> {
 
 pub fn error_json(message: &str, server: u16) -> Vec<u8> {
     let ts = timestamp();
-    serde_json::to_vec(&ErrorBody { error: message, server, timestamp: &ts }).unwrap_or_default()
+    serde_json::to_vec(&ErrorBody {
+        error: message,
+        server,
+        timestamp: &ts,
+    })
+    .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -45,7 +50,9 @@ struct ChatResponse<'a> {
 /// `Err` carries the message for a 400.
 pub fn chat(body: &[u8], server: u16) -> Result<Vec<u8>, String> {
     let request: ChatRequest = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => "'message' must be a string in a JSON object".to_string(),
+        serde_json::error::Category::Data => {
+            "'message' must be a string in a JSON object".to_string()
+        }
         _ => "Invalid JSON format".to_string(),
     })?;
     let message = request.message.unwrap_or_default();
@@ -79,8 +86,14 @@ pub fn completions(body: &[u8], server: u16) -> Result<Vec<u8>, String> {
     let tail: String = text.chars().skip(chars.saturating_sub(5)).collect();
     let response = CompletionsResponse {
         completions: [
-            Completion { text: format!("Completion 1: {head}..."), index: 0 },
-            Completion { text: format!("Completion 2: {tail}..."), index: 1 },
+            Completion {
+                text: format!("Completion 1: {head}..."),
+                index: 0,
+            },
+            Completion {
+                text: format!("Completion 2: {tail}..."),
+                index: 1,
+            },
         ],
         server,
         timestamp: timestamp(),
@@ -118,7 +131,9 @@ mod tests {
     fn chat_refuses_bad_json() {
         assert_eq!(chat(b"{nope", 8001), Err("Invalid JSON format".to_string()));
         assert_eq!(chat(b"", 8001), Err("Invalid JSON format".to_string()));
-        assert!(chat(br#"{"message": 5}"#, 8001).unwrap_err().contains("must be a string"));
+        assert!(chat(br#"{"message": 5}"#, 8001)
+            .unwrap_err()
+            .contains("must be a string"));
         assert!(chat(b"[1,2]", 8001).unwrap_err().contains("JSON object"));
     }
 

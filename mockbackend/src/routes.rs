@@ -99,13 +99,20 @@ pub fn route(method: &Method, path: &str) -> Routed {
         "/metrics" => (Route::Metrics, read, "GET, HEAD"),
         "/load" => (Route::Load, read, "GET, HEAD"),
         p if p == "/_mock" || p.starts_with("/_mock/") => {
-            let route = if post { Route::MockControl } else { Route::MockState };
+            let route = if post {
+                Route::MockControl
+            } else {
+                Route::MockState
+            };
             (route, read || post, "GET, HEAD, POST")
         }
         _ if post => (Route::NotFound, true, ""),
         _ => (Route::Text, read, "GET, HEAD, POST"),
     };
-    Routed { route, not_allowed: (!ok).then_some(allow) }
+    Routed {
+        route,
+        not_allowed: (!ok).then_some(allow),
+    }
 }
 
 #[cfg(test)]
@@ -118,13 +125,19 @@ mod tests {
 
     #[test]
     fn the_routing_table() {
-        let ok = |route| Routed { route, not_allowed: None };
+        let ok = |route| Routed {
+            route,
+            not_allowed: None,
+        };
         assert_eq!(r("GET", "/"), ok(Route::Text));
         assert_eq!(r("GET", "/anything/at/all"), ok(Route::Text));
         assert_eq!(r("HEAD", "/"), ok(Route::Text));
         assert_eq!(r("POST", "/chat"), ok(Route::Chat));
         assert_eq!(r("POST", "/completions"), ok(Route::Completions));
-        assert_eq!(r("POST", "/v1/chat/completions"), ok(Route::ChatCompletions));
+        assert_eq!(
+            r("POST", "/v1/chat/completions"),
+            ok(Route::ChatCompletions)
+        );
         assert_eq!(r("POST", "/v1/completions"), ok(Route::TextCompletions));
         assert_eq!(r("GET", "/v1/models"), ok(Route::Models));
         assert_eq!(r("GET", "/health"), ok(Route::Health));

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::faults::{Control, FaultKind, FaultState, Target};
-use crate::node::Node;
+use crate::node::{Listening, Node};
 use crate::service::{handle, Conn, Ctx};
 
 /// Why the server could not start; each names the flag to change.
@@ -28,7 +28,9 @@ use crate::service::{handle, Conn, Ctx};
 pub enum StartError {
     #[error("--ports: {addr} is already in use; stop what holds it or pick another port")]
     InUse { addr: SocketAddr },
-    #[error("--ports: {addr} needs root (ports below 1024 are privileged); pick a port above 1024")]
+    #[error(
+        "--ports: {addr} needs root (ports below 1024 are privileged); pick a port above 1024"
+    )]
     Privileged { addr: SocketAddr },
     #[error("--bind: {addr} is not an address of this machine")]
     NotLocal { addr: SocketAddr },
@@ -82,7 +84,13 @@ impl Server {
                 addr: SocketAddr::new(config.bind, p.port),
                 source,
             })?;
-            nodes.push(Arc::new(Node::new(index, addr, p.profile.clone(), config.seed, config.log)));
+            nodes.push(Arc::new(Node::new(
+                index,
+                addr,
+                p.profile.clone(),
+                config.seed,
+                config.log,
+            )));
         }
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -97,7 +105,8 @@ impl Server {
             tasks: TaskTracker::new(),
         });
         for (node, listener) in shared.nodes.iter().zip(listeners) {
-            shared.listen(node, listener);
+            let listening = shared.listen(node, listener);
+            *node.listening.lock().unwrap_or_else(|e| e.into_inner()) = Some(listening);
         }
         Ok(Server { shared })
     }
@@ -111,10 +120,18 @@ impl Server {
         &self.shared.nodes
     }
 
-    /// Changes the faults of the port at `index`, as `/_mock/` does.
-    pub fn control(&self, index: usize, control: Control) -> Result<(), String> {
-        let node = self.shared.nodes.get(index).ok_or_else(|| format!("no port at index {index}"))?;
-        self.shared.control(node, Target::This, control, None).map(|_| ())
+    /// Changes the faults of the port at `index`, as `/_mock/` does. Returns
+    /// once the change is in force (a downed port refuses connections).
+    pub async fn control(&self, index: usize, control: Control) -> Result<(), String> {
+        let node = self
+            .shared
+            .nodes
+            .get(index)
+            .ok_or_else(|| format!("no port at index {index}"))?;
+        self.shared
+            .control(node, Target::This, control, None)
+            .await
+            .map(|_| ())
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the grace
@@ -122,22 +139,30 @@ impl Server {
     pub async fn shutdown(self) {
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
-        let _ = tokio::time::timeout(self.shared.grace + Duration::from_secs(1), self.shared.tasks.wait()).await;
+        let _ = tokio::time::timeout(
+            self.shared.grace + Duration::from_secs(1),
+            self.shared.tasks.wait(),
+        )
+        .await;
     }
 
     /// Requests in flight on every port.
     pub fn in_flight(&self) -> u64 {
-        self.shared.nodes.iter().map(|n| n.metrics.in_flight.load(Relaxed)).sum()
+        self.shared
+            .nodes
+            .iter()
+            .map(|n| n.metrics.in_flight.load(Relaxed))
+            .sum()
     }
 }
 
 impl Shared {
     /// Starts the accept loop of `node` on `listener`.
-    fn listen(self: &Arc<Self>, node: &Arc<Node>, listener: TcpListener) {
+    fn listen(self: &Arc<Self>, node: &Arc<Node>, listener: TcpListener) -> Listening {
         let down = CancellationToken::new();
-        *node.listening.lock().unwrap_or_else(|e| e.into_inner()) = Some(down.clone());
-        let (shared, node) = (self.clone(), node.clone());
-        self.tasks.spawn(async move {
+        let (shared, node, stop) = (self.clone(), node.clone(), down.clone());
+        let task = self.tasks.spawn(async move {
+            let down = stop;
             loop {
                 let accepted = tokio::select! {
                     () = down.cancelled() => break,
@@ -155,10 +180,11 @@ impl Shared {
                 }
             }
         });
+        Listening { down, task }
     }
 
     /// Applies a control to the targeted ports and returns them.
-    pub fn control(
+    pub async fn control(
         self: &Arc<Self>,
         from: &Arc<Node>,
         target: Target,
@@ -176,7 +202,10 @@ impl Shared {
         };
         for node in &targets {
             match &control {
-                Control::Set { fault, revert_after } => {
+                Control::Set {
+                    fault,
+                    revert_after,
+                } => {
                     let generation = node.modify_faults(|f| f.set(fault));
                     if let Some(after) = revert_after {
                         self.revert_later(node, fault.kind(), generation, *after);
@@ -191,7 +220,7 @@ impl Shared {
                     conn.exempt.store(true, Relaxed);
                 }
             }
-            self.sync_listener(node)?;
+            self.sync_listener(node).await?;
         }
         Ok(targets)
     }
@@ -200,36 +229,45 @@ impl Shared {
         &self.nodes[from.index]
     }
 
-    /// Closes or reopens `node`'s listener to match its `down` fault.
-    fn sync_listener(self: &Arc<Self>, node: &Arc<Node>) -> Result<(), String> {
+    /// Closes or reopens `node`'s listener to match its `down` fault; returns
+    /// once a closed listener is really closed.
+    async fn sync_listener(self: &Arc<Self>, node: &Arc<Node>) -> Result<(), String> {
         let down = node.fault_state().down;
-        let mut listening = node.listening.lock().unwrap_or_else(|e| e.into_inner());
-        match (down, listening.is_some()) {
-            (true, true) => {
-                if let Some(token) = listening.take() {
-                    token.cancel();
+        let closing = {
+            let mut listening = node.listening.lock().unwrap_or_else(|e| e.into_inner());
+            match (down, listening.is_some()) {
+                (true, true) => listening.take(),
+                (false, false) if !self.shutdown.is_cancelled() => {
+                    let listener = bind(node.addr).map_err(|e| {
+                        node.modify_faults(|f| f.set(&crate::faults::Fault::Down));
+                        format!("could not reopen the port: {e}")
+                    })?;
+                    *listening = Some(self.listen(node, listener));
+                    None
                 }
+                _ => None,
             }
-            (false, false) if !self.shutdown.is_cancelled() => {
-                drop(listening);
-                let listener = bind(node.addr).map_err(|e| {
-                    node.modify_faults(|f| f.set(&crate::faults::Fault::Down));
-                    format!("could not reopen the port: {e}")
-                })?;
-                self.listen(node, listener);
-            }
-            _ => {}
+        };
+        if let Some(Listening { down, task }) = closing {
+            down.cancel();
+            let _ = task.await;
         }
         Ok(())
     }
 
-    fn revert_later(self: &Arc<Self>, node: &Arc<Node>, kind: FaultKind, generation: u64, after: Duration) {
+    fn revert_later(
+        self: &Arc<Self>,
+        node: &Arc<Node>,
+        kind: FaultKind,
+        generation: u64,
+        after: Duration,
+    ) {
         let (shared, node) = (self.clone(), node.clone());
         tokio::spawn(async move {
             tokio::select! {
                 () = tokio::time::sleep(after) => {
                     if node.modify_faults(|f| f.clear_if(kind, generation)) {
-                        let _ = shared.sync_listener(&node);
+                        let _ = shared.sync_listener(&node).await;
                     }
                 }
                 () = shared.shutdown.cancelled() => {}
@@ -240,14 +278,27 @@ impl Shared {
 
 /// Serves one connection until it closes, its port goes down, or the server
 /// shuts down (then in-flight requests get the grace period).
-async fn serve(shared: Arc<Shared>, node: Arc<Node>, stream: TcpStream, peer: SocketAddr, down: CancellationToken) {
+async fn serve(
+    shared: Arc<Shared>,
+    node: Arc<Node>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    down: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let rst = Arc::new(AtomicBool::new(false));
-    let io = TokioIo::new(ConnIo { stream, rst: rst.clone() });
+    let io = TokioIo::new(ConnIo {
+        stream,
+        rst: rst.clone(),
+    });
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
         node,
-        conn: Conn { peer, rst, exempt: AtomicBool::new(false) },
+        conn: Conn {
+            peer,
+            rst,
+            exempt: AtomicBool::new(false),
+        },
     });
     let svc = {
         let ctx = ctx.clone();
@@ -283,13 +334,21 @@ impl Drop for ConnIo {
 }
 
 impl AsyncRead for ConnIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ConnIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 

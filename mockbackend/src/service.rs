@@ -52,7 +52,8 @@ impl std::error::Error for Hangup {}
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const SERVER: HeaderValue = HeaderValue::from_static(concat!("lbkit-mockbackend/", env!("CARGO_PKG_VERSION")));
+const SERVER: HeaderValue =
+    HeaderValue::from_static(concat!("lbkit-mockbackend/", env!("CARGO_PKG_VERSION")));
 
 fn respond(status: StatusCode, content_type: HeaderValue, body: Reply) -> Response<Reply> {
     let mut r = Response::new(body);
@@ -62,14 +63,21 @@ fn respond(status: StatusCode, content_type: HeaderValue, body: Reply) -> Respon
 }
 
 fn json_error(status: StatusCode, message: &str, server: u16) -> Response<Reply> {
-    respond(status, JSON, Reply::full(replies::error_json(message, server)))
+    respond(
+        status,
+        JSON,
+        Reply::full(replies::error_json(message, server)),
+    )
 }
 
 fn openai_error(status: StatusCode, message: &str, kind: &str) -> Response<Reply> {
     respond(status, JSON, Reply::full(openai::error(message, kind)))
 }
 
-pub(crate) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Reply>, Hangup> {
+pub(crate) async fn handle(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+) -> Result<Response<Reply>, Hangup> {
     let start = Instant::now();
     let node = &ctx.node;
     let Routed { route, not_allowed } = route(req.method(), req.uri().path());
@@ -80,13 +88,22 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp
         version: req.version(),
     });
 
-    let faults = if route.is_control() { None } else { node.faults() };
+    let faults = if route.is_control() {
+        None
+    } else {
+        node.faults()
+    };
     let (mut response, ticket) = if let Some(allow) = not_allowed {
-        let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", node.port());
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        let mut r = json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            node.port(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
         (r, None)
     } else if route.is_control() {
-        (control(&ctx, route, &req), None)
+        (control(&ctx, route, &req).await, None)
     } else {
         if let Some(f) = &faults {
             if f.hang {
@@ -150,7 +167,12 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyErro
 
 /// The endpoints that stand for real work: capacity, latency and injected
 /// errors apply here.
-async fn work(ctx: &Ctx, route: Route, req: Request<Incoming>, faults: Option<&FaultState>) -> (Response<Reply>, Option<Ticket>) {
+async fn work(
+    ctx: &Ctx,
+    route: Route,
+    req: Request<Incoming>,
+    faults: Option<&FaultState>,
+) -> (Response<Reply>, Option<Ticket>) {
     let node = &ctx.node;
     let port = node.port();
     let openai_kind = match route {
@@ -164,16 +186,30 @@ async fn work(ctx: &Ctx, route: Route, req: Request<Incoming>, faults: Option<&F
         match read_body(req, ctx.shared.max_body).await {
             Ok(b) => b,
             Err(BodyError::TooLarge) => {
-                let msg = format!("Request body is larger than the limit of {} bytes", ctx.shared.max_body);
+                let msg = format!(
+                    "Request body is larger than the limit of {} bytes",
+                    ctx.shared.max_body
+                );
                 return (json_error(StatusCode::PAYLOAD_TOO_LARGE, &msg, port), None);
             }
             Err(BodyError::Broken) => {
-                return (json_error(StatusCode::BAD_REQUEST, "Request body could not be read", port), None)
+                return (
+                    json_error(
+                        StatusCode::BAD_REQUEST,
+                        "Request body could not be read",
+                        port,
+                    ),
+                    None,
+                )
             }
         }
     };
     let Ok(ticket) = node.admit().await else {
-        let busy = json_error(StatusCode::SERVICE_UNAVAILABLE, "Server is busy. Please try again later.", port);
+        let busy = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server is busy. Please try again later.",
+            port,
+        );
         return (busy, None);
     };
     let (rate, error_status) = match faults.and_then(|f| f.errors) {
@@ -186,7 +222,8 @@ async fn work(ctx: &Ctx, route: Route, req: Request<Incoming>, faults: Option<&F
     }
     if fail {
         node.metrics.injected_errors.fetch_add(1, Relaxed);
-        let status = StatusCode::from_u16(error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let r = match openai_kind {
             Some(_) => openai_error(status, "injected error", "server_error"),
             None => json_error(status, "injected error", port),
@@ -233,7 +270,11 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
     let gap = node.profile.token_gap();
     let first_at = tokio::time::Instant::now() + node.profile.ttft;
     if answer.stream {
-        let mut r = respond(StatusCode::OK, HeaderValue::from_static("text/event-stream"), Reply::tokens(answer, first_at, gap));
+        let mut r = respond(
+            StatusCode::OK,
+            HeaderValue::from_static("text/event-stream"),
+            Reply::tokens(answer, first_at, gap),
+        );
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         // Asks nginx not to buffer the stream (proxy_buffering off for this response).
@@ -247,7 +288,12 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
 }
 
 /// Endpoints that report on the port rather than do work.
-fn info(node: &Node, route: Route, req: &Request<Incoming>, faults: Option<&FaultState>) -> Response<Reply> {
+fn info(
+    node: &Node,
+    route: Route,
+    req: &Request<Incoming>,
+    faults: Option<&FaultState>,
+) -> Response<Reply> {
     let text = |status, s: String| respond(status, TEXT, Reply::full(s));
     match route {
         Route::Health => text(StatusCode::OK, "healthy\n".to_string()),
@@ -256,21 +302,43 @@ fn info(node: &Node, route: Route, req: &Request<Incoming>, faults: Option<&Faul
                 .and_then(FaultState::unready_reason)
                 .or_else(|| node.saturated().then_some("at capacity"));
             match reason {
-                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                Some(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                ),
                 None => text(StatusCode::OK, "ready\n".to_string()),
             }
         }
         Route::Metrics => {
-            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let load = node.load();
             if accept.contains("application/openmetrics-text") {
-                let ct = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
-                respond(StatusCode::OK, ct, Reply::full(node.metrics.render_text(node.port(), load, true)))
+                let ct = HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                );
+                respond(
+                    StatusCode::OK,
+                    ct,
+                    Reply::full(node.metrics.render_text(node.port(), load, true)),
+                )
             } else if accept.contains("text/plain") {
                 let ct = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
-                respond(StatusCode::OK, ct, Reply::full(node.metrics.render_text(node.port(), load, false)))
+                respond(
+                    StatusCode::OK,
+                    ct,
+                    Reply::full(node.metrics.render_text(node.port(), load, false)),
+                )
             } else {
-                let json = node.metrics.render_json(node.port(), &node.label, load, node.profile.max_concurrency);
+                let json = node.metrics.render_json(
+                    node.port(),
+                    &node.label,
+                    load,
+                    node.profile.max_concurrency,
+                );
                 respond(StatusCode::OK, JSON, Reply::full(json))
             }
         }
@@ -279,16 +347,24 @@ fn info(node: &Node, route: Route, req: &Request<Incoming>, faults: Option<&Faul
             let json = serde_json::json!({"cpu": load.cpu, "memory": load.memory, "timestamp": crate::metrics::unix_seconds()});
             respond(StatusCode::OK, JSON, Reply::full(json.to_string()))
         }
-        Route::Models => respond(StatusCode::OK, JSON, Reply::full(openai::models(&node.profile.model))),
+        Route::Models => respond(
+            StatusCode::OK,
+            JSON,
+            Reply::full(openai::models(&node.profile.model)),
+        ),
         _ => json_error(StatusCode::NOT_FOUND, "API not found", node.port()),
     }
 }
 
 /// `/_mock/...`: read the fault state, or change it. Loopback clients only.
-fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<Reply> {
+async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<Reply> {
     let port = ctx.node.port();
     if !ctx.conn.peer.ip().to_canonical().is_loopback() {
-        return json_error(StatusCode::FORBIDDEN, "/_mock/ answers loopback clients only", port);
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "/_mock/ answers loopback clients only",
+            port,
+        );
     }
     let state = |nodes: Vec<&Arc<Node>>| {
         let ports: Vec<_> = nodes
@@ -304,7 +380,11 @@ fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<Reply> 
                 })
             })
             .collect();
-        respond(StatusCode::OK, JSON, Reply::full(serde_json::json!({ "ports": ports }).to_string()))
+        respond(
+            StatusCode::OK,
+            JSON,
+            Reply::full(serde_json::json!({ "ports": ports }).to_string()),
+        )
     };
     if route == Route::MockState {
         return state(ctx.shared.nodes.iter().collect());
@@ -315,7 +395,11 @@ fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<Reply> 
         Ok(c) => c,
         Err(why) => return json_error(StatusCode::BAD_REQUEST, &why, port),
     };
-    match ctx.shared.control(&ctx.node, target, control, Some(&ctx.conn)) {
+    match ctx
+        .shared
+        .control(&ctx.node, target, control, Some(&ctx.conn))
+        .await
+    {
         Ok(nodes) => state(nodes),
         Err(why) => json_error(StatusCode::CONFLICT, &why, port),
     }

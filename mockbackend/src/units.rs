@@ -24,7 +24,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         other => {
-            return Err(format!("has an unknown unit '{other}'; use us, ms, s, m or h"))
+            return Err(format!(
+                "has an unknown unit '{other}'; use us, ms, s, m or h"
+            ))
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| "is out of range".to_string())
@@ -83,7 +85,9 @@ mod tests {
     #[test]
     fn durations_without_unit_or_with_nonsense_are_refused() {
         assert!(parse_duration("20").unwrap_err().contains("no unit"));
-        assert!(parse_duration("20 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("20 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("1.2.3ms").is_err());
         assert!(parse_duration("").is_err());
