@@ -13,8 +13,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::node::Done;
 use crate::openai::Answer;
+use crate::service::Done;
 
 /// A response body cut short on purpose (the reset-connections fault).
 #[derive(Debug)]

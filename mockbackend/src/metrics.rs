@@ -35,12 +35,35 @@ struct RouteCounters {
     count: AtomicU64,
 }
 
-pub struct Metrics {
+/// Counters one group of threads writes. Every request updates several
+/// counters; with one shared copy the cores would pass its cache lines back
+/// and forth on every request, so each thread writes its own shard and a read
+/// sums them.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard {
     routes: [RouteCounters; Route::COUNT],
-    pub in_flight: AtomicU64,
-    pub queued: AtomicU64,
-    /// Work-request time summed over requests, for the simulated CPU figure.
+    /// Wrapping: a request may enter on one thread and leave on another, so a
+    /// shard alone can go "negative"; the sum over shards is right.
+    in_flight: AtomicU64,
     busy_us: AtomicU64,
+}
+
+const SHARDS: usize = 8;
+
+fn shard_index() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+pub struct Metrics {
+    shards: Box<[Shard; SHARDS]>,
+    /// Waiting for a capacity slot. Not sharded: admission reads it to decide.
+    pub queued: AtomicU64,
     pub rejected_busy: AtomicU64,
     pub injected_errors: AtomicU64,
     window: Mutex<Window>,
@@ -62,10 +85,8 @@ pub struct LoadFigures {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            routes: Default::default(),
-            in_flight: AtomicU64::new(0),
+            shards: Box::default(),
             queued: AtomicU64::new(0),
-            busy_us: AtomicU64::new(0),
             rejected_busy: AtomicU64::new(0),
             injected_errors: AtomicU64::new(0),
             window: Mutex::new(Window {
@@ -77,14 +98,26 @@ impl Default for Metrics {
     }
 }
 
+fn status_slot(status: u16) -> usize {
+    usize::from(status.clamp(100, 599) - 100)
+}
+
 impl Metrics {
+    fn mine(&self) -> &Shard {
+        &self.shards[shard_index()]
+    }
+
+    fn sum(&self, f: impl Fn(&Shard) -> u64) -> u64 {
+        self.shards.iter().map(f).fold(0, u64::wrapping_add)
+    }
+
     pub fn record(&self, route: Route, status: u16, elapsed: Duration) {
-        let r = &self.routes[route as usize];
+        let shard = self.mine();
+        let r = &shard.routes[route as usize];
         let statuses = r
             .statuses
             .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
-        let slot = usize::from(status.clamp(100, 599) - 100);
-        statuses[slot].fetch_add(1, Relaxed);
+        statuses[status_slot(status)].fetch_add(1, Relaxed);
         let seconds = elapsed.as_secs_f64();
         if let Some(b) = BUCKETS.iter().position(|le| seconds <= *le) {
             r.buckets[b].fetch_add(1, Relaxed);
@@ -93,29 +126,47 @@ impl Metrics {
         r.sum_us.fetch_add(us, Relaxed);
         r.count.fetch_add(1, Relaxed);
         if route.is_work() {
-            self.busy_us.fetch_add(us, Relaxed);
+            shard.busy_us.fetch_add(us, Relaxed);
         }
+    }
+
+    /// A work request took a slot; `leave` when it is done.
+    pub fn enter(&self) {
+        self.mine().in_flight.fetch_add(1, Relaxed);
+    }
+
+    pub fn leave(&self) {
+        self.mine().in_flight.fetch_sub(1, Relaxed);
+    }
+
+    /// Work requests being served now.
+    pub fn in_flight(&self) -> u64 {
+        self.sum(|s| s.in_flight.load(Relaxed))
+    }
+
+    fn status_count(&self, route: Route, slots: std::ops::Range<usize>) -> u64 {
+        self.sum(|s| {
+            s.routes[route as usize].statuses.get().map_or(0, |st| {
+                st[slots.clone()].iter().map(|c| c.load(Relaxed)).sum()
+            })
+        })
     }
 
     /// Requests answered with `status` on `route` so far.
     pub fn count(&self, route: Route, status: u16) -> u64 {
-        self.routes[route as usize].statuses.get().map_or(0, |s| {
-            s[usize::from(status.clamp(100, 599) - 100)].load(Relaxed)
-        })
+        let slot = status_slot(status);
+        self.status_count(route, slot..slot + 1)
     }
 
     pub fn total(&self) -> u64 {
-        self.routes.iter().map(|r| r.count.load(Relaxed)).sum()
+        self.sum(|s| s.routes.iter().map(|r| r.count.load(Relaxed)).sum())
     }
 
     fn errors(&self) -> u64 {
-        let mut n = 0;
-        for r in &self.routes {
-            if let Some(s) = r.statuses.get() {
-                n += s[400 - 100..].iter().map(|c| c.load(Relaxed)).sum::<u64>();
-            }
-        }
-        n
+        Route::ALL
+            .iter()
+            .map(|r| self.status_count(*r, status_slot(400)..STATUSES))
+            .sum()
     }
 
     /// CPU and memory as a function of load: the busier the port (in flight now,
@@ -128,9 +179,9 @@ impl Metrics {
             };
         }
         let slots = slots.max(1) as f64;
-        let in_flight = self.in_flight.load(Relaxed) as f64;
+        let in_flight = self.in_flight() as f64;
         let queued = self.queued.load(Relaxed) as f64;
-        let busy = self.busy_us.load(Relaxed);
+        let busy = self.sum(|s| s.busy_us.load(Relaxed));
         let average = {
             let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
             let elapsed = w.at.elapsed();
@@ -172,87 +223,59 @@ impl Metrics {
             "Requests answered, by port, path and status.",
         );
         for route in Route::ALL {
-            let Some(statuses) = self.routes[route as usize].statuses.get() else {
-                continue;
-            };
-            for (i, c) in statuses.iter().enumerate() {
-                let n = c.load(Relaxed);
+            for slot in 0..STATUSES {
+                let n = self.status_count(route, slot..slot + 1);
                 if n > 0 {
+                    let (path, status) = (route.label(), slot + 100);
                     let _ = writeln!(
                         out,
-                        "mock_requests_total{{port=\"{port}\",path=\"{}\",status=\"{}\"}} {n}",
-                        route.label(),
-                        i + 100
+                        "mock_requests_total{{port=\"{port}\",path=\"{path}\",status=\"{status}\"}} {n}"
                     );
                 }
             }
         }
-        family(
-            &mut out,
-            "mock_in_flight",
-            "gauge",
-            "Work requests being served now.",
-        );
-        let _ = writeln!(
-            out,
-            "mock_in_flight{{port=\"{port}\"}} {}",
-            self.in_flight.load(Relaxed)
-        );
-        family(
-            &mut out,
-            "mock_queue_length",
-            "gauge",
-            "Work requests waiting for a capacity slot.",
-        );
-        let _ = writeln!(
-            out,
-            "mock_queue_length{{port=\"{port}\"}} {}",
-            self.queued.load(Relaxed)
-        );
-        family(
-            &mut out,
-            "mock_rejected_total",
-            "counter",
-            "Requests refused with 503 because the queue was full.",
-        );
-        let _ = writeln!(
-            out,
-            "mock_rejected_total{{port=\"{port}\"}} {}",
-            self.rejected_busy.load(Relaxed)
-        );
-        family(
-            &mut out,
-            "mock_injected_errors_total",
-            "counter",
-            "Errors answered on purpose (error_rate or the errors fault).",
-        );
-        let _ = writeln!(
-            out,
-            "mock_injected_errors_total{{port=\"{port}\"}} {}",
-            self.injected_errors.load(Relaxed)
-        );
-        family(
-            &mut out,
-            "mock_cpu_usage_percent",
-            "gauge",
-            "Simulated CPU use, from the port's load.",
-        );
-        let _ = writeln!(
-            out,
-            "mock_cpu_usage_percent{{port=\"{port}\"}} {}",
-            load.cpu
-        );
-        family(
-            &mut out,
-            "mock_memory_usage_percent",
-            "gauge",
-            "Simulated memory use, from the port's load.",
-        );
-        let _ = writeln!(
-            out,
-            "mock_memory_usage_percent{{port=\"{port}\"}} {}",
-            load.memory
-        );
+        let singles: [(&str, &str, &str, f64); 6] = [
+            (
+                "mock_in_flight",
+                "gauge",
+                "Work requests being served now.",
+                self.in_flight() as f64,
+            ),
+            (
+                "mock_queue_length",
+                "gauge",
+                "Work requests waiting for a capacity slot.",
+                self.queued.load(Relaxed) as f64,
+            ),
+            (
+                "mock_rejected_total",
+                "counter",
+                "Requests refused with 503 because the queue was full.",
+                self.rejected_busy.load(Relaxed) as f64,
+            ),
+            (
+                "mock_injected_errors_total",
+                "counter",
+                "Errors answered on purpose (error_rate or the errors fault).",
+                self.injected_errors.load(Relaxed) as f64,
+            ),
+            (
+                "mock_cpu_usage_percent",
+                "gauge",
+                "Simulated CPU use, from the port's load.",
+                load.cpu,
+            ),
+            (
+                "mock_memory_usage_percent",
+                "gauge",
+                "Simulated memory use, from the port's load.",
+                load.memory,
+            ),
+        ];
+        for (name, kind, help, value) in singles {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name}{{port=\"{port}\"}} {value}");
+        }
         family(
             &mut out,
             "mock_request_duration_seconds",
@@ -260,15 +283,16 @@ impl Metrics {
             "Time from request to last response byte, by path.",
         );
         for route in Route::ALL {
-            let r = &self.routes[route as usize];
-            let count = r.count.load(Relaxed);
+            let of_route =
+                |f: &dyn Fn(&RouteCounters) -> u64| self.sum(|s| f(&s.routes[route as usize]));
+            let count = of_route(&|r| r.count.load(Relaxed));
             if count == 0 {
                 continue;
             }
             let labels = format!("port=\"{port}\",path=\"{}\"", route.label());
             let mut cumulative = 0;
-            for (le, b) in BUCKETS.iter().zip(&r.buckets) {
-                cumulative += b.load(Relaxed);
+            for (i, le) in BUCKETS.iter().enumerate() {
+                cumulative += of_route(&|r| r.buckets[i].load(Relaxed));
                 let _ = writeln!(
                     out,
                     "mock_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
@@ -278,7 +302,7 @@ impl Metrics {
                 out,
                 "mock_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
             );
-            let sum = r.sum_us.load(Relaxed) as f64 / 1e6;
+            let sum = of_route(&|r| r.sum_us.load(Relaxed)) as f64 / 1e6;
             let _ = writeln!(out, "mock_request_duration_seconds_sum{{{labels}}} {sum}");
             let _ = writeln!(
                 out,
@@ -304,7 +328,7 @@ impl Metrics {
             "name": name,
             "cpu_usage": load.cpu,
             "memory_usage": load.memory,
-            "active_requests": self.in_flight.load(Relaxed),
+            "active_requests": self.in_flight(),
             "queue_length": self.queued.load(Relaxed),
             "max_concurrency": max_concurrency,
             "requests_total": self.total(),
@@ -370,7 +394,7 @@ mod tests {
                 memory: MEMORY_IDLE
             }
         );
-        m.in_flight.store(4, Relaxed);
+        (0..4).for_each(|_| m.enter());
         let full = m.load(4, 0, None);
         assert_eq!(full.cpu, 100.0);
         assert!(full.memory > 85.0, "{full:?}");

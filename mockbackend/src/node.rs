@@ -4,10 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hyper::header::HeaderValue;
-use hyper::{Method, Version};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -17,14 +15,12 @@ use crate::faults::FaultState;
 use crate::latency::Latency;
 use crate::metrics::{LoadFigures, Metrics, NOMINAL_SLOTS};
 use crate::profile::Profile;
-use crate::routes::Route;
 
 pub struct Node {
     pub index: usize,
     pub addr: SocketAddr,
     /// What `X-Backend` says: the profile's name, or `host:port`.
     pub label: String,
-    pub label_header: HeaderValue,
     pub profile: Profile,
     pub metrics: Metrics,
     log: bool,
@@ -58,8 +54,6 @@ impl Node {
         log: bool,
     ) -> Node {
         let label = profile.name.clone().unwrap_or_else(|| addr.to_string());
-        let label_header = HeaderValue::from_str(&label)
-            .unwrap_or_else(|_| HeaderValue::from_static("mockbackend"));
         let rng = match seed {
             Some(s) => SmallRng::seed_from_u64(s.wrapping_add(index as u64)),
             None => SmallRng::from_os_rng(),
@@ -68,7 +62,6 @@ impl Node {
             index,
             addr,
             label,
-            label_header,
             gate: profile.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
             profile,
             metrics: Metrics::default(),
@@ -79,6 +72,11 @@ impl Node {
             seq: AtomicU64::new(0),
             listening: Mutex::new(None),
         }
+    }
+
+    /// Whether `--log` asked for a line per request.
+    pub fn logs(&self) -> bool {
+        self.log
     }
 
     pub fn port(&self) -> u16 {
@@ -129,8 +127,9 @@ impl Node {
     }
 
     /// Takes a capacity slot for a work request, waiting in the queue if there
-    /// is room in it, or refuses at once when the queue is full.
-    pub async fn admit(self: &Arc<Self>) -> Result<Ticket, Busy> {
+    /// is room in it, or refuses at once when the queue is full. The caller
+    /// must call `metrics.leave()` when the request is done.
+    pub async fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Busy> {
         let permit = match &self.gate {
             None => None,
             Some(gate) => match gate.clone().try_acquire_owned() {
@@ -146,11 +145,8 @@ impl Node {
                 }
             },
         };
-        self.metrics.in_flight.fetch_add(1, Relaxed);
-        Ok(Ticket {
-            _permit: permit,
-            node: self.clone(),
-        })
+        self.metrics.enter();
+        Ok(permit)
     }
 
     /// No free capacity slot right now.
@@ -172,81 +168,5 @@ struct Decrement<'a>(&'a AtomicU64);
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
-    }
-}
-
-/// A capacity slot, held until the response body is done.
-pub struct Ticket {
-    _permit: Option<OwnedSemaphorePermit>,
-    node: Arc<Node>,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.node.metrics.in_flight.fetch_sub(1, Relaxed);
-    }
-}
-
-/// What `--log` prints about a request.
-pub struct LogLine {
-    pub peer: SocketAddr,
-    pub method: Method,
-    pub target: String,
-    pub version: Version,
-}
-
-/// Records a request (metrics, `--log`) when its response body is dropped,
-/// which is when its last byte has gone out or the client went away.
-pub struct Done {
-    node: Arc<Node>,
-    route: Route,
-    status: u16,
-    start: Instant,
-    _ticket: Option<Ticket>,
-    log: Option<Box<LogLine>>,
-}
-
-impl Done {
-    pub fn new(
-        node: Arc<Node>,
-        route: Route,
-        status: u16,
-        start: Instant,
-        ticket: Option<Ticket>,
-        log: Option<LogLine>,
-    ) -> Done {
-        let log = if node.log { log.map(Box::new) } else { None };
-        Done {
-            node,
-            route,
-            status,
-            start,
-            _ticket: ticket,
-            log,
-        }
-    }
-
-    pub fn wants_log(node: &Node) -> bool {
-        node.log
-    }
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        let elapsed = self.start.elapsed();
-        self.node.metrics.record(self.route, self.status, elapsed);
-        if let Some(l) = &self.log {
-            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-            println!(
-                "{now} :{} {} \"{} {} {:?}\" {} {:.3}ms",
-                self.node.port(),
-                l.peer,
-                l.method,
-                l.target,
-                l.version,
-                self.status,
-                elapsed.as_secs_f64() * 1e3
-            );
-        }
     }
 }

@@ -56,7 +56,15 @@ impl Profile {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let value = value.trim();
         match key.trim().replace('-', "_").as_str() {
-            "name" => self.name = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "name" => {
+                // It goes out as the X-Backend header.
+                if !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                    return Err(
+                        "must be printable ASCII (it is sent as the X-Backend header)".to_string(),
+                    );
+                }
+                self.name = Some(value.to_string()).filter(|v| !v.is_empty());
+            }
             "latency" => self.latency = Latency::parse(value)?,
             "error_rate" => {
                 self.error_rate = parse_rate(value)?;

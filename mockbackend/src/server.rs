@@ -1,6 +1,7 @@
 //! The I/O edge: listeners, connections, shutdown, and the fault controls that
 //! need a socket (closing and reopening a port).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -94,7 +96,10 @@ impl Server {
         }
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(config.header_timeout)
+            // Zero turns the timeout off (hyper would otherwise default to 30 s).
+            .header_read_timeout(
+                (!config.header_timeout.is_zero()).then_some(config.header_timeout),
+            )
             .keep_alive(true);
         let shared = Arc::new(Shared {
             nodes,
@@ -151,7 +156,7 @@ impl Server {
         self.shared
             .nodes
             .iter()
-            .map(|n| n.metrics.in_flight.load(Relaxed))
+            .map(|n| n.metrics.in_flight())
             .sum()
     }
 }
@@ -293,6 +298,8 @@ async fn serve(
     });
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
+        backend_header: HeaderValue::from_str(&node.label)
+            .unwrap_or(HeaderValue::from_static("mockbackend")),
         node,
         conn: Conn {
             peer,
@@ -306,17 +313,41 @@ async fn serve(
     };
     let conn = shared.http.serve_connection(io, svc);
     tokio::pin!(conn);
-    let finish_gracefully = tokio::select! {
-        _ = conn.as_mut() => return,
-        () = down.cancelled() => ctx.conn.exempt.load(Relaxed),
-        () = shared.shutdown.cancelled() => true,
-    };
-    if finish_gracefully {
-        conn.as_mut().graceful_shutdown();
-        let _ = tokio::time::timeout(shared.grace, conn).await;
+    // Wait for the connection to end, its port to go down, or shutdown. The
+    // cancellation futures are polled once, to register this task's waker;
+    // after that an atomic check suffices, so a request does not pay for two
+    // more polls that would lock the tokens' shared state.
+    let mut port_down = std::pin::pin!(down.cancelled());
+    let mut stopping = std::pin::pin!(shared.shutdown.cancelled());
+    let mut registered = false;
+    let finish_gracefully = std::future::poll_fn(|cx| {
+        if conn.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if !registered {
+            registered = true;
+            let _ = port_down.as_mut().poll(cx);
+            let _ = stopping.as_mut().poll(cx);
+        }
+        if down.is_cancelled() {
+            Poll::Ready(Some(ctx.conn.exempt.load(Relaxed)))
+        } else if shared.shutdown.is_cancelled() {
+            Poll::Ready(Some(true))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    match finish_gracefully {
+        None => {}
+        Some(true) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(shared.grace, conn).await;
+        }
+        // The port went down: dropping the connection closes it, as a killed
+        // process's connections close.
+        Some(false) => {}
     }
-    // Otherwise the port went down: dropping the connection closes it, as a
-    // killed process's connections close.
 }
 
 /// A TCP stream that, when asked to, closes with RST instead of FIN.

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hyper::{Method, Version};
+use tokio::sync::OwnedSemaphorePermit;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -15,7 +18,7 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::body::Reply;
 use crate::faults::{parse_control, FaultState};
-use crate::node::{Done, LogLine, Node, Ticket};
+use crate::node::Node;
 use crate::openai::{self, Kind};
 use crate::replies;
 use crate::routes::{route, Route, Routed};
@@ -36,6 +39,61 @@ pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
     pub node: Arc<Node>,
     pub conn: Conn,
+    /// This connection's own copy, so cloning it per response touches no
+    /// reference count that other cores share.
+    pub backend_header: HeaderValue,
+}
+
+/// A capacity slot, held until the response body is done.
+pub(crate) struct Ticket {
+    _permit: Option<OwnedSemaphorePermit>,
+    ctx: Arc<Ctx>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.ctx.node.metrics.leave();
+    }
+}
+
+/// What `--log` prints about a request.
+pub(crate) struct LogLine {
+    peer: SocketAddr,
+    method: Method,
+    target: String,
+    version: Version,
+}
+
+/// Records a request (metrics, `--log`) when its response body is dropped,
+/// which is when its last byte has gone out or the client went away.
+pub struct Done {
+    ctx: Arc<Ctx>,
+    route: Route,
+    status: u16,
+    start: Instant,
+    _ticket: Option<Ticket>,
+    log: Option<Box<LogLine>>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        let node = &self.ctx.node;
+        node.metrics.record(self.route, self.status, elapsed);
+        if let Some(l) = &self.log {
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            println!(
+                "{now} :{} {} \"{} {} {:?}\" {} {:.3}ms",
+                node.port(),
+                l.peer,
+                l.method,
+                l.target,
+                l.version,
+                self.status,
+                elapsed.as_secs_f64() * 1e3
+            );
+        }
+    }
 }
 
 /// The request was swallowed by the hang fault: close without answering.
@@ -81,7 +139,7 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let node = &ctx.node;
     let Routed { route, not_allowed } = route(req.method(), req.uri().path());
-    let log = Done::wants_log(node).then(|| LogLine {
+    let log = node.logs().then(|| LogLine {
         peer: ctx.conn.peer,
         method: req.method().clone(),
         target: req.uri().to_string(),
@@ -122,13 +180,20 @@ pub(crate) async fn handle(
     };
 
     let headers = response.headers_mut();
-    headers.insert("x-backend", node.label_header.clone());
+    headers.insert("x-backend", ctx.backend_header.clone());
     headers.insert(header::SERVER, SERVER);
     if faults.as_ref().is_some_and(|f| f.drain) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = response.status().as_u16();
-    let done = Done::new(node.clone(), route, status, start, ticket, log);
+    let done = Done {
+        ctx: ctx.clone(),
+        route,
+        status,
+        start,
+        _ticket: ticket,
+        log: log.map(Box::new),
+    };
     Ok(response.map(|body| body.with_done(done)))
 }
 
@@ -168,7 +233,7 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyErro
 /// The endpoints that stand for real work: capacity, latency and injected
 /// errors apply here.
 async fn work(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     route: Route,
     req: Request<Incoming>,
     faults: Option<&FaultState>,
@@ -204,13 +269,17 @@ async fn work(
             }
         }
     };
-    let Ok(ticket) = node.admit().await else {
+    let Ok(permit) = node.admit().await else {
         let busy = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Server is busy. Please try again later.",
             port,
         );
         return (busy, None);
+    };
+    let ticket = Ticket {
+        _permit: permit,
+        ctx: ctx.clone(),
     };
     let (rate, error_status) = match faults.and_then(|f| f.errors) {
         Some(e) => (e.rate, e.status),
@@ -374,7 +443,7 @@ async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<R
                     "port": n.port(),
                     "name": n.label,
                     "faults": n.fault_state(),
-                    "in_flight": n.metrics.in_flight.load(Relaxed),
+                    "in_flight": n.metrics.in_flight(),
                     "queue_length": n.metrics.queued.load(Relaxed),
                     "requests_total": n.metrics.total(),
                 })
