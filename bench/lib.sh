@@ -1,0 +1,42 @@
+# Shared helpers for lbkit's bench and compatibility scripts (sourced, not run).
+
+# Installs Debian packages that are missing; never assumes they are there.
+need() {
+    local missing=()
+    for cmd_pkg in "$@"; do
+        local cmd=${cmd_pkg%%:*} pkg=${cmd_pkg#*:}
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "installing ${missing[*]}" >&2
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# Starts mockbackend on ephemeral loopback ports; sets MOCK_PID and MOCK_PORTS.
+start_mock() {
+    local bin=$1 count=$2
+    shift 2
+    local out
+    out=$(mktemp)
+    local ports
+    ports=$(printf '0,%.0s' $(seq "$count"))
+    "$bin" --ports "${ports%,}" "$@" >"$out" 2>&1 &
+    MOCK_PID=$!
+    for _ in $(seq 100); do
+        [ "$(grep -c 'serving http://' "$out")" -ge "$count" ] && break
+        sleep 0.05
+    done
+    MOCK_PORTS=($(grep -o 'http://127.0.0.1:[0-9]*' "$out" | sed 's/.*://'))
+    [ "${#MOCK_PORTS[@]}" -eq "$count" ] || { cat "$out" >&2; echo "mockbackend did not start" >&2; return 1; }
+}
+
+# A free loopback TCP port at or above $1.
+free_port() {
+    local p=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    echo "$p"
+}
