@@ -300,6 +300,7 @@ async fn serve(
         shared: shared.clone(),
         backend_header: HeaderValue::from_str(&node.label)
             .unwrap_or(HeaderValue::from_static("mockbackend")),
+        text_reply: bytes::Bytes::from(crate::replies::text_reply(node.port())),
         node,
         conn: Conn {
             peer,

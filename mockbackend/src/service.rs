@@ -10,10 +10,10 @@ use std::time::Instant;
 use hyper::{Method, Version};
 use tokio::sync::OwnedSemaphorePermit;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::body::Reply;
@@ -39,9 +39,10 @@ pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
     pub node: Arc<Node>,
     pub conn: Conn,
-    /// This connection's own copy, so cloning it per response touches no
-    /// reference count that other cores share.
+    /// This connection's own copies of what every response repeats, so
+    /// cloning them touches no reference count that other cores share.
     pub backend_header: HeaderValue,
+    pub text_reply: Bytes,
 }
 
 /// A capacity slot, held until the response body is done.
@@ -108,6 +109,7 @@ impl std::fmt::Display for Hangup {
 
 impl std::error::Error for Hangup {}
 
+const X_BACKEND: HeaderName = HeaderName::from_static("x-backend");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const SERVER: HeaderValue =
@@ -180,7 +182,7 @@ pub(crate) async fn handle(
     };
 
     let headers = response.headers_mut();
-    headers.insert("x-backend", ctx.backend_header.clone());
+    headers.insert(X_BACKEND, ctx.backend_header.clone());
     headers.insert(header::SERVER, SERVER);
     if faults.as_ref().is_some_and(|f| f.drain) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -223,11 +225,29 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyErro
     if declared.is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
     }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
+    let mut body = req.into_body();
+    // Most bodies arrive in one frame: keep it as it is, copy only if more follow.
+    let (mut first, mut joined, mut total) = (Bytes::new(), None::<BytesMut>, 0);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Broken)?.into_data() else {
+            continue; // trailers
+        };
+        total += data.len();
+        if total > max {
+            return Err(BodyError::TooLarge);
+        }
+        match &mut joined {
+            None if first.is_empty() => first = data,
+            None => {
+                let mut all = BytesMut::with_capacity(total);
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+            Some(all) => all.extend_from_slice(&data),
+        }
     }
+    Ok(joined.map_or(first, BytesMut::freeze))
 }
 
 /// The endpoints that stand for real work: capacity, latency and injected
@@ -309,7 +329,7 @@ async fn work(
             Ok(json) => respond(StatusCode::OK, JSON, Reply::full(json)),
             Err(msg) => json_error(StatusCode::BAD_REQUEST, &msg, port),
         },
-        _ => respond(StatusCode::OK, TEXT, Reply::full(replies::text_reply(port))),
+        _ => respond(StatusCode::OK, TEXT, Reply::full(ctx.text_reply.clone())),
     };
     let response = match faults.and_then(|f| f.reset_after) {
         Some(after) => response.map(|b| b.cut_after(after, ctx.conn.rst.clone())),
@@ -347,7 +367,7 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         // Asks nginx not to buffer the stream (proxy_buffering off for this response).
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
         r
     } else {
         // A whole answer takes as long as streaming it would have.
