@@ -75,7 +75,8 @@ pub struct Opts {
     /// Largest request body accepted; larger gets 413 [default: 10MiB]
     #[arg(long, value_name = "SIZE")]
     max_body: Option<String>,
-    /// Drop clients that have not sent their request headers by then [default: 10s]
+    /// Drop clients that have not sent their request headers by then, and idle
+    /// keep-alive connections after that long; 0 turns it off [default: 60s]
     #[arg(long, value_name = "DURATION")]
     header_timeout: Option<String>,
     /// On Ctrl-C or SIGTERM, how long in-flight requests get to finish [default: 30s]

@@ -51,7 +51,9 @@ pub struct Config {
     /// Print a line per request to stdout.
     pub log: bool,
     pub max_body: usize,
-    /// A client that has not finished its request headers by then is dropped.
+    /// A client that has not finished its request headers by then is dropped;
+    /// the clock also runs while a keep-alive connection sits idle, so idle
+    /// connections close after it too. Zero turns it off.
     pub header_timeout: Duration,
     /// On shutdown, how long in-flight requests get to finish.
     pub grace: Duration,
@@ -88,7 +90,8 @@ impl Default for Config {
             seed: None,
             log: false,
             max_body: DEFAULT_MAX_BODY,
-            header_timeout: Duration::from_secs(10),
+            // nginx's client_header_timeout.
+            header_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(30),
         }
     }

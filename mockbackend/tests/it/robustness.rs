@@ -118,3 +118,21 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     assert_eq!(server.nodes()[0].metrics.total(), 50);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn serves_ipv6_loopback_when_asked() {
+    let mut config = Config::ephemeral(1, profile(&[]));
+    config.bind = "::1".parse().unwrap();
+    let server = match Server::start(config).await {
+        Ok(s) => s,
+        // A machine without IPv6 on loopback has nothing to test here.
+        Err(mockbackend::StartError::NotLocal { .. }) => return,
+        Err(e) => panic!("{e}"),
+    };
+    let addr = server.addrs()[0];
+    assert!(addr.is_ipv6());
+    let r = get(addr, "/").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-backend"], format!("[::1]:{}", addr.port()).as_str());
+    server.shutdown().await;
+}
