@@ -115,7 +115,10 @@ pub fn completions(body: &[u8], server: u16) -> Result<Vec<u8>, String> {
     out.extend_from_slice(b"{\"completions\":[{\"text\":");
     write_json_str(&mut out, &format!("Completion 1: {}...", &text[..head_end]));
     out.extend_from_slice(b",\"index\":0},{\"text\":");
-    write_json_str(&mut out, &format!("Completion 2: {}...", &text[tail_start..]));
+    write_json_str(
+        &mut out,
+        &format!("Completion 2: {}...", &text[tail_start..]),
+    );
     out.extend_from_slice(b",\"index\":1}]");
     write_server_and_timestamp(&mut out, server);
     Ok(out)

@@ -5,15 +5,15 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use socket2::{Domain, SockRef, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub max_body: usize,
     grace: Duration,
+    header_timeout: Option<Duration>,
+    epoch: Instant,
     http: http1::Builder,
     tasks: TaskTracker,
 }
@@ -94,18 +96,17 @@ impl Server {
                 config.log,
             )));
         }
+        // No hyper timer: its header timeout costs a timer registration per
+        // request; `serve` keeps one lazy timer per connection instead.
         let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            // Zero turns the timeout off (hyper would otherwise default to 30 s).
-            .header_read_timeout(
-                (!config.header_timeout.is_zero()).then_some(config.header_timeout),
-            )
-            .keep_alive(true);
+        http.keep_alive(true);
         let shared = Arc::new(Shared {
             nodes,
             shutdown: CancellationToken::new(),
             max_body: config.max_body,
             grace: config.grace,
+            header_timeout: (!config.header_timeout.is_zero()).then_some(config.header_timeout),
+            epoch: Instant::now(),
             http,
             tasks: TaskTracker::new(),
         });
@@ -162,6 +163,10 @@ impl Server {
 }
 
 impl Shared {
+    pub fn millis_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Starts the accept loop of `node` on `listener`.
     fn listen(self: &Arc<Self>, node: &Arc<Node>, listener: TcpListener) -> Listening {
         let down = CancellationToken::new();
@@ -306,6 +311,8 @@ async fn serve(
             peer,
             rst,
             exempt: AtomicBool::new(false),
+            busy: AtomicU32::new(0),
+            idle_since_ms: AtomicU64::new(0),
         },
     });
     let svc = {
@@ -314,16 +321,20 @@ async fn serve(
     };
     let conn = shared.http.serve_connection(io, svc);
     tokio::pin!(conn);
-    // Wait for the connection to end, its port to go down, or shutdown. The
-    // cancellation futures are polled once, to register this task's waker;
-    // after that an atomic check suffices, so a request does not pay for two
-    // more polls that would lock the tokens' shared state.
+    ctx.conn
+        .idle_since_ms
+        .store(shared.millis_since_epoch(Instant::now()), Relaxed);
+    let mut idle = shared.header_timeout.map(IdleClock::new);
+    // Wait for the connection to end, its port to go down, shutdown, or the
+    // header timeout. The cancellation futures are polled once, to register
+    // this task's waker; after that an atomic check suffices, so a request
+    // does not pay for polls that would lock the tokens' shared state.
     let mut port_down = std::pin::pin!(down.cancelled());
     let mut stopping = std::pin::pin!(shared.shutdown.cancelled());
     let mut registered = false;
-    let finish_gracefully = std::future::poll_fn(|cx| {
+    let end = std::future::poll_fn(|cx| {
         if conn.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
+            return Poll::Ready(End::Closed);
         }
         if !registered {
             registered = true;
@@ -331,23 +342,78 @@ async fn serve(
             let _ = stopping.as_mut().poll(cx);
         }
         if down.is_cancelled() {
-            Poll::Ready(Some(ctx.conn.exempt.load(Relaxed)))
+            let exempt = ctx.conn.exempt.load(Relaxed);
+            Poll::Ready(if exempt { End::Graceful } else { End::Drop })
         } else if shared.shutdown.is_cancelled() {
-            Poll::Ready(Some(true))
+            Poll::Ready(End::Graceful)
+        } else if idle
+            .as_mut()
+            .is_some_and(|clock| clock.expired(cx, &shared, &ctx.conn))
+        {
+            Poll::Ready(End::Drop)
         } else {
             Poll::Pending
         }
     })
     .await;
-    match finish_gracefully {
-        None => {}
-        Some(true) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(shared.grace, conn).await;
+    if end == End::Graceful {
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(shared.grace, conn).await;
+    }
+    // On `Drop` (port down, or a client too slow with its headers), dropping
+    // the connection closes it, as a killed process's connections close.
+}
+
+#[derive(Debug, PartialEq)]
+enum End {
+    Closed,
+    Graceful,
+    Drop,
+}
+
+/// The header timeout, kept per connection rather than per request: the
+/// timer is set once and only re-armed when it fires early, so a busy
+/// keep-alive connection costs no timer work per request. A connection is
+/// dropped when no request has been in progress on it for `limit`, which
+/// covers both a client stalling mid-headers and an idle keep-alive.
+struct IdleClock {
+    limit: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+impl IdleClock {
+    fn new(limit: Duration) -> IdleClock {
+        IdleClock {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
         }
-        // The port went down: dropping the connection closes it, as a killed
-        // process's connections close.
-        Some(false) => {}
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>, shared: &Shared, conn: &Conn) -> bool {
+        loop {
+            if !self.armed {
+                self.armed = true;
+                if self.sleep.as_mut().poll(cx).is_pending() {
+                    return false;
+                }
+            } else if !self.sleep.is_elapsed() {
+                return false;
+            }
+            // The timer ran out; was the connection really idle all along?
+            let now = Instant::now();
+            let deadline = if conn.busy.load(Relaxed) > 0 {
+                now + self.limit
+            } else {
+                shared.epoch + Duration::from_millis(conn.idle_since_ms.load(Relaxed)) + self.limit
+            };
+            if deadline <= now {
+                return true;
+            }
+            self.sleep.as_mut().reset(deadline.into());
+            self.armed = false;
+        }
     }
 }
 

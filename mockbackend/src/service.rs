@@ -3,7 +3,7 @@
 //! the port's metrics when its body is done.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +32,29 @@ pub(crate) struct Conn {
     /// This connection carried the request that took its own port down: let it
     /// finish that answer instead of dropping it.
     pub exempt: AtomicBool,
+    /// Requests in progress on this connection, and when the last one ended
+    /// (milliseconds since `Shared::epoch`): the header timeout's clock.
+    pub busy: AtomicU32,
+    pub idle_since_ms: AtomicU64,
+}
+
+/// A request in progress on its connection, from its head to its body's end.
+pub(crate) struct Active(Arc<Ctx>);
+
+impl Active {
+    fn new(ctx: Arc<Ctx>) -> Active {
+        ctx.conn.busy.fetch_add(1, Relaxed);
+        Active(ctx)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let conn = &self.0.conn;
+        conn.idle_since_ms
+            .store(self.0.shared.millis_since_epoch(Instant::now()), Relaxed);
+        conn.busy.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Everything a request on one connection needs, behind one `Arc`.
@@ -68,7 +91,7 @@ pub(crate) struct LogLine {
 /// Records a request (metrics, `--log`) when its response body is dropped,
 /// which is when its last byte has gone out or the client went away.
 pub struct Done {
-    ctx: Arc<Ctx>,
+    active: Active,
     route: Route,
     status: u16,
     start: Instant,
@@ -79,7 +102,7 @@ pub struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        let node = &self.ctx.node;
+        let node = &self.active.0.node;
         node.metrics.record(self.route, self.status, elapsed);
         if let Some(l) = &self.log {
             let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
@@ -139,6 +162,7 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Reply>, Hangup> {
     let start = Instant::now();
+    let active = Active::new(ctx.clone());
     let node = &ctx.node;
     let Routed { route, not_allowed } = route(req.method(), req.uri().path());
     let log = node.logs().then(|| LogLine {
@@ -189,7 +213,7 @@ pub(crate) async fn handle(
     }
     let status = response.status().as_u16();
     let done = Done {
-        ctx: ctx.clone(),
+        active,
         route,
         status,
         start,
@@ -367,7 +391,10 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         // Asks nginx not to buffer the stream (proxy_buffering off for this response).
-        h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+        h.insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
         r
     } else {
         // A whole answer takes as long as streaming it would have.

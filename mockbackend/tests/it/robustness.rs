@@ -53,6 +53,44 @@ async fn a_client_stalling_in_its_headers_is_dropped() {
 }
 
 #[tokio::test]
+async fn idle_keep_alive_connections_close_but_busy_ones_stay() {
+    let server = small_limits().await; // header timeout 300ms
+    let addr = server.addrs()[0];
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut buf = [0u8; 1024];
+
+    // Requests every 100ms for well past the timeout: the connection stays.
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..10 {
+        busy.write_all(request).await.unwrap();
+        let n = tokio::time::timeout(PATIENCE, busy.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "still served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Then left idle: the server closes it.
+    let n = tokio::time::timeout(PATIENCE, busy.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "an idle keep-alive connection is closed");
+
+    // A long request is not cut by the header timeout: it is not idle.
+    let mut slow = Config::ephemeral(1, profile(&[("latency", "700ms")]));
+    slow.header_timeout = Duration::from_millis(300);
+    let slow = Server::start(slow).await.unwrap();
+    assert_eq!(get(slow.addrs()[0], "/").await.status(), 200);
+    slow.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn garbage_on_the_socket_never_takes_the_port_down() {
     let server = start(1, &[]).await;
     let addr = server.addrs()[0];
@@ -133,6 +171,9 @@ async fn serves_ipv6_loopback_when_asked() {
     assert!(addr.is_ipv6());
     let r = get(addr, "/").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["x-backend"], format!("[::1]:{}", addr.port()).as_str());
+    assert_eq!(
+        r.headers()["x-backend"],
+        format!("[::1]:{}", addr.port()).as_str()
+    );
     server.shutdown().await;
 }
