@@ -50,26 +50,43 @@ wrk.body = '{"message": "Hello, this is a test message"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-rps() { # url [lua]
-    local script=()
-    [ -n "${2:-}" ] && script=(-s "$2")
-    wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "$1" | awk '/Requests\/sec/ {print $2}'
+# CPU ticks (user + system) used so far by the given processes.
+ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc; }
+hz=$(getconf CLK_TCK)
+
+# Runs wrk; prints requests/s, and appends the server's CPU microseconds per
+# request to file $3 (server processes: the rest of the arguments).
+rps() { # url lua cpu-file pids...
+    local url=$1 lua=$2 cpu=$3 script=() out before after
+    shift 3
+    [ -n "$lua" ] && script=(-s "$lua")
+    before=$(ticks "$@")
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" "${script[@]}" "$url")
+    after=$(ticks "$@")
+    local requests
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    echo "($after - $before) * 1000000 / $hz / $requests" | bc -l >>"$cpu"
+    echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$MOCK_PID/status")
-echo "| endpoint | nginx req/s (median of $rounds) | mockbackend req/s | ratio |"
-echo "|---|---:|---:|---:|"
+ngx_pids=$(pgrep -f "nginx: worker process" | paste -sd' ')
+echo "| endpoint | nginx req/s (median of $rounds) | mockbackend req/s | ratio | server CPU µs/request (nginx / mockbackend) | rounds (nginx / mockbackend) |"
+echo "|---|---:|---:|---:|---:|---|"
 for endpoint in "GET /" "POST /chat"; do
     path=${endpoint#* } lua=""
     [ "$path" = /chat ] && lua=$work/chat.lua
-    : >"$work/n"; : >"$work/m"
+    : >"$work/n"; : >"$work/m"; : >"$work/nc"; : >"$work/mc"
     for _ in $(seq "$rounds"); do
-        rps "$ngx$path" "$lua" >>"$work/n"
-        rps "$mock$path" "$lua" >>"$work/m"
+        # shellcheck disable=SC2086
+        rps "$ngx$path" "$lua" "$work/nc" $ngx_pids >>"$work/n"
+        rps "$mock$path" "$lua" "$work/mc" "$MOCK_PID" >>"$work/m"
     done
     n=$(median <"$work/n") m=$(median <"$work/m")
-    printf '| %s | %.0f | %.0f | %.2f |\n' "$endpoint" "$n" "$m" "$(echo "$m / $n" | bc -l)"
+    nc=$(median <"$work/nc") mc=$(median <"$work/mc")
+    printf '| %s | %.0f | %.0f | %.2f | %.1f / %.1f | %s / %s |\n' "$endpoint" "$n" "$m" "$(echo "$m / $n" | bc -l)" "$nc" "$mc" \
+        "$(cut -d. -f1 "$work/n" | paste -sd' ')" "$(cut -d. -f1 "$work/m" | paste -sd' ')"
 done
 rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$MOCK_PID/status")
 echo

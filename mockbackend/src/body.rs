@@ -17,16 +17,9 @@ use crate::openai::Answer;
 use crate::service::Done;
 
 /// A response body cut short on purpose (the reset-connections fault).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("response cut short by the reset-connections fault")]
 pub struct Aborted;
-
-impl std::fmt::Display for Aborted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("response cut short by the reset-connections fault")
-    }
-}
-
-impl std::error::Error for Aborted {}
 
 pub struct Reply {
     source: Source,

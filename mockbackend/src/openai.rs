@@ -182,6 +182,18 @@ struct Choice<'a> {
     finish_reason: Option<&'static str>,
 }
 
+impl Choice<'_> {
+    fn blank(finish_reason: Option<&'static str>) -> Self {
+        Choice {
+            index: 0,
+            message: None,
+            delta: None,
+            text: None,
+            finish_reason,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Envelope<'a> {
     id: &'a str,
@@ -222,13 +234,7 @@ impl Answer {
         finish: Option<&'static str>,
         first: bool,
     ) -> Choice<'a> {
-        let blank = Choice {
-            index: 0,
-            message: None,
-            delta: None,
-            text: None,
-            finish_reason: finish,
-        };
+        let blank = Choice::blank(finish);
         match self.kind {
             Kind::Chat => Choice {
                 delta: Some(Delta {
@@ -254,14 +260,7 @@ impl Answer {
     /// The whole answer as one JSON document (`"stream": false`).
     pub fn full_body(&self) -> Vec<u8> {
         let text = content(self.tokens);
-        let finish = Some(self.finish);
-        let blank = Choice {
-            index: 0,
-            message: None,
-            delta: None,
-            text: None,
-            finish_reason: finish,
-        };
+        let blank = Choice::blank(Some(self.finish));
         let (object, choice) = match self.kind {
             Kind::Chat => (
                 "chat.completion",

@@ -7,14 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::{Method, Version};
-use tokio::sync::OwnedSemaphorePermit;
-
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::Reply;
 use crate::faults::{parse_control, FaultState};
@@ -121,16 +119,9 @@ impl Drop for Done {
 }
 
 /// The request was swallowed by the hang fault: close without answering.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("request dropped by the hang fault")]
 pub struct Hangup;
-
-impl std::fmt::Display for Hangup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request dropped by the hang fault")
-    }
-}
-
-impl std::error::Error for Hangup {}
 
 const X_BACKEND: HeaderName = HeaderName::from_static("x-backend");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -177,6 +168,16 @@ pub(crate) async fn handle(
     } else {
         node.faults()
     };
+    // A hung or slow process is hung or slow for every request but control.
+    if let Some(f) = &faults {
+        if f.hang {
+            wait_while_hung(&ctx).await;
+            return Err(Hangup);
+        }
+        if let Some(delay) = f.slow {
+            tokio::time::sleep(delay).await;
+        }
+    }
     let (mut response, ticket) = if let Some(allow) = not_allowed {
         let mut r = json_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -188,21 +189,10 @@ pub(crate) async fn handle(
         (r, None)
     } else if route.is_control() {
         (control(&ctx, route, &req).await, None)
+    } else if route.is_work() {
+        work(&ctx, route, req, faults.as_ref()).await
     } else {
-        if let Some(f) = &faults {
-            if f.hang {
-                wait_while_hung(&ctx).await;
-                return Err(Hangup);
-            }
-            if let Some(delay) = f.slow {
-                tokio::time::sleep(delay).await;
-            }
-        }
-        if route.is_work() {
-            work(&ctx, route, req, faults.as_ref()).await
-        } else {
-            (info(node, route, &req, faults.as_ref()), None)
-        }
+        (info(node, route, &req, faults.as_ref()), None)
     };
 
     let headers = response.headers_mut();

@@ -153,12 +153,13 @@ async fn metrics_json_prometheus_and_openmetrics() {
     assert_eq!(v["requests_total"], 4);
     assert_eq!(v["errors_total"], 1);
 
-    let r = client()
-        .get(url(addr, "/metrics"))
-        .header("accept", "text/plain")
-        .send()
-        .await
-        .unwrap();
+    let metrics = |accept: &'static str| {
+        client()
+            .get(url(addr, "/metrics"))
+            .header("accept", accept)
+            .send()
+    };
+    let r = metrics("text/plain").await.unwrap();
     assert!(r.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -187,12 +188,7 @@ async fn metrics_json_prometheus_and_openmetrics() {
     assert!(!text.contains("# EOF"));
 
     let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
-    let r = client()
-        .get(url(addr, "/metrics"))
-        .header("accept", accept)
-        .send()
-        .await
-        .unwrap();
+    let r = metrics(accept).await.unwrap();
     assert!(r.headers()["content-type"]
         .to_str()
         .unwrap()
