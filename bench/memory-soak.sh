@@ -28,7 +28,9 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$MOCK_PID/status"; }
 
 echo "requests  rss_kB"
 samples=()
+deadline=$((SECONDS + 3600))
 while :; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "gave up after an hour" >&2; exit 1; }
     wrk -t2 -c64 -d5s -s "$lua" "$url" >/dev/null
     n=$(served) r=$(rss)
     samples+=("$n:$r")
