@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::faults::{Control, FaultKind, FaultState, Target};
+use crate::faults::{Control, Fault, FaultKind, FaultState, Target};
 use crate::node::{Listening, Node};
 use crate::service::{handle, Conn, Ctx};
 
@@ -224,11 +224,16 @@ impl Shared {
                 Control::Clear(kind) => node.modify_faults(|f| f.clear(*kind)),
                 Control::Reset => node.modify_faults(|f| *f = FaultState::default()),
             }
-            // The requester's own connection answers before its port closes.
-            if let Some(conn) = via {
-                if Arc::ptr_eq(node, from) {
-                    conn.exempt.store(true, Relaxed);
+            // A request that takes its own port down still gets its answer.
+            let downs_itself = matches!(
+                &control,
+                Control::Set {
+                    fault: Fault::Down,
+                    ..
                 }
+            ) && Arc::ptr_eq(node, from);
+            if let (Some(conn), true) = (via, downs_itself) {
+                conn.exempt.store(true, Relaxed);
             }
             self.sync_listener(node).await?;
         }
@@ -249,7 +254,7 @@ impl Shared {
                 (true, true) => listening.take(),
                 (false, false) if !self.shutdown.is_cancelled() => {
                     let listener = bind(node.addr).map_err(|e| {
-                        node.modify_faults(|f| f.set(&crate::faults::Fault::Down));
+                        node.modify_faults(|f| f.set(&Fault::Down));
                         format!("could not reopen the port: {e}")
                     })?;
                     *listening = Some(self.listen(node, listener));
