@@ -1,0 +1,9 @@
+//! balancer's integration tests: exact pick sequences through the public API,
+//! the same cases run through every method, a golden trace from real nginx,
+//! and expected shares checked against simulation.
+
+mod common;
+mod golden;
+mod health;
+mod methods;
+mod sequences;
