@@ -27,10 +27,14 @@
 //! ```
 
 pub mod hash;
+pub mod health;
 pub mod key;
 pub mod peer;
+pub mod shares;
 pub mod upstream;
 
+pub use health::{Flip, HealthCheck};
 pub use key::KeyExpr;
 pub use peer::{Peer, Server};
+pub use shares::{expected_shares, Expected, Population};
 pub use upstream::{Attempt, Client, Method, Outcome, PeerRef, SpecError, Upstream, UpstreamSpec};

@@ -7,3 +7,4 @@ mod golden;
 mod health;
 mod methods;
 mod sequences;
+mod shares;
