@@ -1,0 +1,343 @@
+//! Reading a rendered line back into its variable values.
+//!
+//! Each variable's value runs up to the next occurrence of the whole literal
+//! that follows it; the last variable, if nothing follows it, takes the rest
+//! of the line; literals must match exactly. That first choice is right for
+//! every line nginx writes with the usual formats, because the escaping keeps
+//! `"` out of values. When it leads to a mismatch further on, the parser
+//! backs up and tries the literal's next occurrence, which is what makes
+//! `$remote_addr:$remote_port` read `::1:48878` as `::1` and `48878` (ports
+//! and other counters must be numbers), and under `escape=default` a split
+//! that would put a raw `"` inside a value is never taken (nginx writes it as
+//! `\x22`). Dead ends are remembered, so a bad line costs at most a bounded
+//! number of attempts. A line that matches no way is reported where the
+//! first, left-to-right reading went wrong.
+
+use std::sync::Arc;
+
+use crate::{Escape, LogFormat, Segment, Shape};
+
+/// The values of one parsed line, borrowed from it. `-` stays `-`: whether
+/// it means "not set" is the caller's call (`$body_bytes_sent` is never `-`,
+/// `$http_referer` often is). Values are still escaped; see
+/// [`Escape::unescape`](crate::Escape::unescape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    names: Arc<[String]>,
+    values: Vec<&'a str>,
+}
+
+impl<'a> Record<'a> {
+    /// The value of the first variable called `name` (no `$`).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.values.get(i).copied()
+    }
+
+    /// The value at `index` in [`LogFormat::variables`] order; look the
+    /// index up once with [`LogFormat::var_index`].
+    pub fn value(&self, index: usize) -> Option<&'a str> {
+        self.values.get(index).copied()
+    }
+
+    /// All values, in [`LogFormat::variables`] order.
+    pub fn values(&self) -> &[&'a str] {
+        &self.values
+    }
+
+    /// `(name, value)` pairs in the order of the format.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a str)> + '_ {
+        let names = self.names.iter().map(String::as_str);
+        names.zip(self.values.iter().copied())
+    }
+}
+
+/// Why a line does not match the format. Columns count characters from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A literal of the format is not where it should be.
+    #[error("column {column}: expected `{expected}`, found {}", found_text(.found))]
+    ExpectedLiteral {
+        column: usize,
+        expected: String,
+        found: String,
+    },
+    /// The literal after a variable occurs nowhere in the rest of the line.
+    #[error(
+        "column {column}: ${variable} starts here but no `{expected}` follows it \
+         anywhere in the rest of the line"
+    )]
+    MissingLiteral {
+        column: usize,
+        variable: String,
+        expected: String,
+    },
+    /// A variable that nginx always writes as a number holds something else.
+    #[error("column {column}: ${variable} should be a number or `-`, found `{found}`")]
+    NotANumber {
+        column: usize,
+        variable: String,
+        found: String,
+    },
+    /// Only a value with a `"` in it would make the line match, and
+    /// escape=default never writes one.
+    #[error(
+        "column {column}: ${variable} would have to contain a raw `\"`, which nginx's default \
+         escaping writes as \\x22 (was the log written with escape=none?)"
+    )]
+    RawQuote { column: usize, variable: String },
+    /// The format ended but the line goes on.
+    #[error("column {column}: the format ends here but the line goes on: {}", found_text(.found))]
+    TrailingText { column: usize, found: String },
+    /// The format has `$a$b`: the line cannot say where one value ends.
+    #[error(
+        "${first}${second}: two variables with no text between them cannot be read back; \
+         put a separator between them in the log_format"
+    )]
+    AdjacentVariables { first: String, second: String },
+}
+
+fn found_text(found: &str) -> String {
+    if found.is_empty() {
+        "the end of the line".to_owned()
+    } else {
+        format!("`{found}`")
+    }
+}
+
+/// Candidate splits tried per line before giving up; only pathological
+/// lines against very ambiguous formats get near it.
+const ATTEMPTS: u32 = 10_000;
+
+impl LogFormat {
+    /// Fails when lines of this format cannot be read back at all (two
+    /// variables with nothing between them). Check once before reading a
+    /// file rather than per line.
+    pub fn check_parseable(&self) -> Result<(), ParseError> {
+        match &self.adjacent {
+            Some((first, second)) => Err(ParseError::AdjacentVariables {
+                first: first.clone(),
+                second: second.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads one line (a trailing `\n` or `\r\n` is ignored) back into the
+    /// values of this format's variables.
+    pub fn parse<'a>(&self, line: &'a str) -> Result<Record<'a>, ParseError> {
+        self.check_parseable()?;
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let mut search = Search {
+            format: self,
+            line,
+            values: vec![""; self.names.len()],
+            dead: Vec::new(),
+            attempts: ATTEMPTS,
+            first_miss: None,
+        };
+        if search.run(0, 0, 0) {
+            Ok(Record {
+                names: Arc::clone(&self.names),
+                values: search.values,
+            })
+        } else {
+            Err(search.error())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Miss {
+    /// The literal segment at this index did not match.
+    Literal(usize),
+    /// The var segment at this index has no following literal in the rest.
+    NoDelimiter(usize),
+    /// The value for this var slot, ending at this byte, is not a number.
+    NotANumber {
+        slot: usize,
+        end: usize,
+    },
+    /// The value for this var slot would hold a `"`.
+    RawQuote {
+        slot: usize,
+    },
+    Trailing,
+}
+
+struct Search<'f, 'l> {
+    format: &'f LogFormat,
+    line: &'l str,
+    values: Vec<&'l str>,
+    /// Bitset over (segment, byte offset) states known to fail; allocated on
+    /// the first dead end, so lines that parse first time allocate nothing.
+    dead: Vec<u64>,
+    attempts: u32,
+    /// The first failure met, which is the one the plain left-to-right
+    /// reading (first occurrence of every literal) runs into. Failures met
+    /// while backing up are guesses about a split nginx never wrote, and
+    /// reporting them points users at the wrong column.
+    first_miss: Option<(usize, Miss)>,
+}
+
+impl<'l> Search<'_, 'l> {
+    fn run(&mut self, seg: usize, pos: usize, slot: usize) -> bool {
+        let segments = &self.format.segments;
+        let Some(segment) = segments.get(seg) else {
+            if pos == self.line.len() {
+                return true;
+            }
+            self.miss(pos, Miss::Trailing);
+            return false;
+        };
+        let rest = &self.line[pos..];
+        if let Segment::Literal(text) = segment {
+            if rest.starts_with(text.as_str()) {
+                return self.run(seg + 1, pos + text.len(), slot);
+            }
+            self.miss(pos, Miss::Literal(seg));
+            return false;
+        }
+        let delimiter = match segments.get(seg + 1) {
+            Some(Segment::Literal(text)) => text.as_str(),
+            // check_parseable() rules this out before the search starts.
+            Some(Segment::Var(_)) => return false,
+            None => {
+                if self.fits(slot, rest) {
+                    self.values[slot] = rest;
+                    return true;
+                }
+                self.miss(
+                    pos,
+                    Miss::NotANumber {
+                        slot,
+                        end: self.line.len(),
+                    },
+                );
+                return false;
+            }
+        };
+        if self.is_dead(seg, pos) {
+            return false;
+        }
+        let mut from = 0;
+        let mut found = false;
+        while let Some(at) = rest[from..].find(delimiter).map(|i| from + i) {
+            found = true;
+            if self.attempts == 0 {
+                return false;
+            }
+            self.attempts -= 1;
+            let value = &rest[..at];
+            if self.format.escape == Escape::Default && value.contains('"') {
+                // nginx writes `"` in a value as \x22, so this split cannot
+                // be the one nginx wrote.
+                self.miss(pos, Miss::RawQuote { slot });
+            } else if !self.fits(slot, value) {
+                self.miss(
+                    pos,
+                    Miss::NotANumber {
+                        slot,
+                        end: pos + at,
+                    },
+                );
+            } else {
+                self.values[slot] = value;
+                if self.run(seg + 2, pos + at + delimiter.len(), slot + 1) {
+                    return true;
+                }
+            }
+            // Overlapping occurrences count: step one character, not past
+            // the whole delimiter.
+            from = at + rest[at..].chars().next().map_or(1, char::len_utf8);
+        }
+        if !found {
+            self.miss(pos, Miss::NoDelimiter(seg));
+        }
+        self.mark_dead(seg, pos);
+        false
+    }
+
+    fn fits(&self, slot: usize, value: &str) -> bool {
+        match self.format.shapes[slot] {
+            Shape::Any => true,
+            // escape=json/none write an unset port as nothing; default as `-`.
+            Shape::Number => {
+                (value.is_empty() && self.format.escape != Escape::Default)
+                    || value == "-"
+                    || (value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                        && value.bytes().any(|b| b.is_ascii_digit()))
+            }
+        }
+    }
+
+    fn miss(&mut self, pos: usize, miss: Miss) {
+        if self.first_miss.is_none() {
+            self.first_miss = Some((pos, miss));
+        }
+    }
+
+    fn state(&self, seg: usize, pos: usize) -> usize {
+        seg * (self.line.len() + 1) + pos
+    }
+
+    fn is_dead(&self, seg: usize, pos: usize) -> bool {
+        let bit = self.state(seg, pos);
+        self.dead
+            .get(bit / 64)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
+
+    fn mark_dead(&mut self, seg: usize, pos: usize) {
+        let bit = self.state(seg, pos);
+        if self.dead.is_empty() {
+            let states = (self.format.segments.len() + 1) * (self.line.len() + 1);
+            self.dead = vec![0; states.div_ceil(64)];
+        }
+        self.dead[bit / 64] |= 1 << (bit % 64);
+    }
+
+    fn error(&self) -> ParseError {
+        let (pos, miss) = self.first_miss.unwrap_or((0, Miss::Trailing));
+        let column = self.line[..pos].chars().count() + 1;
+        let segments = &self.format.segments;
+        let text = |seg: usize| match &segments[seg] {
+            Segment::Literal(s) | Segment::Var(s) => s.clone(),
+        };
+        let rest = &self.line[pos..];
+        match miss {
+            Miss::Literal(seg) => {
+                let expected = text(seg);
+                let shown = expected.chars().count().max(12);
+                ParseError::ExpectedLiteral {
+                    column,
+                    found: rest.chars().take(shown).collect(),
+                    expected,
+                }
+            }
+            Miss::NoDelimiter(seg) => ParseError::MissingLiteral {
+                column,
+                variable: text(seg),
+                expected: text(seg + 1),
+            },
+            Miss::NotANumber { slot, end } => ParseError::NotANumber {
+                column,
+                variable: self.format.names[slot].clone(),
+                found: self.line[pos..end].chars().take(40).collect(),
+            },
+            Miss::RawQuote { slot } => ParseError::RawQuote {
+                column,
+                variable: self.format.names[slot].clone(),
+            },
+            Miss::Trailing => ParseError::TrailingText {
+                column,
+                found: rest.chars().take(40).collect(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
