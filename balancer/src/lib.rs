@@ -26,6 +26,7 @@
 //! assert_eq!(picks, ["a:80", "a:80", "b:80", "a:80", "c:80", "a:80", "a:80"]);
 //! ```
 
+pub mod conf;
 pub mod hash;
 pub mod health;
 pub mod key;

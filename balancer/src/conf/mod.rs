@@ -1,0 +1,40 @@
+//! The subset of nginx.conf that describes balancing: `upstream {}` blocks,
+//! `server { listen; location { proxy_pass; proxy_next_upstream*; ... } }`,
+//! `log_format` and `access_log`. Pure: the caller reads the file. Directives
+//! nginx has but that do not change balancing are listed as ignored; anything
+//! else is an error naming the file, line and directive.
+
+mod interpret;
+mod syntax;
+
+pub use interpret::{
+    interpret, AccessLog, Action, HealthSpec, Location, LogFormatDef, NextUpstream, ProxyConfig,
+    Timeouts,
+};
+pub use syntax::{parse, Directive};
+
+/// A configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {}{message}", if directive.is_empty() { String::new() } else { format!("{directive}: ") })]
+pub struct ConfError {
+    pub file: String,
+    pub line: usize,
+    pub directive: String,
+    pub message: String,
+}
+
+impl ConfError {
+    pub fn new(file: &str, line: usize, directive: &str, message: impl Into<String>) -> ConfError {
+        ConfError {
+            file: file.to_string(),
+            line,
+            directive: directive.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a configuration from its text: parse, then interpret.
+pub fn load(file: &str, text: &str) -> Result<ProxyConfig, ConfError> {
+    interpret(file, &parse(file, text)?)
+}
