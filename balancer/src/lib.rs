@@ -31,6 +31,8 @@ pub mod hash;
 pub mod health;
 pub mod key;
 pub mod peer;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod shares;
 pub mod upstream;
 

@@ -8,8 +8,8 @@ mod interpret;
 mod syntax;
 
 pub use interpret::{
-    interpret, AccessLog, Action, HealthSpec, Location, LogFormatDef, NextUpstream, ProxyConfig,
-    Timeouts,
+    interpret, parse_time, AccessLog, Action, HealthSpec, Location, LogFormatDef, NextUpstream,
+    ProxyConfig, Timeouts,
 };
 pub use syntax::{parse, Directive};
 

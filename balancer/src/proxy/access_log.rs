@@ -1,0 +1,236 @@
+//! The access log: one line per request, rendered by `logformat` with the
+//! variables nginx would give it, buffered and flushed a few times a second.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::Request;
+use logformat::{Escape, LogFormat, Vars};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::conf::{AccessLog, ProxyConfig};
+
+/// What one request leaves for its log line.
+pub(crate) struct Record {
+    pub started: Instant,
+    remote: SocketAddr,
+    time_local: String,
+    method: String,
+    request_uri: String,
+    protocol: &'static str,
+    headers: HeaderMap,
+    pub status: u16,
+    pub body_bytes_sent: u64,
+    pub request_time: Duration,
+    /// `$upstream_addr`, `$upstream_status`, `$upstream_response_time`:
+    /// one entry per attempt, comma-separated as nginx writes them.
+    pub upstream_addr: String,
+    upstream_status: String,
+    upstream_times: Vec<Duration>,
+}
+
+impl Record {
+    pub fn new(req: &Request<Incoming>, remote: SocketAddr) -> Record {
+        let protocol = match req.version() {
+            hyper::Version::HTTP_10 => "HTTP/1.0",
+            hyper::Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        };
+        Record {
+            started: Instant::now(),
+            remote,
+            time_local: time_local(SystemTime::now()),
+            method: req.method().to_string(),
+            request_uri: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            protocol,
+            headers: req.headers().clone(),
+            status: 0,
+            body_bytes_sent: 0,
+            request_time: Duration::ZERO,
+            upstream_addr: String::new(),
+            upstream_status: String::new(),
+            upstream_times: Vec::new(),
+        }
+    }
+
+    pub fn push_attempt(&mut self, addr: &str, status: &str, time: Duration) {
+        if !self.upstream_addr.is_empty() {
+            self.upstream_addr.push_str(", ");
+            self.upstream_status.push_str(", ");
+        }
+        self.upstream_addr.push_str(addr);
+        self.upstream_status.push_str(status);
+        self.upstream_times.push(time);
+    }
+
+    pub fn set_last_upstream_time(&mut self, time: Duration) {
+        if let Some(last) = self.upstream_times.last_mut() {
+            *last = time;
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// nginx's `$time_local`: `21/Nov/2026:06:31:16 +0000` (this proxy logs in UTC).
+pub fn time_local(at: SystemTime) -> String {
+    let iso = humantime::format_rfc3339_seconds(at).to_string(); // 2026-11-21T06:31:16Z
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = iso[5..7]
+        .parse::<usize>()
+        .map_or("Jan", |m| MONTHS[(m.clamp(1, 12)) - 1]);
+    format!(
+        "{}/{}/{}:{} +0000",
+        &iso[8..10],
+        month,
+        &iso[0..4],
+        &iso[11..19]
+    )
+}
+
+/// Seconds with milliseconds, as nginx prints times.
+fn seconds(d: Duration, out: &mut String) {
+    let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
+}
+
+impl Vars for Record {
+    fn write_value(&self, name: &str, out: &mut String) -> bool {
+        let text = |out: &mut String, s: &str| {
+            out.push_str(s);
+            true
+        };
+        match name {
+            "remote_addr" => text(out, &self.remote.ip().to_string()),
+            "remote_port" => text(out, &self.remote.port().to_string()),
+            "time_local" => text(out, &self.time_local),
+            "request" => {
+                let _ = write!(
+                    out,
+                    "{} {} {}",
+                    self.method, self.request_uri, self.protocol
+                );
+                true
+            }
+            "request_method" => text(out, &self.method),
+            "request_uri" => text(out, &self.request_uri),
+            "uri" => text(out, self.request_uri.split('?').next().unwrap_or("/")),
+            "args" | "query_string" => match self.request_uri.split_once('?') {
+                Some((_, q)) if !q.is_empty() => text(out, q),
+                _ => false,
+            },
+            "server_protocol" => text(out, self.protocol),
+            "status" => text(out, &self.status.to_string()),
+            "body_bytes_sent" => text(out, &self.body_bytes_sent.to_string()),
+            "request_time" => {
+                seconds(self.request_time, out);
+                true
+            }
+            "upstream_addr" if !self.upstream_addr.is_empty() => text(out, &self.upstream_addr),
+            "upstream_status" if !self.upstream_status.is_empty() => {
+                text(out, &self.upstream_status)
+            }
+            "upstream_response_time" if !self.upstream_times.is_empty() => {
+                for (i, t) in self.upstream_times.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    seconds(*t, out);
+                }
+                true
+            }
+            "host" => text(out, self.header("host").unwrap_or("localhost")),
+            "remote_user" => false,
+            _ => match name.strip_prefix("http_") {
+                Some(h) => match self.header(&h.replace('_', "-")) {
+                    Some(v) => text(out, v),
+                    None => false,
+                },
+                None => false,
+            },
+        }
+    }
+}
+
+/// Appends rendered lines to a file.
+pub struct AccessLogWriter {
+    format: LogFormat,
+    out: Mutex<BufWriter<File>>,
+}
+
+impl AccessLogWriter {
+    /// Opens `spec.path` for appending with the named format (`combined`,
+    /// a `log_format` of the configuration, or an lbkit preset).
+    pub fn open(config: &ProxyConfig, spec: &AccessLog) -> Result<AccessLogWriter, String> {
+        let format = match config.log_formats.iter().find(|f| f.name == spec.format) {
+            Some(def) => {
+                let escape: Escape = def.escape.parse().map_err(|e| format!("{e}"))?;
+                LogFormat::compile(&def.format, escape)
+                    .map_err(|e| format!("log_format {}: {e}", def.name))?
+            }
+            None => logformat::presets::preset(&spec.format)
+                .ok_or_else(|| format!("unknown log format \"{}\"", spec.format))?,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.path)
+            .map_err(|e| e.to_string())?;
+        Ok(AccessLogWriter {
+            format,
+            out: Mutex::new(BufWriter::with_capacity(64 << 10, file)),
+        })
+    }
+
+    pub(crate) fn write(&self, record: &Record) {
+        let mut line = String::with_capacity(256);
+        self.format.render(record, &mut line);
+        line.push('\n');
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(line.as_bytes());
+    }
+
+    pub fn flush(&self) {
+        let _ = self.out.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    }
+
+    /// Flushes every 200 ms until shutdown, so a log read during a run is
+    /// at most that far behind.
+    pub(crate) fn start_flusher(self: &Arc<Self>, tasks: &TaskTracker, stop: CancellationToken) {
+        let log = self.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => log.flush(),
+                }
+            }
+            log.flush();
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_local_looks_like_nginx() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_740_921_011); // 2025-03-02T13:10:11Z
+        assert_eq!(time_local(t), "02/Mar/2025:13:10:11 +0000");
+    }
+}

@@ -1,0 +1,498 @@
+//! One proxied request: route, pick, send, retry as `proxy_next_upstream`
+//! says, relay the answer as it streams, then finish the peer and log.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::access_log::Record;
+use super::{Group, Shared};
+use crate::conf::{Action, NextUpstream};
+use crate::upstream::{Attempt, Client, Method as Balancing, Outcome};
+
+const X_UPSTREAM: HeaderName = HeaderName::from_static("x-upstream");
+
+/// What the proxy answers with: a small buffer of its own, or an upstream's
+/// body relayed frame by frame.
+pub struct ProxyBody {
+    inner: Inner,
+    /// Runs when the body is done: frees the peer and writes the log line.
+    done: Option<Done>,
+}
+
+enum Inner {
+    Full(Option<Bytes>),
+    Relay(Incoming),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.inner {
+            Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Relay(body) => Pin::new(body).poll_frame(cx),
+        };
+        if let (Poll::Ready(Some(Ok(frame))), Some(done)) = (&polled, &mut this.done) {
+            if let Some(data) = frame.data_ref() {
+                done.record.body_bytes_sent += data.len() as u64;
+            }
+        }
+        if let (Poll::Ready(Some(Err(_))), Some(done)) = (&polled, &mut this.done) {
+            // The upstream broke off mid-answer: a failure, too late to retry.
+            done.failed = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(b) => b.is_none(),
+            Inner::Relay(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Inner::Full(None) => SizeHint::with_exact(0),
+            Inner::Relay(body) => body.size_hint(),
+        }
+    }
+}
+
+/// The peer a relayed answer still occupies (least_conn counts it) until
+/// its body ends.
+struct Held {
+    group: Arc<Group>,
+    attempt: Attempt,
+    /// Time to the response head, what least_time learns from.
+    rtt: Duration,
+    sent_at: Instant,
+}
+
+/// The end of a request: the peer to free (if one is still held) and the log line.
+struct Done {
+    shared: Arc<Shared>,
+    held: Option<Held>,
+    failed: bool,
+    record: Record,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(mut held) = self.held.take() {
+            let outcome = Outcome {
+                failed: self.failed,
+                rtt: Some(held.rtt),
+            };
+            held.group
+                .lock()
+                .finish(&mut held.attempt, outcome, self.shared.now());
+            // nginx's $upstream_response_time runs to the answer's last byte.
+            self.record.set_last_upstream_time(held.sent_at.elapsed());
+        }
+        self.record.request_time = self.record.started.elapsed();
+        if let Some(log) = &self.shared.log {
+            log.write(&self.record);
+        }
+    }
+}
+
+fn own(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody {
+        inner: Inner::Full(Some(Bytes::from(text.to_string()))),
+        done: None,
+    });
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// Attaches the log line (and the peer to free) to a response.
+fn finish(
+    mut response: Response<ProxyBody>,
+    shared: &Arc<Shared>,
+    mut record: Record,
+    held: Option<Held>,
+) -> Response<ProxyBody> {
+    record.status = response.status().as_u16();
+    if !record.upstream_addr.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&record.upstream_addr) {
+            response.headers_mut().insert(X_UPSTREAM, v);
+        }
+    }
+    response.body_mut().done = Some(Done {
+        shared: shared.clone(),
+        held,
+        failed: false,
+        record,
+    });
+    response
+}
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut record = Record::new(&req, peer);
+    let Some(route) = shared.route(req.uri().path()) else {
+        return Ok(finish(
+            own(StatusCode::NOT_FOUND, "not found\n"),
+            &shared,
+            record,
+            None,
+        ));
+    };
+    let response = match (&route.location.action, route.group) {
+        (Action::Return { status, body }, _) => own(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+            body,
+        ),
+        (Action::Proxy { .. }, Some(g)) => {
+            let group = shared.groups[g].clone();
+            let next = route.location.next_upstream.clone();
+            let timeouts = route.location.timeouts.clone();
+            return Ok(proxy(
+                &shared,
+                group,
+                &next,
+                timeouts.connect + timeouts.read,
+                req,
+                peer,
+                record,
+            )
+            .await);
+        }
+        (Action::Proxy { .. }, None) => own(StatusCode::BAD_GATEWAY, "no such upstream\n"),
+    };
+    record.upstream_addr.clear();
+    Ok(finish(response, &shared, record, None))
+}
+
+/// The client as balancing sees it: its address (X-Forwarded-For's first
+/// entry when trusted) and the evaluated hash key.
+fn client_of(
+    shared: &Shared,
+    group: &Group,
+    parts: &hyper::http::request::Parts,
+    peer: SocketAddr,
+) -> Client {
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    let addr = if shared.trust_forwarded_for {
+        forwarded.unwrap_or(peer.ip())
+    } else {
+        peer.ip()
+    };
+    let key = match &group.lock().method {
+        Balancing::Hash { key, .. } => key.clone(),
+        _ => {
+            return Client {
+                addr: Some(addr),
+                key: String::new(),
+            }
+        }
+    };
+    let key = key.eval(|name| variable(parts, name, addr));
+    Client {
+        addr: Some(addr),
+        key,
+    }
+}
+
+/// The nginx variables a hash key may use.
+fn variable(parts: &hyper::http::request::Parts, name: &str, addr: IpAddr) -> Option<String> {
+    let uri = &parts.uri;
+    Some(match name {
+        "request_uri" => uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        "uri" => uri.path().to_string(),
+        "args" | "query_string" => uri.query()?.to_string(),
+        "remote_addr" => addr.to_string(),
+        "request_method" => parts.method.to_string(),
+        "host" => parts.headers.get(header::HOST)?.to_str().ok()?.to_string(),
+        _ => {
+            if let Some(h) = name.strip_prefix("http_") {
+                return parts
+                    .headers
+                    .get(h.replace('_', "-"))?
+                    .to_str()
+                    .ok()
+                    .map(str::to_string);
+            }
+            if let Some(c) = name.strip_prefix("cookie_") {
+                return parts
+                    .headers
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|v| {
+                        v.split(';').map(str::trim).find_map(|kv| {
+                            kv.strip_prefix(c)?.strip_prefix('=').map(str::to_string)
+                        })
+                    });
+            }
+            if let Some(a) = name.strip_prefix("arg_") {
+                return uri
+                    .query()?
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(a)?.strip_prefix('=').map(str::to_string));
+            }
+            return None;
+        }
+    })
+}
+
+/// Headers that belong to one connection and are not forwarded.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Copies the request for one upstream, with the headers seed 003's nginx
+/// sets: Host, X-Real-IP, X-Forwarded-For (appended), X-Forwarded-Proto.
+fn upstream_request(
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    to: SocketAddr,
+    client: IpAddr,
+) -> Request<Full<Bytes>> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut req = Request::new(Full::new(body.clone()));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = format!("http://{to}{path}").parse().unwrap_or_default();
+    let headers = req.headers_mut();
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name) && name != header::HOST && name != "x-forwarded-for" {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("localhost"));
+    headers.insert(header::HOST, host);
+    let ip = client.to_string();
+    let forwarded = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ip) {
+        headers.insert("x-real-ip", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    req
+}
+
+/// nginx does not pass these on after the request was sent (`non_idempotent`).
+fn idempotent(method: &Method) -> bool {
+    !matches!(method.as_str(), "POST" | "LOCK" | "PATCH")
+}
+
+enum Failure {
+    /// Could not connect: the request never left, so any method may retry.
+    Connect,
+    Error,
+    Timeout,
+}
+
+async fn proxy(
+    shared: &Arc<Shared>,
+    group: Arc<Group>,
+    next: &NextUpstream,
+    head_timeout: Duration,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    mut record: Record,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, shared.max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return finish(
+                own(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+                shared,
+                record,
+                None,
+            );
+        }
+        Err(_) => {
+            return finish(
+                own(StatusCode::BAD_REQUEST, "request body could not be read\n"),
+                shared,
+                record,
+                None,
+            )
+        }
+    };
+    let client = client_of(shared, &group, &parts, peer);
+    let mut attempt = group.lock().start(&client);
+    let mut tried = 0u32;
+    loop {
+        let picked = group.lock().pick(&mut attempt, shared.now());
+        let Some(peer_ref) = picked else {
+            // nginx logs the group's name as the upstream when none is left.
+            if tried == 0 {
+                record.push_attempt(&group.name, "502", Duration::ZERO);
+                return finish(
+                    own(StatusCode::BAD_GATEWAY, "no live upstreams\n"),
+                    shared,
+                    record,
+                    None,
+                );
+            }
+            return finish(
+                own(StatusCode::BAD_GATEWAY, "bad gateway\n"),
+                shared,
+                record,
+                None,
+            );
+        };
+        tried += 1;
+        let to = group.addr(peer_ref);
+        let sent_at = Instant::now();
+        let result = tokio::time::timeout(
+            head_timeout,
+            shared.client.request(upstream_request(
+                &parts,
+                &body,
+                to,
+                client.addr.unwrap_or(peer.ip()),
+            )),
+        )
+        .await;
+        let rtt = sent_at.elapsed();
+        // Asked after the peer was finished, as nginx's ngx_http_upstream_next
+        // asks after freeing it: another server left, within the limits, and
+        // not a non-idempotent request that already went out.
+        let may_retry = |sent: bool, attempt: &Attempt| {
+            attempt.tries > 0
+                && (next.tries == 0 || tried < next.tries)
+                && next.timeout.is_none_or(|t| started.elapsed() < t)
+                && (!sent || idempotent(&parts.method) || next.non_idempotent)
+        };
+        let failure = match result {
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                record.push_attempt(&to.to_string(), &status.to_string(), rtt);
+                if !next.statuses.contains(&status) {
+                    return finish(
+                        relay(response),
+                        shared,
+                        record,
+                        Some(Held {
+                            group,
+                            attempt,
+                            rtt,
+                            sent_at,
+                        }),
+                    );
+                }
+                // 403 and 404 move on but, as in nginx, are not failures.
+                let failed = !matches!(status, 403 | 404);
+                group.lock().finish(
+                    &mut attempt,
+                    Outcome {
+                        failed,
+                        rtt: Some(rtt),
+                    },
+                    shared.now(),
+                );
+                if may_retry(true, &attempt) {
+                    continue;
+                }
+                return finish(relay(response), shared, record, None);
+            }
+            Ok(Err(e)) if e.is_connect() => Failure::Connect,
+            Ok(Err(_)) => Failure::Error,
+            Err(_) => Failure::Timeout,
+        };
+        let (status, code) = match failure {
+            Failure::Timeout => ("504", StatusCode::GATEWAY_TIMEOUT),
+            Failure::Connect | Failure::Error => ("502", StatusCode::BAD_GATEWAY),
+        };
+        record.push_attempt(&to.to_string(), status, rtt);
+        group.lock().finish(
+            &mut attempt,
+            Outcome {
+                failed: true,
+                rtt: None,
+            },
+            shared.now(),
+        );
+        let retry = match failure {
+            Failure::Timeout => next.on_timeout && may_retry(true, &attempt),
+            Failure::Connect => next.on_error && may_retry(false, &attempt),
+            Failure::Error => next.on_error && may_retry(true, &attempt),
+        };
+        if !retry {
+            let text = if code == StatusCode::GATEWAY_TIMEOUT {
+                "gateway timeout\n"
+            } else {
+                "bad gateway\n"
+            };
+            return finish(own(code, text), shared, record, None);
+        }
+    }
+}
+
+/// An upstream's response, with its connection-level headers dropped.
+fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    let names: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|n| hop_by_hop(n))
+        .cloned()
+        .collect();
+    for n in names {
+        parts.headers.remove(n);
+    }
+    Response::from_parts(
+        parts,
+        ProxyBody {
+            inner: Inner::Relay(body),
+            done: None,
+        },
+    )
+}

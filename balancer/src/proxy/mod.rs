@@ -1,0 +1,339 @@
+//! The reverse proxy around the selection library: hyper on both sides,
+//! keep-alive to the upstreams, bodies streamed back without buffering,
+//! `proxy_next_upstream` retries, an access log written through `logformat`,
+//! and optional active health checks and dynamic weights.
+
+mod access_log;
+mod forward;
+mod probe;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::conf::{Action, Location, ProxyConfig};
+use crate::upstream::{PeerRef, Upstream};
+
+pub use access_log::AccessLogWriter;
+
+/// How to run the proxy.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub config: ProxyConfig,
+    /// Let ip_hash and `$remote_addr` see the first X-Forwarded-For address,
+    /// so a load generator on one loopback address can act as many clients.
+    pub trust_forwarded_for: bool,
+    /// Seeds the `random` methods.
+    pub seed: u64,
+    /// Poll each peer's `/metrics` this often and halve the weight of a peer
+    /// whose memory use is over 85% (seeds 000 and 001).
+    pub dynamic_weights: Option<Duration>,
+    /// Request bodies are buffered (to retry them); larger ones get 413.
+    pub max_body: usize,
+    /// On shutdown, how long in-flight requests get to finish.
+    pub grace: Duration,
+}
+
+impl Options {
+    pub fn new(listen: SocketAddr, config: ProxyConfig) -> Options {
+        Options {
+            listen,
+            config,
+            trust_forwarded_for: false,
+            seed: 0,
+            dynamic_weights: None,
+            max_body: 10 << 20,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("upstream \"{upstream}\": server {server}: {why}")]
+    Resolve {
+        upstream: String,
+        server: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Spec(#[from] crate::upstream::SpecError),
+    #[error("access log {path}: {why}")]
+    AccessLog { path: String, why: String },
+}
+
+/// One upstream group: its selection state and where its peers are.
+pub(crate) struct Group {
+    pub name: String,
+    pub upstream: Mutex<Upstream>,
+    primary: Vec<SocketAddr>,
+    backup: Vec<SocketAddr>,
+}
+
+impl Group {
+    fn addr(&self, p: PeerRef) -> SocketAddr {
+        if p.backup {
+            self.backup[p.index]
+        } else {
+            self.primary[p.index]
+        }
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Upstream> {
+        self.upstream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A location and the group it proxies to, if it does.
+pub(crate) struct Route {
+    location: Location,
+    group: Option<usize>,
+}
+
+pub(crate) struct Shared {
+    groups: Vec<Arc<Group>>,
+    routes: Vec<Route>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    log: Option<Arc<AccessLogWriter>>,
+    epoch: Instant,
+    trust_forwarded_for: bool,
+    max_body: usize,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    /// Time on the selection library's clock.
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// nginx's choice: an exact `=` location first, then the longest prefix.
+    fn route(&self, path: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.location.exact && r.location.path == path)
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .filter(|r| !r.location.exact && path.starts_with(&r.location.path))
+                    .max_by_key(|r| r.location.path.len())
+            })
+    }
+}
+
+/// A running proxy.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    grace: Duration,
+}
+
+fn resolve(upstream: &str, server: &str) -> Result<SocketAddr, StartError> {
+    let why = |why: String| StartError::Resolve {
+        upstream: upstream.to_string(),
+        server: server.to_string(),
+        why,
+    };
+    server
+        .to_socket_addrs()
+        .map_err(|e| why(e.to_string()))?
+        .next()
+        .ok_or_else(|| why("resolves to no address".to_string()))
+}
+
+impl Proxy {
+    /// Binds, builds every upstream, and starts serving on the current runtime.
+    pub async fn start(options: Options) -> Result<Proxy, StartError> {
+        let config = &options.config;
+        let mut groups = Vec::new();
+        for (i, spec) in config.upstreams.iter().enumerate() {
+            let mut primary = Vec::new();
+            let mut backup = Vec::new();
+            for s in &spec.servers {
+                let addr = resolve(&spec.name, &s.addr)?;
+                if s.backup {
+                    backup.push(addr)
+                } else {
+                    primary.push(addr)
+                }
+            }
+            let upstream = Upstream::new(spec.clone(), options.seed.wrapping_add(i as u64))?;
+            groups.push(Arc::new(Group {
+                name: spec.name.clone(),
+                upstream: Mutex::new(upstream),
+                primary,
+                backup,
+            }));
+        }
+        let mut locations = config.locations.clone();
+        if locations.is_empty() {
+            // No server block: everything goes to the first upstream.
+            if let Some(first) = config.upstreams.first() {
+                locations.push(Location {
+                    path: "/".to_string(),
+                    exact: false,
+                    action: Action::Proxy {
+                        upstream: first.name.clone(),
+                    },
+                    next_upstream: Default::default(),
+                    timeouts: Default::default(),
+                    health: None,
+                });
+            }
+        }
+        let routes: Vec<Route> = locations
+            .into_iter()
+            .map(|location| {
+                let group = match &location.action {
+                    Action::Proxy { upstream } => groups.iter().position(|g| &g.name == upstream),
+                    Action::Return { .. } => None,
+                };
+                Route { location, group }
+            })
+            .collect();
+        let log = match &config.access_log {
+            None => None,
+            Some(spec) => Some(Arc::new(AccessLogWriter::open(config, spec).map_err(
+                |why| StartError::AccessLog {
+                    path: spec.path.clone(),
+                    why,
+                },
+            )?)),
+        };
+
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let connect_timeout = routes
+            .iter()
+            .map(|r| r.location.timeouts.connect)
+            .min()
+            .unwrap_or(Duration::from_secs(60));
+        connector.set_connect_timeout(Some(connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(config.keepalive.unwrap_or(64))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+
+        let listener = bind(options.listen)?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            groups,
+            routes,
+            client,
+            log,
+            epoch: Instant::now(),
+            trust_forwarded_for: options.trust_forwarded_for,
+            max_body: options.max_body,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        probe::start(&shared, options.dynamic_weights);
+        if let Some(log) = &shared.log {
+            log.start_flusher(&shared.tasks, shared.shutdown.clone());
+        }
+        shared.tasks.spawn(accept_loop(shared.clone(), listener));
+        Ok(Proxy {
+            shared,
+            addr,
+            grace: options.grace,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A copy of an upstream's state (peers, fails, weights) for tests and reports.
+    pub fn upstream(&self, name: &str) -> Option<Upstream> {
+        self.shared
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| g.lock().clone())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace
+    /// period), flushes the access log.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(
+            self.grace + Duration::from_secs(1),
+            self.shared.tasks.wait(),
+        )
+        .await;
+        if let Some(log) = &self.shared.log {
+            log.flush();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::Listen { addr, source };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(4096).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    TcpListener::from_std(socket.into()).map_err(err)
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut http = http1::Builder::new();
+    http.keep_alive(true);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (shared2, http) = (shared.clone(), http.clone());
+        shared.tasks.spawn(async move {
+            let svc = {
+                let shared = shared2.clone();
+                service_fn(move |req| forward::handle(shared.clone(), peer, req))
+            };
+            let conn = http.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = shared2.shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
