@@ -164,6 +164,7 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
         config.access_log = Some(conf::AccessLog {
             path: path.clone(),
             format,
+            line: 0,
         });
     }
     Ok(config)

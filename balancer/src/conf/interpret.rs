@@ -34,6 +34,8 @@ pub struct LogFormatDef {
 pub struct AccessLog {
     pub path: String,
     pub format: String,
+    /// Where it was configured (0 when not from a file).
+    pub line: usize,
 }
 
 /// A `location` block: which requests, and what happens to them.
@@ -261,11 +263,11 @@ pub fn interpret(file: &str, top: &[Directive]) -> Result<ProxyConfig, ConfError
         }
     }
     if let Some(log) = &cx.config.access_log {
-        let known =
-            log.format == "combined" || cx.config.log_formats.iter().any(|f| f.name == log.format);
+        let known = logformat::presets::preset(&log.format).is_some()
+            || cx.config.log_formats.iter().any(|f| f.name == log.format);
         if !known {
             let msg = format!("unknown log format \"{}\"", log.format);
-            return Err(ConfError::new(file, 0, "access_log", msg));
+            return Err(ConfError::new(file, log.line, "access_log", msg));
         }
     }
     Ok(cx.config)
@@ -605,6 +607,7 @@ fn access_log(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
     cx.config.access_log = Some(AccessLog {
         path: d.args[0].clone(),
         format,
+        line: d.line,
     });
     Ok(())
 }
@@ -768,7 +771,8 @@ server {
             c.access_log,
             Some(AccessLog {
                 path: "/var/log/nginx/upstream.log".into(),
-                format: "upstream_log".into()
+                format: "upstream_log".into(),
+                line: 2,
             })
         );
     }

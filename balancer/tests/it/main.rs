@@ -6,5 +6,6 @@ mod common;
 mod golden;
 mod health;
 mod methods;
+mod proxy;
 mod sequences;
 mod shares;
