@@ -129,6 +129,22 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
                     "give --upstream ADDR (one per server) or --config nginx.conf"
                 ));
             }
+            const METHODS: [&str; 6] = [
+                "round_robin",
+                "least_conn",
+                "ip_hash",
+                "hash",
+                "random",
+                "least_time",
+            ];
+            let first = opts.method.split_whitespace().next().unwrap_or("");
+            if !METHODS.contains(&first) {
+                let all = METHODS.join(", ");
+                return Err(anyhow!(
+                    "--method '{}': unknown method; use {all}",
+                    opts.method
+                ));
+            }
             let (text, lines) = flags_as_conf(opts);
             conf::load("flags", &text).map_err(|e| {
                 let flag = lines

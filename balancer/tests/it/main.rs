@@ -2,6 +2,7 @@
 //! the same cases run through every method, a golden trace from real nginx,
 //! and expected shares checked against simulation.
 
+mod cli;
 mod common;
 mod golden;
 mod health;

@@ -414,3 +414,62 @@ async fn active_health_checks_take_a_hung_node_out_and_back() {
     assert_eq!(seen, [3, 3]);
     bed.finish().await;
 }
+
+#[tokio::test]
+async fn dynamic_weights_halve_a_peer_short_of_memory() {
+    let bed = Bed::start_with(
+        2,
+        Profile::default(),
+        |a| {
+            format!(
+                "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
+                servers(a, &["weight=4", "weight=4"])
+            )
+        },
+        |o| o.dynamic_weights = Some(Duration::from_millis(100)),
+    )
+    .await;
+    let weight = |bed: &Bed, i: usize| {
+        bed.proxy
+            .upstream("b")
+            .unwrap()
+            .peers()
+            .nth(i)
+            .unwrap()
+            .1
+            .server
+            .weight
+    };
+    let load = Fault::Load {
+        cpu: 50.0,
+        memory: 95.0,
+    };
+    bed.mock
+        .control(
+            0,
+            Control::Set {
+                fault: load,
+                revert_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while weight(&bed, 0) != 2 {
+        assert!(Instant::now() < deadline, "weight never halved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(weight(&bed, 1), 4, "the other peer keeps its weight");
+    // Weights 2:4 now: in a block of 6 sequential requests, a gets 2.
+    let mut on_a = 0;
+    for _ in 0..6 {
+        on_a += usize::from(bed.index_of(&bed.get("/").await.1) == Some(0));
+    }
+    assert_eq!(on_a, 2);
+    bed.mock.control(0, Control::Reset).await.unwrap();
+    while weight(&bed, 0) != 4 {
+        assert!(Instant::now() < deadline, "weight never restored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bed.finish().await;
+}

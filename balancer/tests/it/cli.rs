@@ -1,0 +1,82 @@
+//! The `balancer` binary: bad configuration is one line and exit 2.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_balancer");
+
+fn refused(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
+    )
+}
+
+fn config_error(text: &str) -> String {
+    let path = std::env::temp_dir().join(format!(
+        "balancer-bad-{}-{}.conf",
+        std::process::id(),
+        text.len()
+    ));
+    std::fs::write(&path, text).unwrap();
+    let (code, err) = refused(&["--config", &path.display().to_string()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    err.replace(&path.display().to_string(), "nginx.conf")
+}
+
+#[test]
+fn bad_configurations_name_file_line_and_directive() {
+    assert_eq!(
+        config_error("upstream b {\n  server 127.0.0.1:1;\n  sticky cookie srv;\n}\n"),
+        "balancer: error: nginx.conf:3: sticky: unknown directive"
+    );
+    assert_eq!(
+        config_error("upstream b {\n  server 127.0.0.1:1 weight=-2;\n}\n"),
+        "balancer: error: nginx.conf:2: server: invalid weight \"-2\""
+    );
+    assert_eq!(
+        config_error("upstream b {\n  server 127.0.0.1:1;\n  server 127.0.0.1:1;\n}\n"),
+        "balancer: error: nginx.conf:3: server: server 127.0.0.1:1 is listed twice"
+    );
+    assert_eq!(
+        config_error("http {\n  upstream b {\n  }\n}\n"),
+        "balancer: error: nginx.conf:2: upstream: upstream \"b\" has no servers"
+    );
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let (code, err) = refused(&["--upstream", "127.0.0.1:1 weight=x"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "balancer: error: --upstream '127.0.0.1:1 weight=x': server: invalid weight \"x\""
+        )
+    );
+    let (code, err) = refused(&["--upstream", "127.0.0.1:1", "--method", "fastest"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("balancer: error: --method 'fastest': unknown method; use round_robin"),
+        "{err}"
+    );
+    let (code, err) = refused(&["--upstream", "127.0.0.1:1", "--method", "hash"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "balancer: error: --method 'hash': hash: takes 1 to 2 arguments, not 0"
+        )
+    );
+    let (code, err) = refused(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--upstream"), "{err}");
+    let (code, err) = refused(&["--config", "/nonexistent/nginx.conf"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read --config /nonexistent/nginx.conf"),
+        "{err}"
+    );
+}
