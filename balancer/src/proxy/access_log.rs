@@ -17,15 +17,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::conf::{AccessLog, ProxyConfig};
 
-/// What one request leaves for its log line.
+/// What one request leaves for its log line. The request's details are
+/// copied only when there is a log to write them to.
 pub(crate) struct Record {
     pub started: Instant,
-    remote: SocketAddr,
-    time_local: String,
-    method: String,
-    request_uri: String,
-    protocol: &'static str,
-    headers: HeaderMap,
+    request: Option<Box<RequestInfo>>,
     pub status: u16,
     pub body_bytes_sent: u64,
     pub request_time: Duration,
@@ -36,25 +32,37 @@ pub(crate) struct Record {
     upstream_times: Vec<Duration>,
 }
 
+struct RequestInfo {
+    remote: SocketAddr,
+    method: String,
+    request_uri: String,
+    protocol: &'static str,
+    headers: HeaderMap,
+}
+
 impl Record {
-    pub fn new(req: &Request<Incoming>, remote: SocketAddr) -> Record {
-        let protocol = match req.version() {
-            hyper::Version::HTTP_10 => "HTTP/1.0",
-            hyper::Version::HTTP_2 => "HTTP/2.0",
-            _ => "HTTP/1.1",
-        };
+    pub fn new(req: &Request<Incoming>, remote: SocketAddr, logging: bool) -> Record {
+        let request = logging.then(|| {
+            let protocol = match req.version() {
+                hyper::Version::HTTP_10 => "HTTP/1.0",
+                hyper::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            };
+            Box::new(RequestInfo {
+                remote,
+                method: req.method().to_string(),
+                request_uri: req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_string(),
+                protocol,
+                headers: req.headers().clone(),
+            })
+        });
         Record {
             started: Instant::now(),
-            remote,
-            time_local: time_local(SystemTime::now()),
-            method: req.method().to_string(),
-            request_uri: req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string(),
-            protocol,
-            headers: req.headers().clone(),
+            request,
             status: 0,
             body_bytes_sent: 0,
             request_time: Duration::ZERO,
@@ -79,7 +87,9 @@ impl Record {
             *last = time;
         }
     }
+}
 
+impl RequestInfo {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -114,52 +124,55 @@ impl Vars for Record {
             out.push_str(s);
             true
         };
+        // Values that do not need the request's details.
         match name {
-            "remote_addr" => text(out, &self.remote.ip().to_string()),
-            "remote_port" => text(out, &self.remote.port().to_string()),
-            "time_local" => text(out, &self.time_local),
-            "request" => {
-                let _ = write!(
-                    out,
-                    "{} {} {}",
-                    self.method, self.request_uri, self.protocol
-                );
-                true
-            }
-            "request_method" => text(out, &self.method),
-            "request_uri" => text(out, &self.request_uri),
-            "uri" => text(out, self.request_uri.split('?').next().unwrap_or("/")),
-            "args" | "query_string" => match self.request_uri.split_once('?') {
-                Some((_, q)) if !q.is_empty() => text(out, q),
-                _ => false,
-            },
-            "server_protocol" => text(out, self.protocol),
-            "status" => text(out, &self.status.to_string()),
-            "body_bytes_sent" => text(out, &self.body_bytes_sent.to_string()),
+            "status" => return text(out, &self.status.to_string()),
+            "body_bytes_sent" => return text(out, &self.body_bytes_sent.to_string()),
             "request_time" => {
                 seconds(self.request_time, out);
-                true
+                return true;
             }
-            "upstream_addr" if !self.upstream_addr.is_empty() => text(out, &self.upstream_addr),
-            "upstream_status" if !self.upstream_status.is_empty() => {
-                text(out, &self.upstream_status)
+            // nginx's $time_local is the time the line is written.
+            "time_local" => return text(out, &time_local(SystemTime::now())),
+            "upstream_addr" => {
+                return !self.upstream_addr.is_empty() && text(out, &self.upstream_addr)
             }
-            "upstream_response_time" if !self.upstream_times.is_empty() => {
+            "upstream_status" => {
+                return !self.upstream_status.is_empty() && text(out, &self.upstream_status)
+            }
+            "upstream_response_time" => {
                 for (i, t) in self.upstream_times.iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
                     seconds(*t, out);
                 }
+                return !self.upstream_times.is_empty();
+            }
+            _ => {}
+        }
+        let Some(r) = &self.request else { return false };
+        match name {
+            "remote_addr" => text(out, &r.remote.ip().to_string()),
+            "remote_port" => text(out, &r.remote.port().to_string()),
+            "request" => {
+                let _ = write!(out, "{} {} {}", r.method, r.request_uri, r.protocol);
                 true
             }
-            "host" => text(out, self.header("host").unwrap_or("localhost")),
-            "remote_user" => false,
-            _ => match name.strip_prefix("http_") {
-                Some(h) => match self.header(&h.replace('_', "-")) {
-                    Some(v) => text(out, v),
-                    None => false,
-                },
+            "request_method" => text(out, &r.method),
+            "request_uri" => text(out, &r.request_uri),
+            "uri" => text(out, r.request_uri.split('?').next().unwrap_or("/")),
+            "args" | "query_string" => match r.request_uri.split_once('?') {
+                Some((_, q)) if !q.is_empty() => text(out, q),
+                _ => false,
+            },
+            "server_protocol" => text(out, r.protocol),
+            "host" => text(out, r.header("host").unwrap_or("localhost")),
+            _ => match name
+                .strip_prefix("http_")
+                .and_then(|h| r.header(&h.replace('_', "-")))
+            {
+                Some(v) => text(out, v),
                 None => false,
             },
         }

@@ -15,11 +15,14 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::access_log::Record;
-use super::{Group, Shared};
+use super::{Group, Shared, Target};
 use crate::conf::{Action, NextUpstream};
 use crate::upstream::{Attempt, Client, Method as Balancing, Outcome};
 
 const X_UPSTREAM: HeaderName = HeaderName::from_static("x-upstream");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// What the proxy answers with: a small buffer of its own, or an upstream's
 /// body relayed frame by frame.
@@ -146,12 +149,33 @@ fn finish(
     response
 }
 
+/// The client end of a connection, with the header value nginx derives
+/// from it (`$remote_addr`), made once per connection.
+pub(crate) struct Remote {
+    addr: SocketAddr,
+    ip_text: String,
+    ip_header: HeaderValue,
+}
+
+impl Remote {
+    pub(crate) fn new(addr: SocketAddr) -> Remote {
+        let ip_text = addr.ip().to_canonical().to_string();
+        let ip_header = HeaderValue::from_str(&ip_text).unwrap_or(HeaderValue::from_static("-"));
+        Remote {
+            addr,
+            ip_text,
+            ip_header,
+        }
+    }
+}
+
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    peer: SocketAddr,
+    remote: Arc<Remote>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let mut record = Record::new(&req, peer);
+    let peer = remote.addr;
+    let mut record = Record::new(&req, peer, shared.log.is_some());
     let Some(route) = shared.route(req.uri().path()) else {
         return Ok(finish(
             own(StatusCode::NOT_FOUND, "not found\n"),
@@ -175,7 +199,7 @@ pub(crate) async fn handle(
                 &next,
                 timeouts.connect + timeouts.read,
                 req,
-                peer,
+                &remote,
                 record,
             )
             .await);
@@ -282,16 +306,26 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 fn upstream_request(
     parts: &hyper::http::request::Parts,
     body: &Bytes,
-    to: SocketAddr,
-    client: IpAddr,
+    to: &Target,
+    remote: &Remote,
 ) -> Request<Full<Bytes>> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut uri = hyper::http::uri::Parts::default();
+    uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+    uri.authority = Some(to.authority.clone());
+    uri.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
+    );
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = format!("http://{to}{path}").parse().unwrap_or_default();
+    *req.uri_mut() = hyper::Uri::from_parts(uri).unwrap_or_default();
     let headers = req.headers_mut();
+    headers.reserve(parts.headers.len() + 4);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name != header::HOST && name != "x-forwarded-for" {
+        if !hop_by_hop(name) && name != header::HOST && name != X_FORWARDED_FOR {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -301,22 +335,20 @@ fn upstream_request(
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("localhost"));
     headers.insert(header::HOST, host);
-    let ip = client.to_string();
+    // $proxy_add_x_forwarded_for: the client's list with $remote_addr appended.
     let forwarded = match parts
         .headers
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.clone(),
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", remote.ip_text)).ok(),
+        None => Some(remote.ip_header.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = forwarded {
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        headers.insert("x-real-ip", v);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert(X_REAL_IP, remote.ip_header.clone());
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     req
 }
 
@@ -338,13 +370,22 @@ async fn proxy(
     next: &NextUpstream,
     head_timeout: Duration,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    remote: &Remote,
     mut record: Record,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, shared.max_body).collect().await {
-        Ok(b) => b.to_bytes(),
+    // Most requests have no body: skip collecting one.
+    let collected = if body.is_end_stream() {
+        Ok(Bytes::new())
+    } else {
+        Limited::new(body, shared.max_body)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+    };
+    let body = match collected {
+        Ok(b) => b,
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -365,7 +406,7 @@ async fn proxy(
             )
         }
     };
-    let client = client_of(shared, &group, &parts, peer);
+    let client = client_of(shared, &group, &parts, remote.addr);
     let mut attempt = group.lock().start(&client);
     let mut tried = 0u32;
     loop {
@@ -389,16 +430,13 @@ async fn proxy(
             );
         };
         tried += 1;
-        let to = group.addr(peer_ref);
+        let to = group.target(peer_ref);
         let sent_at = Instant::now();
         let result = tokio::time::timeout(
             head_timeout,
-            shared.client.request(upstream_request(
-                &parts,
-                &body,
-                to,
-                client.addr.unwrap_or(peer.ip()),
-            )),
+            shared
+                .client
+                .request(upstream_request(&parts, &body, to, remote)),
         )
         .await;
         let rtt = sent_at.elapsed();
@@ -414,7 +452,7 @@ async fn proxy(
         let failure = match result {
             Ok(Ok(response)) => {
                 let status = response.status().as_u16();
-                record.push_attempt(&to.to_string(), &status.to_string(), rtt);
+                record.push_attempt(&to.text, &status.to_string(), rtt);
                 if !next.statuses.contains(&status) {
                     return finish(
                         relay(response),
@@ -451,7 +489,7 @@ async fn proxy(
             Failure::Timeout => ("504", StatusCode::GATEWAY_TIMEOUT),
             Failure::Connect | Failure::Error => ("502", StatusCode::BAD_GATEWAY),
         };
-        record.push_attempt(&to.to_string(), status, rtt);
+        record.push_attempt(&to.text, status, rtt);
         group.lock().finish(
             &mut attempt,
             Outcome {

@@ -79,20 +79,35 @@ pub enum StartError {
     AccessLog { path: String, why: String },
 }
 
+/// Where a peer is, in the forms each request needs, made once.
+pub(crate) struct Target {
+    /// `127.0.0.1:8001`, as `$upstream_addr` and `X-Upstream` show it.
+    pub text: String,
+    pub authority: hyper::http::uri::Authority,
+}
+
+impl Target {
+    fn new(addr: SocketAddr) -> Target {
+        let text = addr.to_string();
+        let authority = text.parse().expect("a socket address is a valid authority");
+        Target { text, authority }
+    }
+}
+
 /// One upstream group: its selection state and where its peers are.
 pub(crate) struct Group {
     pub name: String,
     pub upstream: Mutex<Upstream>,
-    primary: Vec<SocketAddr>,
-    backup: Vec<SocketAddr>,
+    primary: Vec<Target>,
+    backup: Vec<Target>,
 }
 
 impl Group {
-    fn addr(&self, p: PeerRef) -> SocketAddr {
+    pub(crate) fn target(&self, p: PeerRef) -> &Target {
         if p.backup {
-            self.backup[p.index]
+            &self.backup[p.index]
         } else {
-            self.primary[p.index]
+            &self.primary[p.index]
         }
     }
 
@@ -170,9 +185,9 @@ impl Proxy {
             for s in &spec.servers {
                 let addr = resolve(&spec.name, &s.addr)?;
                 if s.backup {
-                    backup.push(addr)
+                    backup.push(Target::new(addr))
                 } else {
-                    primary.push(addr)
+                    primary.push(Target::new(addr))
                 }
             }
             let upstream = Upstream::new(spec.clone(), options.seed.wrapping_add(i as u64))?;
@@ -323,7 +338,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         shared.tasks.spawn(async move {
             let svc = {
                 let shared = shared2.clone();
-                service_fn(move |req| forward::handle(shared.clone(), peer, req))
+                let remote = Arc::new(forward::Remote::new(peer));
+                service_fn(move |req| forward::handle(shared.clone(), remote.clone(), req))
             };
             let conn = http.serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);

@@ -106,7 +106,9 @@ async fn get(
     limit: Duration,
 ) -> Option<(u16, Bytes)> {
     let mut req = Request::new(Full::new(Bytes::new()));
-    *req.uri_mut() = format!("http://{}{uri}", group.addr(peer)).parse().ok()?;
+    *req.uri_mut() = format!("http://{}{uri}", group.target(peer).text)
+        .parse()
+        .ok()?;
     let answer = async {
         let response = shared.client.request(req).await.ok()?;
         let status = response.status().as_u16();
