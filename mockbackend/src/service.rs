@@ -492,6 +492,16 @@ async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<R
             Reply::full(serde_json::json!({ "ports": ports }).to_string()),
         )
     };
+    if route == Route::MockState && req.uri().path() == "/_mock/headers" {
+        // What this port received: lets a test see what a proxy in front sent.
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect();
+        let body = serde_json::json!({ "headers": headers, "peer": ctx.conn.peer.to_string() });
+        return respond(StatusCode::OK, JSON, Reply::full(body.to_string()));
+    }
     if route == Route::MockState {
         return state(ctx.shared.nodes.iter().collect());
     }
