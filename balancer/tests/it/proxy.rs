@@ -477,7 +477,10 @@ async fn dynamic_weights_halve_a_peer_short_of_memory() {
 #[tokio::test]
 async fn upstreams_get_host_real_ip_and_forwarded_headers() {
     let bed = Bed::start(1, Profile::default(), |a| {
-        format!("upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}", servers(a, &[""]))
+        format!(
+            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
+            servers(a, &[""])
+        )
     })
     .await;
     let r = client()
@@ -488,13 +491,23 @@ async fn upstreams_get_host_real_ip_and_forwarded_headers() {
         .send()
         .await
         .unwrap();
-    assert!(r.headers()["x-upstream"].to_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(r.headers()["x-upstream"]
+        .to_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     let v: serde_json::Value = r.json().await.unwrap();
     let h = &v["headers"];
     assert_eq!(h["host"], "ai.example.com", "Host passes through");
     assert_eq!(h["x-real-ip"], "127.0.0.1");
-    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1", "appended, as $proxy_add_x_forwarded_for");
+    assert_eq!(
+        h["x-forwarded-for"], "203.0.113.9, 127.0.0.1",
+        "appended, as $proxy_add_x_forwarded_for"
+    );
     assert_eq!(h["x-forwarded-proto"], "http");
-    assert!(h.get("connection").is_none_or(|c| !c.as_str().unwrap_or("").contains("x-secret")), "hop-by-hop dropped: {h}");
+    assert!(
+        h.get("connection")
+            .is_none_or(|c| !c.as_str().unwrap_or("").contains("x-secret")),
+        "hop-by-hop dropped: {h}"
+    );
     bed.finish().await;
 }
