@@ -15,7 +15,8 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::access_log::Record;
-use super::{Group, Shared, Target};
+use super::pool::{Lease, SendError};
+use super::{Group, Shared};
 use crate::conf::{Action, NextUpstream};
 use crate::upstream::{Attempt, Client, Method as Balancing, Outcome};
 
@@ -34,7 +35,12 @@ pub struct ProxyBody {
 
 enum Inner {
     Full(Option<Bytes>),
-    Relay(Incoming),
+    /// The upstream's body, and the connection it comes on: back to the
+    /// pool once the body has been read.
+    Relay {
+        body: Incoming,
+        _lease: Lease,
+    },
 }
 
 impl Body for ProxyBody {
@@ -48,7 +54,7 @@ impl Body for ProxyBody {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Relay(body) => Pin::new(body).poll_frame(cx),
+            Inner::Relay { body, .. } => Pin::new(body).poll_frame(cx),
         };
         if let (Poll::Ready(Some(Ok(frame))), Some(done)) = (&polled, &mut this.done) {
             if let Some(data) = frame.data_ref() {
@@ -65,7 +71,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
-            Inner::Relay(body) => body.is_end_stream(),
+            Inner::Relay { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -73,7 +79,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Relay(body) => body.size_hint(),
+            Inner::Relay { body, .. } => body.size_hint(),
         }
     }
 }
@@ -306,22 +312,17 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 fn upstream_request(
     parts: &hyper::http::request::Parts,
     body: &Bytes,
-    to: &Target,
     remote: &Remote,
 ) -> Request<Full<Bytes>> {
-    let mut uri = hyper::http::uri::Parts::default();
-    uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
-    uri.authority = Some(to.authority.clone());
-    uri.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
-    );
+    // Origin form (`/path?query`), as nginx sends it; Host says where.
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = hyper::Uri::from_parts(uri).unwrap_or_default();
+    *req.uri_mut() = hyper::Uri::from(path);
     let headers = req.headers_mut();
     headers.reserve(parts.headers.len() + 4);
     for (name, value) in &parts.headers {
@@ -434,9 +435,7 @@ async fn proxy(
         let sent_at = Instant::now();
         let result = tokio::time::timeout(
             head_timeout,
-            shared
-                .client
-                .request(upstream_request(&parts, &body, to, remote)),
+            to.pool.send(|| upstream_request(&parts, &body, remote)),
         )
         .await;
         let rtt = sent_at.elapsed();
@@ -450,12 +449,12 @@ async fn proxy(
                 && (!sent || idempotent(&parts.method) || next.non_idempotent)
         };
         let failure = match result {
-            Ok(Ok(response)) => {
+            Ok(Ok((response, lease))) => {
                 let status = response.status().as_u16();
                 record.push_attempt(&to.text, &status.to_string(), rtt);
                 if !next.statuses.contains(&status) {
                     return finish(
-                        relay(response),
+                        relay(response, lease),
                         shared,
                         record,
                         Some(Held {
@@ -479,10 +478,10 @@ async fn proxy(
                 if may_retry(true, &attempt) {
                     continue;
                 }
-                return finish(relay(response), shared, record, None);
+                return finish(relay(response, lease), shared, record, None);
             }
-            Ok(Err(e)) if e.is_connect() => Failure::Connect,
-            Ok(Err(_)) => Failure::Error,
+            Ok(Err(SendError::Connect)) => Failure::Connect,
+            Ok(Err(SendError::Io)) => Failure::Error,
             Err(_) => Failure::Timeout,
         };
         let (status, code) = match failure {
@@ -515,7 +514,7 @@ async fn proxy(
 }
 
 /// An upstream's response, with its connection-level headers dropped.
-fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
+fn relay(response: Response<Incoming>, lease: Lease) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     let names: Vec<HeaderName> = parts
         .headers
@@ -529,7 +528,10 @@ fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
     Response::from_parts(
         parts,
         ProxyBody {
-            inner: Inner::Relay(body),
+            inner: Inner::Relay {
+                body,
+                _lease: lease,
+            },
             done: None,
         },
     )

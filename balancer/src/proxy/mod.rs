@@ -5,25 +5,23 @@
 
 mod access_log;
 mod forward;
+mod pool;
 mod probe;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::conf::{Action, Location, ProxyConfig};
 use crate::upstream::{PeerRef, Upstream};
+use pool::Pool;
 
 pub use access_log::AccessLogWriter;
 
@@ -83,14 +81,15 @@ pub enum StartError {
 pub(crate) struct Target {
     /// `127.0.0.1:8001`, as `$upstream_addr` and `X-Upstream` show it.
     pub text: String,
-    pub authority: hyper::http::uri::Authority,
+    pub pool: Arc<Pool>,
 }
 
 impl Target {
-    fn new(addr: SocketAddr) -> Target {
-        let text = addr.to_string();
-        let authority = text.parse().expect("a socket address is a valid authority");
-        Target { text, authority }
+    fn new(addr: SocketAddr, keepalive: usize, connect_timeout: Duration) -> Target {
+        Target {
+            text: addr.to_string(),
+            pool: Arc::new(Pool::new(addr, keepalive, connect_timeout)),
+        }
     }
 }
 
@@ -125,7 +124,6 @@ pub(crate) struct Route {
 pub(crate) struct Shared {
     groups: Vec<Arc<Group>>,
     routes: Vec<Route>,
-    client: Client<HttpConnector, Full<Bytes>>,
     log: Option<Arc<AccessLogWriter>>,
     epoch: Instant,
     trust_forwarded_for: bool,
@@ -178,6 +176,15 @@ impl Proxy {
     /// Binds, builds every upstream, and starts serving on the current runtime.
     pub async fn start(options: Options) -> Result<Proxy, StartError> {
         let config = &options.config;
+        let connect_timeout = config
+            .locations
+            .iter()
+            .map(|l| l.timeouts.connect)
+            .min()
+            .unwrap_or(Duration::from_secs(60));
+        // nginx keeps no idle upstream connections without `keepalive`; a
+        // load-test proxy that reconnected per request would measure itself.
+        let keepalive = config.keepalive.unwrap_or(64);
         let mut groups = Vec::new();
         for (i, spec) in config.upstreams.iter().enumerate() {
             let mut primary = Vec::new();
@@ -185,9 +192,9 @@ impl Proxy {
             for s in &spec.servers {
                 let addr = resolve(&spec.name, &s.addr)?;
                 if s.backup {
-                    backup.push(Target::new(addr))
+                    backup.push(Target::new(addr, keepalive, connect_timeout))
                 } else {
-                    primary.push(Target::new(addr))
+                    primary.push(Target::new(addr, keepalive, connect_timeout))
                 }
             }
             let upstream = Upstream::new(spec.clone(), options.seed.wrapping_add(i as u64))?;
@@ -234,19 +241,6 @@ impl Proxy {
             )?)),
         };
 
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let connect_timeout = routes
-            .iter()
-            .map(|r| r.location.timeouts.connect)
-            .min()
-            .unwrap_or(Duration::from_secs(60));
-        connector.set_connect_timeout(Some(connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(config.keepalive.unwrap_or(64))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-
         let listener = bind(options.listen)?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
             addr: options.listen,
@@ -255,7 +249,6 @@ impl Proxy {
         let shared = Arc::new(Shared {
             groups,
             routes,
-            client,
             log,
             epoch: Instant::now(),
             trust_forwarded_for: options.trust_forwarded_for,

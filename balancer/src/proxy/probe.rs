@@ -105,12 +105,19 @@ async fn get(
     uri: &str,
     limit: Duration,
 ) -> Option<(u16, Bytes)> {
-    let mut req = Request::new(Full::new(Bytes::new()));
-    *req.uri_mut() = format!("http://{}{uri}", group.target(peer).text)
-        .parse()
-        .ok()?;
+    let _ = shared;
+    let path: hyper::Uri = uri.parse().ok()?;
+    let target = group.target(peer);
+    let make = || {
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = path.clone();
+        if let Ok(host) = hyper::header::HeaderValue::from_str(&target.text) {
+            req.headers_mut().insert(hyper::header::HOST, host);
+        }
+        req
+    };
     let answer = async {
-        let response = shared.client.request(req).await.ok()?;
+        let (response, _lease) = target.pool.send(make).await.ok()?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.ok()?.to_bytes();
         Some((status, body))
