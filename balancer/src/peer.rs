@@ -168,4 +168,14 @@ impl Peer {
         });
         self.rtt_at = at;
     }
+
+    /// The average as of `now`, decayed toward zero for the time since the
+    /// last answer (Finagle's peak EWMA reads it so): a peer left alone
+    /// because it was slow gets tried again, instead of never.
+    pub fn rtt_cost(&self, now: f64) -> f64 {
+        // A peer never measured costs nothing, so it gets tried.
+        self.rtt.map_or(0.0, |rtt| {
+            rtt * (-(now - self.rtt_at).max(0.0) / RTT_DECAY_SECS).exp()
+        })
+    }
 }

@@ -405,8 +405,8 @@ impl Upstream {
         let secs = now.as_secs();
         let chosen = match &self.method {
             Method::RoundRobin => self.round_robin(a, secs),
-            Method::LeastConn => self.least_conn(a, secs, false),
-            Method::LeastTime => self.least_conn(a, secs, true),
+            Method::LeastConn => self.least_conn(a, secs, None),
+            Method::LeastTime => self.least_conn(a, secs, Some(now.as_secs_f64())),
             Method::IpHash => self.ip_hash(a, secs),
             Method::Hash {
                 consistent: false, ..
@@ -498,22 +498,18 @@ impl Upstream {
 
     /// `ngx_http_upstream_get_least_conn_peer`: fewest connections per unit of
     /// weight (compared by cross-multiplying), ties by smooth weighted round
-    /// robin among the tied. With `least_time` (`by_time`) the measure is
+    /// robin among the tied. With `least_time` (`by_time`, the time now) the measure is
     /// response time × (connections + 1) instead of connections.
-    fn least_conn(&mut self, a: &mut Attempt, now: u64, by_time: bool) -> Option<PeerRef> {
+    fn least_conn(&mut self, a: &mut Attempt, now: u64, by_time: Option<f64>) -> Option<PeerRef> {
         loop {
             let backup = a.in_backup;
             if self.single && !backup {
                 return self.round_robin(a, now);
             }
             let tier = self.tier_mut(backup);
-            let load = |p: &Peer| {
-                if by_time {
-                    // A peer never measured costs nothing, so it gets tried.
-                    p.rtt.unwrap_or(0.0) * f64::from(p.conns + 1)
-                } else {
-                    f64::from(p.conns)
-                }
+            let load = |p: &Peer| match by_time {
+                Some(t) => p.rtt_cost(t) * f64::from(p.conns + 1),
+                None => f64::from(p.conns),
             };
             // a is less loaded than b: load_a / w_a < load_b / w_b
             let scaled = |pa: &Peer, pb: &Peer| {

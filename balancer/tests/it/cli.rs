@@ -80,3 +80,61 @@ fn bad_flags_name_the_flag() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let mut profile = mockbackend::Profile::default();
+    profile.set("latency", "600ms").unwrap();
+    let mock = mockbackend::Server::start(mockbackend::Config::ephemeral(1, profile))
+        .await
+        .unwrap();
+    let upstream = mock.addrs()[0].to_string();
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let slow = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "the in-flight request finished"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "balancer did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, Some(0));
+    mock.shutdown().await;
+}

@@ -200,3 +200,71 @@ fn least_conn_uses_backup_too() {
     let mut up = upstream(Method::LeastConn, servers);
     assert_eq!(picks(&mut up, &Default::default(), 2), ["z", "z"]);
 }
+
+#[test]
+fn least_time_prefers_the_faster_peer_and_retries_a_slow_one_later() {
+    use std::time::Duration;
+    let mut up = upstream(Method::LeastTime, weighted(&[1, 1]));
+    let c = Default::default();
+    let run = |up: &mut balancer::Upstream, t: f64, a_ms: u64, b_ms: u64| -> String {
+        let now = Duration::from_secs_f64(t);
+        let mut at = up.start(&c);
+        let p = up.pick(&mut at, now).unwrap();
+        let name = short(up, p);
+        let rtt = Duration::from_millis(if name == "a" { a_ms } else { b_ms });
+        up.finish(
+            &mut at,
+            Outcome {
+                failed: false,
+                rtt: Some(rtt),
+            },
+            now,
+        );
+        name
+    };
+    // Unmeasured peers cost nothing: both get tried first (round robin on the tie).
+    assert_eq!(
+        [run(&mut up, 0.0, 10, 100), run(&mut up, 0.0, 10, 100)],
+        ["a", "b"]
+    );
+    // a answers in 10 ms, b in 100 ms: a takes everything while b's cost stays high.
+    for i in 0..20 {
+        assert_eq!(run(&mut up, 0.1 * f64::from(i), 10, 100), "a");
+    }
+    // Left alone, b's average decays (10 s time constant): at t=30 it reads
+    // 100 ms * e^-3 = 5 ms, below a's fresh 10 ms, and b is tried again.
+    assert_eq!(run(&mut up, 20.0, 10, 100), "a");
+    assert_eq!(run(&mut up, 29.9, 10, 100), "a");
+    assert_eq!(run(&mut up, 30.0, 10, 100), "b");
+}
+
+#[test]
+fn least_time_counts_requests_in_flight() {
+    use std::time::Duration;
+    // Both measured at 10 ms; with two in flight on a, b (one in flight) is cheaper.
+    let mut up = upstream(Method::LeastTime, weighted(&[1, 1]));
+    let c = Default::default();
+    for _ in 0..2 {
+        let mut at = up.start(&c);
+        up.pick(&mut at, Duration::ZERO).unwrap();
+        up.finish(
+            &mut at,
+            Outcome {
+                failed: false,
+                rtt: Some(Duration::from_millis(10)),
+            },
+            Duration::ZERO,
+        );
+    }
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut at = up.start(&c);
+        let p = up.pick(&mut at, Duration::ZERO).unwrap();
+        held.push((at, short(&up, p)));
+    }
+    let names: Vec<&str> = held.iter().map(|(_, n)| n.as_str()).collect();
+    // Warm-up left smooth round robin's current weights at a -1, b 1.
+    // r1: 10*(0+1) each, a tie: a -1+1 = 0, b 1+1 = 2 -> b.
+    // r2: a 10*1 vs b 10*2 -> a.   r3: 20 vs 20, a tie: a 1, b 1 -> a (earlier).
+    assert_eq!(names, ["b", "a", "a"]);
+}
