@@ -555,25 +555,20 @@ impl Upstream {
         }
     }
 
-    /// `ngx_http_upstream_get_ip_hash_peer`: the first three octets of an IPv4
-    /// client (all sixteen bytes of IPv6) hashed as h = (h * 113 + byte) % 6271
-    /// from 89, then h % total_weight walked along the weights (down peers
-    /// keep their share of the walk); an unusable pick rehashes, and after 20
-    /// it is round robin's turn.
-    fn ip_hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
+    /// The hash methods' common walk: `candidate` proposes the next peer
+    /// (`None` when its proposal cannot take the request); after 20 misses
+    /// nginx gives the request to round robin.
+    fn walk_or_round_robin(
+        &mut self,
+        a: &mut Attempt,
+        now: u64,
+        mut candidate: impl FnMut(&mut Self, &mut Attempt) -> Option<usize>,
+    ) -> Option<PeerRef> {
         if a.hash_tries > HASH_TRIES || self.primary.peers.len() < 2 {
             return self.round_robin(a, now);
         }
-        let mut hash = a.hash;
         loop {
-            for &b in &a.addr[..a.addr_len] {
-                hash = (hash * 113 + u32::from(b)) % 6271;
-            }
-            let index = self
-                .primary
-                .by_weight(u64::from(hash) % self.primary.total_weight);
-            if !a.is_tried(index) && self.primary.peers[index].usable(now) {
-                a.hash = hash;
+            if let Some(index) = candidate(self, a) {
                 return Some(PeerRef {
                     backup: false,
                     index,
@@ -586,95 +581,94 @@ impl Upstream {
         }
     }
 
+    /// Whether a hash method's proposal can take the request.
+    fn open(&self, a: &Attempt, index: usize, now: u64) -> bool {
+        !a.is_tried(index) && self.primary.peers[index].usable(now)
+    }
+
+    /// `ngx_http_upstream_get_ip_hash_peer`: the first three octets of an IPv4
+    /// client (all sixteen bytes of IPv6) hashed as h = (h * 113 + byte) % 6271
+    /// from 89, then h % total_weight walked along the weights (down peers
+    /// keep their share of the walk); an unusable pick rehashes, continuing
+    /// from the last hash.
+    fn ip_hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
+        let mut hash = a.hash;
+        self.walk_or_round_robin(a, now, |up, a| {
+            for &b in &a.addr[..a.addr_len] {
+                hash = (hash * 113 + u32::from(b)) % 6271;
+            }
+            let index = up
+                .primary
+                .by_weight(u64::from(hash) % up.primary.total_weight);
+            // A retry of the request continues from the hash that was used.
+            up.open(a, index, now).then(|| {
+                a.hash = hash;
+                index
+            })
+        })
+    }
+
     /// `ngx_http_upstream_get_hash_peer`, compatible with Cache::Memcached:
     /// ((crc32([REHASH] KEY) >> 16) & 0x7fff) added to the previous hash, the
-    /// rehash count prefixed from the second pick on.
+    /// rehash count prefixed from the second pick on. An empty key is round
+    /// robin's.
     fn hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
-        if a.hash_tries > HASH_TRIES || self.primary.peers.len() < 2 || a.key.is_empty() {
+        if a.key.is_empty() {
             return self.round_robin(a, now);
         }
-        loop {
+        self.walk_or_round_robin(a, now, |up, a| {
             a.hash = a
                 .hash
                 .wrapping_add(crate::hash::memcached_hash(a.rehash, &a.key));
             a.rehash += 1;
-            let index = self
+            let index = up
                 .primary
-                .by_weight(u64::from(a.hash) % self.primary.total_weight);
-            if !a.is_tried(index) && self.primary.peers[index].usable(now) {
-                return Some(PeerRef {
-                    backup: false,
-                    index,
-                });
-            }
-            a.hash_tries += 1;
-            if a.hash_tries > HASH_TRIES {
-                return self.round_robin(a, now);
-            }
-        }
+                .by_weight(u64::from(a.hash) % up.primary.total_weight);
+            up.open(a, index, now).then_some(index)
+        })
     }
 
     /// `ngx_http_upstream_get_chash_peer`: the ring point at or after crc32(key)
     /// names a server; when it cannot take the request, the next point does.
     fn consistent_hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
-        if a.hash_tries > HASH_TRIES || self.primary.peers.len() < 2 || a.key.is_empty() {
+        if a.key.is_empty() {
             return self.round_robin(a, now);
         }
-        loop {
-            let point = self.points[a.hash as usize % self.points.len()];
+        self.walk_or_round_robin(a, now, |up, a| {
+            let point = up.points[a.hash as usize % up.points.len()];
             // nginx runs smooth weighted round robin over the peers written with
             // the point's address; duplicates are refused, so that is one peer.
-            if let Some(index) = smooth_weighted(&mut self.primary, a, now, |i| i == point.peer) {
-                return Some(PeerRef {
-                    backup: false,
-                    index,
-                });
+            let found = smooth_weighted(&mut up.primary, a, now, |i| i == point.peer);
+            if found.is_none() {
+                a.hash = a.hash.wrapping_add(1);
             }
-            a.hash = a.hash.wrapping_add(1);
-            a.hash_tries += 1;
-            if a.hash_tries > HASH_TRIES {
-                return self.round_robin(a, now);
-            }
-        }
+            found
+        })
     }
 
     /// `ngx_http_upstream_get_random_peer` and `get_random2_peer`: draw by
     /// weight; with `two`, draw a second, different peer and keep the one with
     /// fewer connections per weight, the second on a tie.
     fn random(&mut self, a: &mut Attempt, now: u64, two: bool) -> Option<PeerRef> {
-        if a.hash_tries > HASH_TRIES || self.primary.peers.len() < 2 {
-            return self.round_robin(a, now);
-        }
-        let mut prev: Option<usize> = None;
-        loop {
-            let i = self.draw();
-            let p = &self.primary.peers[i];
-            if Some(i) != prev && !a.is_tried(i) && p.usable(now) {
-                match prev {
-                    None if two => prev = Some(i),
-                    None => {
-                        return Some(PeerRef {
-                            backup: false,
-                            index: i,
-                        })
-                    }
-                    Some(first) => {
-                        let q = &self.primary.peers[first];
-                        let keep_first = u64::from(p.conns) * q.weight() as u64
-                            > u64::from(q.conns) * p.weight() as u64;
-                        let index = if keep_first { first } else { i };
-                        return Some(PeerRef {
-                            backup: false,
-                            index,
-                        });
-                    }
+        let mut first: Option<usize> = None;
+        self.walk_or_round_robin(a, now, |up, a| {
+            let i = up.draw();
+            if Some(i) == first || !up.open(a, i, now) {
+                return None;
+            }
+            let Some(f) = first else {
+                if two {
+                    // Keep it and draw again; nginx counts this as a try.
+                    first = Some(i);
+                    return None;
                 }
-            }
-            a.hash_tries += 1;
-            if a.hash_tries > HASH_TRIES {
-                return self.round_robin(a, now);
-            }
-        }
+                return Some(i);
+            };
+            let (p, q) = (&up.primary.peers[i], &up.primary.peers[f]);
+            let keep_first =
+                u64::from(p.conns) * q.weight() as u64 > u64::from(q.conns) * p.weight() as u64;
+            Some(if keep_first { f } else { i })
+        })
     }
 
     /// `ngx_http_upstream_peek_random_peer`: a uniform draw over the weights.
