@@ -18,18 +18,7 @@ backends=("${MOCK_PORTS[@]}")
 
 ngx_port=$(free_port 18090)
 mkdir -p "$work/ngx"
-cat >"$work/ngx/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/ngx/nginx.pid;
-error_log $work/ngx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/ngx/body;
-  proxy_temp_path $work/ngx/proxy;
-  fastcgi_temp_path $work/ngx/fastcgi;
-  uwsgi_temp_path $work/ngx/uwsgi;
-  scgi_temp_path $work/ngx/scgi;
+{ nginx_prelude "$work/ngx"; cat <<CONF
   upstream backend {
     server 127.0.0.1:${backends[0]};
     server 127.0.0.1:${backends[1]};
@@ -50,6 +39,7 @@ http {
   }
 }
 CONF
+} >"$work/ngx/nginx.conf"
 nginx -c "$work/ngx/nginx.conf"
 
 bal_port=$(free_port $((ngx_port + 1)))

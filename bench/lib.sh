@@ -40,3 +40,24 @@ free_port() {
     while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
     echo "$p"
 }
+
+# The start of an nginx.conf that runs unprivileged out of directory $1:
+# pid, logs and temp paths there, access_log off. Closes nothing: the caller
+# adds its upstream and server blocks and the final "}".
+nginx_prelude() {
+    local dir=$1
+    mkdir -p "$dir"
+    cat <<CONF
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+CONF
+}

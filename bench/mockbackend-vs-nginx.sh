@@ -20,18 +20,7 @@ mock=http://127.0.0.1:${MOCK_PORTS[0]}
 ngx_port=$(free_port 18080)
 chat_body='{"original":"Hello, this is a test message","response":"Processed by chat API: HELLO, THIS IS A TEST MESSAGE","server":'$ngx_port',"timestamp":"2026-01-01T00:00:00.000000Z"}'
 mkdir -p "$work/ngx"
-cat >"$work/ngx/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/ngx/nginx.pid;
-error_log $work/ngx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/ngx/body;
-  proxy_temp_path $work/ngx/proxy;
-  fastcgi_temp_path $work/ngx/fastcgi;
-  uwsgi_temp_path $work/ngx/uwsgi;
-  scgi_temp_path $work/ngx/scgi;
+{ nginx_prelude "$work/ngx"; cat <<CONF
   server {
     listen 127.0.0.1:$ngx_port backlog=4096;
     location / { default_type text/plain; return 200 "响应来自:$ngx_port"; }
@@ -39,6 +28,7 @@ http {
   }
 }
 CONF
+} >"$work/ngx/nginx.conf"
 nginx -c "$work/ngx/nginx.conf"
 cleanup() { kill "$MOCK_PID" 2>/dev/null || true; nginx -c "$work/ngx/nginx.conf" -s stop 2>/dev/null || true; }
 trap cleanup EXIT

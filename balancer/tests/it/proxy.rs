@@ -46,6 +46,18 @@ impl Bed {
         Bed { mock, proxy, log }
     }
 
+    async fn kill(&self, i: usize) {
+        let down = Control::Set {
+            fault: Fault::Down,
+            revert_after: None,
+        };
+        self.mock.control(i, down).await.unwrap();
+    }
+
+    async fn revive(&self, i: usize) {
+        self.mock.control(i, Control::Reset).await.unwrap();
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy.addr())
     }
@@ -82,6 +94,14 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// One upstream `b` with `method` and these server parameters, serving `/`.
+fn simple(addrs: &[SocketAddr], method: &str, params: &[&str]) -> String {
+    format!(
+        "upstream b {{ {method} {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
+        servers(addrs, params)
+    )
+}
+
 fn servers(addrs: &[SocketAddr], params: &[&str]) -> String {
     addrs
         .iter()
@@ -97,10 +117,7 @@ fn letter(bed: &Bed, upstream: &str) -> char {
 #[tokio::test]
 async fn sequential_requests_follow_smooth_weighted_round_robin() {
     let bed = Bed::start(3, Profile::default(), |a| {
-        format!(
-            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-            servers(a, &["weight=5", "", ""])
-        )
+        simple(a, "", &["weight=5", "", ""])
     })
     .await;
     let mut seq = String::new();
@@ -123,28 +140,16 @@ async fn sequential_requests_follow_smooth_weighted_round_robin() {
 async fn a_node_killed_mid_run_costs_no_client_error_and_comes_back() {
     let bed = Bed::start(3, Profile::default(), |a| {
         let p = "max_fails=1 fail_timeout=1s";
-        format!(
-            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-            servers(a, &[p, p, p])
-        )
+        simple(a, "", &[p, p, p])
     })
     .await;
     let mut per_node = [0usize; 3];
     for i in 0..90 {
         if i == 10 {
-            bed.mock
-                .control(
-                    1,
-                    Control::Set {
-                        fault: Fault::Down,
-                        revert_after: None,
-                    },
-                )
-                .await
-                .unwrap();
+            bed.kill(1).await;
         }
         if i == 40 {
-            bed.mock.control(1, Control::Reset).await.unwrap();
+            bed.revive(1).await;
         }
         if i == 41 {
             // fail_timeout is 1 s in nginx's whole seconds: at most 2 s to wait.
@@ -174,10 +179,7 @@ async fn a_node_killed_mid_run_costs_no_client_error_and_comes_back() {
 async fn backup_serves_only_while_the_primaries_are_down() {
     let bed = Bed::start(3, Profile::default(), |a| {
         let p = "max_fails=1 fail_timeout=1s";
-        format!(
-            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-            servers(a, &[p, p, "backup"])
-        )
+        simple(a, "", &[p, p, "backup"])
     })
     .await;
     for _ in 0..6 {
@@ -188,33 +190,15 @@ async fn backup_serves_only_while_the_primaries_are_down() {
             "backup used while primaries are up"
         );
     }
-    bed.mock
-        .control(
-            0,
-            Control::Set {
-                fault: Fault::Down,
-                revert_after: None,
-            },
-        )
-        .await
-        .unwrap();
-    bed.mock
-        .control(
-            1,
-            Control::Set {
-                fault: Fault::Down,
-                revert_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    bed.kill(0).await;
+    bed.kill(1).await;
     for _ in 0..6 {
         let (status, upstream) = bed.get("/").await;
         assert_eq!(status, 200);
         assert_eq!(bed.index_of(&upstream), Some(2), "{upstream}");
     }
-    bed.mock.control(0, Control::Reset).await.unwrap();
-    bed.mock.control(1, Control::Reset).await.unwrap();
+    bed.revive(0).await;
+    bed.revive(1).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let mut on_backup = 0;
     for _ in 0..10 {
@@ -227,33 +211,9 @@ async fn backup_serves_only_while_the_primaries_are_down() {
 
 #[tokio::test]
 async fn all_down_answers_502_no_live_upstreams() {
-    let bed = Bed::start(2, Profile::default(), |a| {
-        format!(
-            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-            servers(a, &["", ""])
-        )
-    })
-    .await;
-    bed.mock
-        .control(
-            0,
-            Control::Set {
-                fault: Fault::Down,
-                revert_after: None,
-            },
-        )
-        .await
-        .unwrap();
-    bed.mock
-        .control(
-            1,
-            Control::Set {
-                fault: Fault::Down,
-                revert_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let bed = Bed::start(2, Profile::default(), |a| simple(a, "", &["", ""])).await;
+    bed.kill(0).await;
+    bed.kill(1).await;
     // The first request tries both and fails; the next finds none live.
     assert_eq!(bed.get("/").await.0, 502);
     let started = Instant::now();
@@ -274,13 +234,7 @@ async fn streams_pass_through_chunk_by_chunk() {
     let mut profile = Profile::default();
     profile.set("ttft", "200ms").unwrap();
     profile.set("tokens_per_sec", "10").unwrap();
-    let bed = Bed::start(1, profile, |a| {
-        format!(
-            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-            servers(a, &[""])
-        )
-    })
-    .await;
+    let bed = Bed::start(1, profile, |a| simple(a, "", &[""])).await;
     let sent = Instant::now();
     let mut r = client()
         .post(bed.url("/v1/chat/completions"))
@@ -374,16 +328,7 @@ async fn active_health_checks_take_a_hung_node_out_and_back() {
         )
     })
     .await;
-    bed.mock
-        .control(
-            1,
-            Control::Set {
-                fault: Fault::Down,
-                revert_after: None,
-            },
-        )
-        .await
-        .unwrap();
+    bed.kill(1).await;
     let deadline = Instant::now() + PATIENCE;
     let unhealthy = |bed: &Bed| {
         bed.proxy
@@ -402,7 +347,7 @@ async fn active_health_checks_take_a_hung_node_out_and_back() {
     for _ in 0..6 {
         assert_eq!(bed.index_of(&bed.get("/").await.1), Some(0));
     }
-    bed.mock.control(1, Control::Reset).await.unwrap();
+    bed.revive(1).await;
     while unhealthy(&bed) {
         assert!(Instant::now() < deadline, "the probe never brought it back");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -420,12 +365,7 @@ async fn dynamic_weights_halve_a_peer_short_of_memory() {
     let bed = Bed::start_with(
         2,
         Profile::default(),
-        |a| {
-            format!(
-                "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-                servers(a, &["weight=4", "weight=4"])
-            )
-        },
+        |a| simple(a, "", &["weight=4", "weight=4"]),
         |o| o.dynamic_weights = Some(Duration::from_millis(100)),
     )
     .await;
@@ -466,7 +406,7 @@ async fn dynamic_weights_halve_a_peer_short_of_memory() {
         on_a += usize::from(bed.index_of(&bed.get("/").await.1) == Some(0));
     }
     assert_eq!(on_a, 2);
-    bed.mock.control(0, Control::Reset).await.unwrap();
+    bed.revive(0).await;
     while weight(&bed, 0) != 4 {
         assert!(Instant::now() < deadline, "weight never restored");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -476,13 +416,7 @@ async fn dynamic_weights_halve_a_peer_short_of_memory() {
 
 #[tokio::test]
 async fn upstreams_get_host_real_ip_and_forwarded_headers() {
-    let bed = Bed::start(1, Profile::default(), |a| {
-        format!(
-            "upstream b {{ {} }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-            servers(a, &[""])
-        )
-    })
-    .await;
+    let bed = Bed::start(1, Profile::default(), |a| simple(a, "", &[""])).await;
     let r = client()
         .get(bed.url("/_mock/headers"))
         .header("host", "ai.example.com")
