@@ -1,6 +1,25 @@
-//! An ab-compatible load generator: one request engine (closed loop or paced
-//! open loop without coordinated omission), ab's report plus per-node
-//! distribution and HDR percentiles, and the scenario runner that starts mock
-//! backends and the balancer in-process.
+//! An ab-compatible load generator: the same flags and report as ab, plus
+//! per-node distribution (from `X-Upstream`/`X-Backend`), HDR percentiles
+//! merged from per-worker histograms, and open-loop pacing (`--rate`) that
+//! measures from each request's scheduled start, as wrk2 does.
 //!
-//! Empty until the loadgen issue lands.
+//! One request engine serves every mode: workers take tickets from a
+//! [`engine::Schedule`] whose pacing is a value (closed or open loop).
+//!
+//! ```
+//! let plan = loadgen::plan::Flags {
+//!     url: "http://127.0.0.1:8080/".into(),
+//!     requests: Some(1000),
+//!     concurrency: Some(10),
+//!     ..Default::default()
+//! }
+//! .plan()
+//! .unwrap();
+//! assert_eq!((plan.requests, plan.concurrency), (1000, 10));
+//! ```
+
+pub mod cli;
+pub mod engine;
+pub mod plan;
+pub mod report;
+pub mod stats;

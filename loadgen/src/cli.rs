@@ -1,0 +1,205 @@
+//! The `loadgen` command line: ab's flags (same letters, same meanings),
+//! plus the long flags for what ab never had.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+
+use crate::engine::{self, Schedule};
+use crate::plan::{Flags, Plan, PlanError};
+use crate::report;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "An ab-compatible load generator that also reports which node served each request.",
+    after_help = "Examples:\n  loadgen -n 1000 -c 10 http://127.0.0.1:8080/\n  loadgen -n 500 -c 50 -p chat.json -T application/json http://127.0.0.1:8080/chat\n  loadgen -t 10 -c 20 --rate 2000 -k http://127.0.0.1:8080/",
+    disable_help_flag = true
+)]
+pub struct Opts {
+    /// Number of requests to perform [default: 1]
+    #[arg(short = 'n', value_name = "requests")]
+    requests: Option<u64>,
+    /// Number of multiple requests to make at a time [default: 1]
+    #[arg(short = 'c', value_name = "concurrency")]
+    concurrency: Option<usize>,
+    /// Seconds to max. to spend on benchmarking; implies -n 50000
+    #[arg(short = 't', value_name = "timelimit")]
+    time_limit: Option<f64>,
+    /// Seconds to max. wait for each response [default: 30]
+    #[arg(short = 's', value_name = "timeout")]
+    timeout: Option<f64>,
+    /// File containing data to POST; remember also to set -T
+    #[arg(short = 'p', value_name = "postfile")]
+    post: Option<PathBuf>,
+    /// File containing data to PUT; remember also to set -T
+    #[arg(short = 'u', value_name = "putfile")]
+    put: Option<PathBuf>,
+    /// Content-type header for POSTing, eg. 'application/json' [default: text/plain]
+    #[arg(short = 'T', value_name = "content-type")]
+    content_type: Option<String>,
+    /// Add Arbitrary header line, eg. 'Accept-Encoding: gzip'; repeatable
+    #[arg(short = 'H', value_name = "header")]
+    headers: Vec<String>,
+    /// Add cookie, eg. 'Apache=1234'; repeatable
+    #[arg(short = 'C', value_name = "attribute")]
+    cookies: Vec<String>,
+    /// Add Basic WWW Authentication, user:password
+    #[arg(short = 'A', value_name = "attribute")]
+    basic_auth: Option<String>,
+    /// Use HTTP KeepAlive feature (HTTP/1.1; without it each request is HTTP/1.0 on a new connection, as ab)
+    #[arg(short = 'k')]
+    keepalive: bool,
+    /// Method name
+    #[arg(short = 'm', value_name = "method")]
+    method: Option<String>,
+    /// Use HEAD instead of GET
+    #[arg(short = 'i')]
+    head: bool,
+    /// Do not show progress when doing more than 150 requests
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Don't exit on socket receive errors
+    #[arg(short = 'r')]
+    keep_going: bool,
+    /// Accept variable document length (use this for dynamic pages)
+    #[arg(short = 'l')]
+    variable_length: bool,
+    /// Proxyserver and port number to use
+    #[arg(short = 'X', value_name = "proxy:port")]
+    proxy: Option<String>,
+    /// Open loop: start this many requests per second whatever the server does
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Response header naming the node that answered; repeatable [default: X-Upstream, then X-Backend]
+    #[arg(long, value_name = "NAME")]
+    node_header: Vec<String>,
+    /// Print help
+    #[arg(short = 'h', long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// URL to test: http://host[:port]/path
+    url: String,
+}
+
+/// How a run ended, for the exit code.
+pub enum Outcome {
+    Done,
+    /// Stopped at a receive error (ab's behaviour without -r).
+    Stopped,
+    Interrupted,
+}
+
+fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<Bytes>, PlanError> {
+    match path {
+        None => Ok(None),
+        Some(p) => std::fs::read(p)
+            .map(|b| Some(Bytes::from(b)))
+            .map_err(|e| PlanError {
+                flag: flag.to_string(),
+                why: format!("cannot read {}: {e}", p.display()),
+            }),
+    }
+}
+
+impl Opts {
+    pub fn plan(self) -> Result<Plan, PlanError> {
+        Flags {
+            post: read("-p", &self.post)?,
+            put: read("-u", &self.put)?,
+            url: self.url,
+            requests: self.requests,
+            concurrency: self.concurrency,
+            time_limit: self.time_limit,
+            timeout: self.timeout,
+            content_type: self.content_type,
+            headers: self.headers,
+            cookies: self.cookies,
+            basic_auth: self.basic_auth,
+            keepalive: self.keepalive,
+            method: self.method,
+            head: self.head,
+            keep_going: self.keep_going,
+            variable_length: self.variable_length,
+            proxy: self.proxy,
+            rate: self.rate,
+            node_headers: self.node_header,
+        }
+        .plan()
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+}
+
+/// ab's heartbeat: a progress line every tenth of the run, at least every
+/// 100 requests, for runs of more than 150.
+fn heartbeat(requests: u64) -> Option<u64> {
+    (requests > 150).then(|| (requests / 10).max(100))
+}
+
+/// Runs a plan, printing ab's report to stdout and progress to stderr.
+pub async fn run(plan: Plan, quiet: bool) -> anyhow::Result<Outcome> {
+    let addr = engine::resolve(&plan)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
+    let plan = Arc::new(plan);
+    println!(
+        "This is loadgen {}, an ab-compatible load generator (lbkit)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!();
+    let via = plan
+        .proxy
+        .as_ref()
+        .map(|(h, p)| format!("[through {h}:{p}] "))
+        .unwrap_or_default();
+    println!("Benchmarking {} {via}(be patient)", plan.target.host);
+    let schedule = Arc::new(Schedule::new(&plan));
+    let progress = (!quiet && !std::io::stderr().is_terminal())
+        .then(|| heartbeat(plan.requests))
+        .flatten()
+        .map(|every| tokio::spawn(progress_lines(schedule.clone(), every)));
+    let mut running = tokio::spawn(engine::run(plan.clone(), schedule.clone(), addr));
+    let (stats, interrupted) = tokio::select! {
+        stats = &mut running => (stats?, false),
+        _ = tokio::signal::ctrl_c() => {
+            // Like ab: stop sending, let requests in flight finish, report.
+            schedule.stop.store(true, Relaxed);
+            (running.await?, true)
+        }
+    };
+    let elapsed = schedule.started().elapsed();
+    if let Some(p) = progress {
+        p.abort();
+    }
+    if !quiet && heartbeat(plan.requests).is_some() {
+        eprintln!("Finished {} requests", stats.complete);
+    }
+    print!("{}", report::ab(&plan, &stats, elapsed));
+    print!("{}", report::beyond(&plan, &stats));
+    Ok(if interrupted {
+        Outcome::Interrupted
+    } else if schedule.stop.load(Relaxed) {
+        Outcome::Stopped
+    } else {
+        Outcome::Done
+    })
+}
+
+async fn progress_lines(schedule: Arc<Schedule>, every: u64) {
+    let mut next = every;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while schedule.completed.load(Relaxed) >= next {
+            eprintln!("Completed {next} requests");
+            next += every;
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! ab's flags, checked and turned into a plan before anything touches the
+//! network. Pure: the caller reads `-p`/`-u` files and hands their bytes in.
+
+use std::time::Duration;
+
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::Method;
+
+/// What to hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, as sent on the request line.
+    pub path: String,
+}
+
+impl Target {
+    /// `http://host[:port]/path`; like ab, the path is required.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = match url.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err(format!(
+                    "{url}: https is not supported; test the plain-http side"
+                ))
+            }
+            Some((scheme, _)) => return Err(format!("{url}: unsupported scheme {scheme}://")),
+            None => return Err(format!("{url}: invalid URL; write http://host[:port]/path")),
+        };
+        let slash = rest
+            .find('/')
+            .ok_or_else(|| format!("{url}: invalid URL; it needs a path, e.g. {url}/"))?;
+        let (authority, path) = rest.split_at(slash);
+        let (host, port) = match authority.rsplit_once(':') {
+            // [::1]:8080, or host:port
+            Some((h, p)) if !p.contains(']') => {
+                let port = p
+                    .parse()
+                    .map_err(|_| format!("{url}: '{p}' is not a port"))?;
+                (h, port)
+            }
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("{url}: invalid URL; no host"));
+        }
+        Ok(Target {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The Host header ab sends: the port only when it is not 80.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// How requests are started: as soon as a worker is free (ab's closed
+/// loop), or on a fixed schedule whatever the server does (open loop).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    Closed,
+    /// Requests per second, all workers together.
+    Rate(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    /// Connect here instead (`-X proxy:port`), sending the absolute URL.
+    pub proxy: Option<(String, u16)>,
+    pub requests: u64,
+    pub time_limit: Option<Duration>,
+    pub concurrency: usize,
+    pub pacing: Pacing,
+    pub keepalive: bool,
+    pub method: Method,
+    pub body: Option<Bytes>,
+    /// Headers in the order they are sent (ab's defaults first, then `-H`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub timeout: Duration,
+    /// `-r`: keep going after receive errors (ab stops otherwise).
+    pub keep_going: bool,
+    /// `-l`: a body length different from the first is not a failure.
+    pub variable_length: bool,
+    /// Response headers that name the node that answered, first found wins.
+    pub node_headers: Vec<HeaderName>,
+}
+
+/// ab's flags as given, before checking.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub url: String,
+    pub requests: Option<u64>,
+    pub concurrency: Option<usize>,
+    pub time_limit: Option<f64>,
+    pub timeout: Option<f64>,
+    pub post: Option<Bytes>,
+    pub put: Option<Bytes>,
+    pub content_type: Option<String>,
+    pub headers: Vec<String>,
+    pub cookies: Vec<String>,
+    pub basic_auth: Option<String>,
+    pub keepalive: bool,
+    pub method: Option<String>,
+    pub head: bool,
+    pub keep_going: bool,
+    pub variable_length: bool,
+    pub proxy: Option<String>,
+    pub rate: Option<f64>,
+    pub node_headers: Vec<String>,
+}
+
+/// With `-t` alone ab runs up to this many requests.
+pub const TIME_LIMIT_REQUESTS: u64 = 50_000;
+
+/// A usage error: which flag, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {why}")]
+pub struct PlanError {
+    pub flag: String,
+    pub why: String,
+}
+
+fn err(flag: &str, why: impl Into<String>) -> PlanError {
+    PlanError {
+        flag: flag.to_string(),
+        why: why.into(),
+    }
+}
+
+impl Flags {
+    pub fn plan(self) -> Result<Plan, PlanError> {
+        let target = Target::parse(&self.url).map_err(|why| err("URL", why))?;
+        let time_limit = match self.time_limit {
+            None => None,
+            Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
+            Some(t) => return Err(err("-t", format!("{t} is not a number of seconds above 0"))),
+        };
+        let requests = match (self.requests, time_limit) {
+            (Some(0), _) => return Err(err("-n", "must be at least 1")),
+            (Some(n), _) => n,
+            // ab: "-t ... implies a -n 50000 internally"; an open-loop rate
+            // over a time limit needs as many as the schedule holds.
+            (None, Some(t)) => match self.rate {
+                Some(r) => ((t.as_secs_f64() * r).ceil() as u64).max(1),
+                None => TIME_LIMIT_REQUESTS,
+            },
+            (None, None) => 1,
+        };
+        let concurrency = self.concurrency.unwrap_or(1);
+        if concurrency == 0 {
+            return Err(err("-c", "must be at least 1"));
+        }
+        if concurrency as u64 > requests {
+            return Err(err("-c", format!("cannot use concurrency level greater than total number of requests ({requests})")));
+        }
+        let timeout = match self.timeout {
+            None => Duration::from_secs(30),
+            Some(t) if t > 0.0 && t.is_finite() => Duration::from_secs_f64(t),
+            Some(t) => return Err(err("-s", format!("{t} is not a number of seconds above 0"))),
+        };
+        let pacing = match self.rate {
+            None => Pacing::Closed,
+            Some(r) if r > 0.0 && r.is_finite() => Pacing::Rate(r),
+            Some(r) => return Err(err("--rate", format!("{r} is not a rate above 0"))),
+        };
+        let (mut method, body) = match (self.post, self.put) {
+            (Some(_), Some(_)) => return Err(err("-u", "cannot be used with -p")),
+            (Some(b), None) => (Method::POST, Some(b)),
+            (None, Some(b)) => (Method::PUT, Some(b)),
+            (None, None) => (Method::GET, None),
+        };
+        if self.head {
+            if body.is_some() {
+                return Err(err("-i", "cannot be used with -p or -u"));
+            }
+            method = Method::HEAD;
+        }
+        if let Some(m) = &self.method {
+            method = Method::from_bytes(m.as_bytes())
+                .map_err(|_| err("-m", format!("'{m}' is not an HTTP method")))?;
+        }
+
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        let mut add = |flag: &str, name: &str, value: &str| -> Result<(), PlanError> {
+            let n = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| err(flag, format!("'{name}' is not a header name")))?;
+            let v = HeaderValue::from_str(value.trim())
+                .map_err(|_| err(flag, format!("'{value}' is not a header value")))?;
+            headers.retain(|(h, _)| *h != n);
+            headers.push((n, v));
+            Ok(())
+        };
+        // ab's defaults, which -H replaces.
+        add("-H", "host", &target.host_header())?;
+        add("-H", "user-agent", "ApacheBench/2.3")?;
+        add("-H", "accept", "*/*")?;
+        if body.is_some() {
+            add(
+                "-T",
+                "content-type",
+                self.content_type.as_deref().unwrap_or("text/plain"),
+            )?;
+        } else if let Some(t) = &self.content_type {
+            add("-T", "content-type", t)?;
+        }
+        if !self.cookies.is_empty() {
+            add("-C", "cookie", &self.cookies.join("; "))?;
+        }
+        if let Some(auth) = &self.basic_auth {
+            if !auth.contains(':') {
+                return Err(err("-A", format!("'{auth}' must be user:password")));
+            }
+            add(
+                "-A",
+                "authorization",
+                &format!("Basic {}", BASE64_STANDARD.encode(auth)),
+            )?;
+        }
+        for h in &self.headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| err("-H", format!("'{h}' has no ':' between name and value")))?;
+            add("-H", name, value)?;
+        }
+        let proxy = match &self.proxy {
+            None => None,
+            Some(p) => {
+                let (h, port) = p
+                    .rsplit_once(':')
+                    .ok_or_else(|| err("-X", format!("'{p}' must be proxy:port")))?;
+                let port = port
+                    .parse()
+                    .map_err(|_| err("-X", format!("'{port}' is not a port")))?;
+                Some((h.to_string(), port))
+            }
+        };
+        let names = if self.node_headers.is_empty() {
+            vec!["x-upstream".to_string(), "x-backend".to_string()]
+        } else {
+            self.node_headers
+        };
+        let node_headers = names
+            .iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|_| err("--node-header", format!("'{n}' is not a header name")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Plan {
+            target,
+            proxy,
+            requests,
+            time_limit,
+            concurrency,
+            pacing,
+            keepalive: self.keepalive,
+            method,
+            body,
+            headers,
+            timeout,
+            keep_going: self.keep_going,
+            variable_length: self.variable_length,
+            node_headers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(url: &str) -> Flags {
+        Flags {
+            url: url.to_string(),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn urls_like_ab() {
+        assert_eq!(
+            Target::parse("http://127.0.0.1:8080/chat?x=1").unwrap(),
+            Target {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/chat?x=1".into()
+            }
+        );
+        let t = Target::parse("http://localhost/").unwrap();
+        assert_eq!((t.port, t.host_header()), (80, "localhost".to_string()));
+        let t = Target::parse("http://[::1]:9000/").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.host_header()),
+            ("::1", "[::1]:9000".to_string())
+        );
+        assert!(Target::parse("http://localhost")
+            .unwrap_err()
+            .contains("needs a path"));
+        assert!(Target::parse("localhost/")
+            .unwrap_err()
+            .contains("invalid URL"));
+        assert!(Target::parse("https://x/").unwrap_err().contains("https"));
+        assert!(Target::parse("http://x:abc/")
+            .unwrap_err()
+            .contains("not a port"));
+    }
+
+    #[test]
+    fn ab_defaults_and_rules() {
+        let p = flags("http://h:81/").plan().unwrap();
+        assert_eq!(
+            (p.requests, p.concurrency, p.timeout),
+            (1, 1, Duration::from_secs(30))
+        );
+        assert_eq!(p.method, Method::GET);
+        let names: Vec<&str> = p.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["host", "user-agent", "accept"]);
+        assert_eq!(p.headers[0].1, "h:81");
+
+        let p = Flags {
+            time_limit: Some(2.0),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(
+            p.requests, TIME_LIMIT_REQUESTS,
+            "-t alone implies a large -n"
+        );
+
+        let e = Flags {
+            requests: Some(5),
+            concurrency: Some(10),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap_err();
+        assert_eq!(e.flag, "-c");
+        assert!(e.why.contains("greater than total number of requests"));
+    }
+
+    #[test]
+    fn post_put_head_and_headers() {
+        let p = Flags {
+            post: Some(Bytes::from_static(b"{}")),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(p.method, Method::POST);
+        assert!(
+            p.headers
+                .iter()
+                .any(|(n, v)| n == "content-type" && v == "text/plain"),
+            "ab's default"
+        );
+        let p = Flags {
+            post: Some(Bytes::from_static(b"{}")),
+            content_type: Some("application/json".into()),
+            headers: vec!["X-User: alice".into(), "User-Agent: me".into()],
+            cookies: vec!["session=1".into()],
+            basic_auth: Some("user:pass".into()),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap();
+        let get = |name: &str| {
+            p.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(get("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            get("user-agent").as_deref(),
+            Some("me"),
+            "-H replaces a default"
+        );
+        assert_eq!(get("x-user").as_deref(), Some("alice"));
+        assert_eq!(get("cookie").as_deref(), Some("session=1"));
+        assert_eq!(get("authorization").as_deref(), Some("Basic dXNlcjpwYXNz"));
+        let e = Flags {
+            headers: vec!["NoColon".into()],
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap_err();
+        assert!(e.to_string().starts_with("-H: 'NoColon' has no ':'"), "{e}");
+        assert_eq!(
+            Flags {
+                head: true,
+                ..flags("http://h/")
+            }
+            .plan()
+            .unwrap()
+            .method,
+            Method::HEAD
+        );
+        assert_eq!(
+            Flags {
+                put: Some(Bytes::new()),
+                ..flags("http://h/")
+            }
+            .plan()
+            .unwrap()
+            .method,
+            Method::PUT
+        );
+    }
+
+    #[test]
+    fn rate_sizes_a_time_limited_run() {
+        let p = Flags {
+            rate: Some(100.0),
+            time_limit: Some(3.0),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap();
+        assert_eq!((p.requests, p.pacing), (300, Pacing::Rate(100.0)));
+        assert!(Flags {
+            rate: Some(0.0),
+            ..flags("http://h/")
+        }
+        .plan()
+        .is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! The report: ab's sections, labels and number formats line for line, so a
+//! parser of ab's output reads it; then what ab never had (percentiles from
+//! the merged HDR histograms, per-node distribution, statuses).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::plan::{Pacing, Plan};
+use crate::stats::Stats;
+
+/// ab's `ap_round_ms`: microseconds to whole milliseconds, rounded.
+fn round_ms(us: u64) -> u64 {
+    (us + 500) / 1000
+}
+
+/// One row of ab's Connection Times table.
+fn times_row(out: &mut String, label: &str, h: &Histogram<u64>) {
+    let _ = writeln!(
+        out,
+        "{label:<12}{:5} {:4} {:5.1} {:6} {:7}",
+        round_ms(h.min()),
+        (h.mean() / 1000.0 + 0.5) as u64,
+        h.stdev() / 1000.0,
+        round_ms(h.value_at_quantile(0.5)),
+        round_ms(h.max()),
+    );
+}
+
+/// ab's report for `stats` gathered over `elapsed`.
+pub fn ab(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
+    let mut out = String::new();
+    let t = &plan.target;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let done = stats.complete;
+    let _ = writeln!(out, "\n");
+    let _ = writeln!(
+        out,
+        "Server Software:        {}",
+        stats.server.as_deref().unwrap_or("")
+    );
+    let _ = writeln!(out, "Server Hostname:        {}", t.host);
+    let _ = writeln!(out, "Server Port:            {}", t.port);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Document Path:          {}", t.path);
+    if plan.variable_length {
+        let _ = writeln!(out, "Document Length:        Variable");
+    } else {
+        let _ = writeln!(
+            out,
+            "Document Length:        {} bytes",
+            stats.document_length.unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Concurrency Level:      {}", plan.concurrency);
+    let _ = writeln!(out, "Time taken for tests:   {:.3} seconds", secs);
+    let _ = writeln!(out, "Complete requests:      {done}");
+    let _ = writeln!(out, "Failed requests:        {}", stats.failed());
+    if stats.failed() > 0 {
+        let _ = writeln!(
+            out,
+            "   (Connect: {}, Receive: {}, Length: {}, Exceptions: {})",
+            stats.failed_connect,
+            stats.failed_receive,
+            stats.failed_length,
+            stats.failed_exceptions
+        );
+    }
+    if stats.non_2xx > 0 {
+        let _ = writeln!(out, "Non-2xx responses:      {}", stats.non_2xx);
+    }
+    if plan.keepalive {
+        let _ = writeln!(out, "Keep-Alive requests:    {}", stats.keepalive_responses);
+    }
+    let _ = writeln!(out, "Total transferred:      {} bytes", stats.bytes_in);
+    if plan.body.is_some() {
+        let _ = writeln!(out, "Total body sent:        {}", stats.bytes_out);
+    }
+    let _ = writeln!(out, "HTML transferred:       {} bytes", stats.body_bytes_in);
+    let per_request = if done > 0 {
+        secs * 1000.0 / done as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "Requests per second:    {:.2} [#/sec] (mean)",
+        done as f64 / secs
+    );
+    let _ = writeln!(
+        out,
+        "Time per request:       {:.3} [ms] (mean)",
+        per_request * plan.concurrency as f64
+    );
+    let _ = writeln!(
+        out,
+        "Time per request:       {:.3} [ms] (mean, across all concurrent requests)",
+        per_request
+    );
+    let _ = writeln!(
+        out,
+        "Transfer rate:          {:.2} [Kbytes/sec] received",
+        stats.bytes_in as f64 / 1024.0 / secs
+    );
+    if plan.body.is_some() {
+        let sent = stats.bytes_out as f64 / 1024.0 / secs;
+        let _ = writeln!(out, "                        {sent:.2} kb/s sent");
+        let _ = writeln!(
+            out,
+            "                        {:.2} kb/s total",
+            sent + stats.bytes_in as f64 / 1024.0 / secs
+        );
+    }
+    if done == 0 {
+        return out;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Connection Times (ms)");
+    let _ = writeln!(out, "              min  mean[+/-sd] median   max");
+    times_row(&mut out, "Connect:", &stats.connect);
+    times_row(&mut out, "Processing:", &stats.processing);
+    times_row(&mut out, "Waiting:", &stats.waiting);
+    times_row(&mut out, "Total:", &stats.total);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Percentage of the requests served within a certain time (ms)"
+    );
+    for p in [50, 66, 75, 80, 90, 95, 98, 99] {
+        let _ = writeln!(
+            out,
+            "  {p}%  {:5}",
+            round_ms(stats.total.value_at_quantile(f64::from(p) / 100.0))
+        );
+    }
+    let _ = writeln!(
+        out,
+        " 100%  {:5} (longest request)",
+        round_ms(stats.total.max())
+    );
+    out
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+/// What comes after ab's sections: HDR percentiles, the open-loop view,
+/// statuses and errors, and the per-node distribution.
+pub fn beyond(plan: &Plan, stats: &Stats) -> String {
+    let mut out = String::new();
+    if stats.complete == 0 {
+        return out;
+    }
+    let quantiles = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999];
+    let line = |out: &mut String, label: &str, h: &Histogram<u64>| {
+        let _ = write!(out, "{label:<24}");
+        for q in quantiles {
+            let _ = write!(out, " p{}={}", q * 100.0, ms(h.value_at_quantile(q)));
+        }
+        let _ = writeln!(out, " max={} (ms)", ms(h.max()));
+    };
+    let _ = writeln!(
+        out,
+        "\nLatency percentiles (HDR histogram, all workers merged)"
+    );
+    if let Pacing::Rate(r) = plan.pacing {
+        line(&mut out, "  from schedule:", &stats.corrected);
+        line(&mut out, "  uncorrected:", &stats.total);
+        let _ = writeln!(
+            out,
+            "  schedule {r}/s; requests started late by p50={} p99={} max={} ms",
+            ms(stats.lag.value_at_quantile(0.5)),
+            ms(stats.lag.value_at_quantile(0.99)),
+            ms(stats.lag.max())
+        );
+    } else {
+        line(&mut out, "  total:", &stats.total);
+    }
+    let statuses: Vec<String> = stats
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}={n}"))
+        .collect();
+    let _ = writeln!(out, "\nStatus codes: {}", statuses.join(" "));
+    if !stats.errors.is_empty() {
+        let errors: Vec<String> = stats
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        let _ = writeln!(out, "Errors: {}", errors.join(" "));
+    }
+    if !stats.nodes.is_empty() {
+        let headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
+        let _ = writeln!(out, "\nPer node (from {})", headers.join(", then "));
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>9} {:>7} {:>9} {:>9} {:>9} {:>7}",
+            "node", "requests", "share", "p50 ms", "p95 ms", "p99 ms", "errors"
+        );
+        let answered: u64 = stats.nodes.values().map(|n| n.requests).sum();
+        for (name, n) in &stats.nodes {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>9} {:>6.1}% {:>9} {:>9} {:>9} {:>7}",
+                name,
+                n.requests,
+                100.0 * n.requests as f64 / answered.max(1) as f64,
+                ms(n.total.value_at_quantile(0.5)),
+                ms(n.total.value_at_quantile(0.95)),
+                ms(n.total.value_at_quantile(0.99)),
+                n.errors
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! What a run measured. Each worker keeps its own and they are merged at the
+//! end (histograms with `Histogram::add`): no sample list, so memory stays
+//! flat however many requests run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// A latency histogram in microseconds, 1 µs to 1 hour, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("fixed bounds are valid")
+}
+
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, 3_600_000_000)
+}
+
+/// One node's share of the answers.
+#[derive(Debug, Clone)]
+pub struct NodeStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub total: Histogram<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Requests that got a whole answer (any status), as ab's "Complete requests".
+    pub complete: u64,
+    pub failed_connect: u64,
+    pub failed_receive: u64,
+    pub failed_length: u64,
+    pub failed_exceptions: u64,
+    pub non_2xx: u64,
+    pub keepalive_responses: u64,
+    /// Response bytes, head and body; body bytes alone ("HTML transferred").
+    pub bytes_in: u64,
+    pub body_bytes_in: u64,
+    pub bytes_out: u64,
+    pub total: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub waiting: Histogram<u64>,
+    pub processing: Histogram<u64>,
+    /// Open loop: latency from the time each request was due, which counts
+    /// the wait a late schedule imposed (no coordinated omission).
+    pub corrected: Histogram<u64>,
+    /// Open loop: how late requests started against their schedule.
+    pub lag: Histogram<u64>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<&'static str, u64>,
+    pub nodes: BTreeMap<String, NodeStats>,
+    /// The first answer's body length, and its Server header.
+    pub document_length: Option<u64>,
+    pub server: Option<String>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            complete: 0,
+            failed_connect: 0,
+            failed_receive: 0,
+            failed_length: 0,
+            failed_exceptions: 0,
+            non_2xx: 0,
+            keepalive_responses: 0,
+            bytes_in: 0,
+            body_bytes_in: 0,
+            bytes_out: 0,
+            total: histogram(),
+            connect: histogram(),
+            waiting: histogram(),
+            processing: histogram(),
+            corrected: histogram(),
+            lag: histogram(),
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            document_length: None,
+            server: None,
+        }
+    }
+}
+
+/// One answered request, as the worker saw it.
+pub struct Answer {
+    pub status: u16,
+    pub node: Option<String>,
+    pub head_bytes: u64,
+    pub body_bytes: u64,
+    pub connect: Duration,
+    pub waiting: Duration,
+    pub total: Duration,
+    /// From when it was due (open loop); equals `total` in a closed loop.
+    pub since_due: Duration,
+    pub lag: Option<Duration>,
+    pub keepalive: bool,
+    pub server: Option<String>,
+}
+
+impl Stats {
+    pub fn failed(&self) -> u64 {
+        self.failed_connect + self.failed_receive + self.failed_length + self.failed_exceptions
+    }
+
+    pub fn error(&mut self, kind: &'static str) {
+        *self.errors.entry(kind).or_default() += 1;
+    }
+
+    /// Records an answer; `variable_length` is ab's `-l`.
+    pub fn record(&mut self, a: Answer, variable_length: bool) {
+        self.complete += 1;
+        *self.statuses.entry(a.status).or_default() += 1;
+        let ok = (200..300).contains(&a.status);
+        if !ok {
+            self.non_2xx += 1;
+        }
+        if a.keepalive {
+            self.keepalive_responses += 1;
+        }
+        self.bytes_in += a.head_bytes + a.body_bytes;
+        self.body_bytes_in += a.body_bytes;
+        match self.document_length {
+            None => {
+                self.document_length = Some(a.body_bytes);
+                self.server = a.server;
+            }
+            // ab counts a different length as a failed request, unless -l.
+            Some(len) if len != a.body_bytes && !variable_length => self.failed_length += 1,
+            _ => {}
+        }
+        let total = micros(a.total);
+        let _ = self.total.record(total);
+        let _ = self.connect.record(micros(a.connect));
+        let _ = self.waiting.record(micros(a.waiting));
+        let _ = self
+            .processing
+            .record(micros(a.total.saturating_sub(a.connect)));
+        let _ = self.corrected.record(micros(a.since_due));
+        if let Some(lag) = a.lag {
+            let _ = self.lag.record(micros(lag));
+        }
+        if let Some(node) = a.node {
+            let n = self.nodes.entry(node).or_insert_with(|| NodeStats {
+                requests: 0,
+                errors: 0,
+                total: histogram(),
+            });
+            n.requests += 1;
+            if !ok {
+                n.errors += 1;
+            }
+            let _ = n.total.record(total);
+        }
+    }
+
+    /// Adds another worker's figures to these.
+    pub fn merge(&mut self, other: Stats) {
+        self.complete += other.complete;
+        self.failed_connect += other.failed_connect;
+        self.failed_receive += other.failed_receive;
+        self.failed_length += other.failed_length;
+        self.failed_exceptions += other.failed_exceptions;
+        self.non_2xx += other.non_2xx;
+        self.keepalive_responses += other.keepalive_responses;
+        self.bytes_in += other.bytes_in;
+        self.body_bytes_in += other.body_bytes_in;
+        self.bytes_out += other.bytes_out;
+        for (mine, theirs) in [
+            (&mut self.total, &other.total),
+            (&mut self.connect, &other.connect),
+            (&mut self.waiting, &other.waiting),
+            (&mut self.processing, &other.processing),
+            (&mut self.corrected, &other.corrected),
+            (&mut self.lag, &other.lag),
+        ] {
+            let _ = mine.add(theirs);
+        }
+        for (k, v) in other.statuses {
+            *self.statuses.entry(k).or_default() += v;
+        }
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in other.nodes {
+            match self.nodes.get_mut(&k) {
+                Some(n) => {
+                    n.requests += v.requests;
+                    n.errors += v.errors;
+                    let _ = n.total.add(&v.total);
+                }
+                None => {
+                    self.nodes.insert(k, v);
+                }
+            }
+        }
+        if self.document_length.is_none() {
+            self.document_length = other.document_length;
+            self.server = other.server;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: u64, node: &str, ms: u64) -> Answer {
+        Answer {
+            status,
+            node: Some(node.to_string()),
+            head_bytes: 100,
+            body_bytes: body,
+            connect: Duration::from_micros(50),
+            waiting: Duration::from_millis(ms),
+            total: Duration::from_millis(ms),
+            since_due: Duration::from_millis(ms),
+            lag: None,
+            keepalive: true,
+            server: Some("x".into()),
+        }
+    }
+
+    #[test]
+    fn records_and_merges_like_one_run() {
+        let mut a = Stats::default();
+        a.record(answer(200, 18, "n1", 1), false);
+        a.record(answer(503, 40, "n1", 2), false);
+        let mut b = Stats::default();
+        b.record(answer(200, 18, "n2", 3), false);
+        b.error("connect");
+        b.failed_connect += 1;
+        a.merge(b);
+        assert_eq!(a.complete, 3);
+        assert_eq!(a.non_2xx, 1);
+        assert_eq!(a.failed_length, 1, "a different length counts as a failure");
+        assert_eq!(a.failed(), 2);
+        assert_eq!(a.statuses[&200], 2);
+        assert_eq!(a.nodes["n1"].requests, 2);
+        assert_eq!(a.nodes["n1"].errors, 1);
+        assert_eq!(a.total.len(), 3);
+        assert_eq!(a.bytes_in, 300 + 18 + 40 + 18);
+        assert_eq!(a.errors["connect"], 1);
+    }
+
+    #[test]
+    fn variable_length_is_not_a_failure_with_l() {
+        let mut a = Stats::default();
+        a.record(answer(200, 18, "n", 1), true);
+        a.record(answer(200, 19, "n", 1), true);
+        assert_eq!(a.failed_length, 0);
+    }
+}
