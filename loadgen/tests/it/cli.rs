@@ -1,0 +1,97 @@
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+fn usage_error(args: &[&str], needle: &str) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{args:?}: {err} lacks {needle:?}");
+}
+
+#[test]
+fn bad_usage_is_one_line_and_exit_2() {
+    usage_error(
+        &["-n", "5", "-c", "10", "http://127.0.0.1:1/"],
+        "-c: cannot use concurrency level greater than total number of requests",
+    );
+    usage_error(&["http://127.0.0.1:1"], "needs a path");
+    usage_error(&["127.0.0.1/"], "invalid URL");
+    usage_error(
+        &["-p", "/nonexistent/body.json", "http://127.0.0.1:1/"],
+        "-p: cannot read /nonexistent/body.json",
+    );
+    usage_error(
+        &["-H", "NoColon", "http://127.0.0.1:1/"],
+        "-H: 'NoColon' has no ':'",
+    );
+    usage_error(&["http://no-such-host.invalid/"], "cannot resolve");
+}
+
+#[test]
+fn refused_connections_are_counted_not_fatal() {
+    // Nothing listens on this port: every request fails to connect.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args([
+            "-q",
+            "-n",
+            "20",
+            "-c",
+            "2",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("Complete requests:      0"), "{text}");
+    assert!(
+        text.contains(
+            "Failed requests:        20\n   (Connect: 20, Receive: 0, Length: 0, Exceptions: 0)"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_prints_the_partial_report() {
+    let mut profile = mockbackend::Profile::default();
+    profile.set("latency", "5ms").unwrap();
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, profile))
+        .await
+        .unwrap();
+    let url = format!("http://{}/", m.addrs()[0]);
+    let child = Command::new(BIN)
+        .args(["-q", "-n", "1000000", "-c", "2", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130));
+    let complete: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Complete requests:"))
+        .map(|n| n.trim().parse().unwrap())
+        .expect("a report");
+    assert!(complete > 0 && complete < 1_000_000, "{complete}");
+    assert!(text.contains("Percentage of the requests served within a certain time (ms)"));
+    m.shutdown().await;
+}

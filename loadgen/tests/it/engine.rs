@@ -1,0 +1,205 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadgen::engine::{self, Schedule};
+use loadgen::plan::Flags;
+use loadgen::stats::Stats;
+use mockbackend::{Config, Control, Fault, Profile, Server};
+
+async fn mock(n: usize, settings: &[(&str, &str)]) -> Server {
+    let mut p = Profile::default();
+    for (k, v) in settings {
+        p.set(k, v).unwrap();
+    }
+    Server::start(Config::ephemeral(n, p)).await.unwrap()
+}
+
+/// Runs `flags` to the end through the library, returning what it measured.
+async fn run(flags: Flags) -> (Stats, Arc<Schedule>) {
+    let plan = Arc::new(flags.plan().unwrap());
+    let addr = engine::resolve(&plan).await.unwrap();
+    let schedule = Arc::new(Schedule::new(&plan));
+    let stats = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine::run(plan, schedule.clone(), addr),
+    )
+    .await
+    .expect("the run ends by itself");
+    (stats, schedule)
+}
+
+fn flags(url: String, n: u64, c: usize) -> Flags {
+    Flags {
+        url,
+        requests: Some(n),
+        concurrency: Some(c),
+        ..Flags::default()
+    }
+}
+
+#[tokio::test]
+async fn counts_every_request_and_attributes_the_node() {
+    let m = mock(1, &[]).await;
+    let addr = m.addrs()[0];
+    for keepalive in [false, true] {
+        let (s, _) = run(Flags {
+            keepalive,
+            ..flags(format!("http://{addr}/"), 500, 8)
+        })
+        .await;
+        assert_eq!(s.complete, 500);
+        assert_eq!(s.failed(), 0);
+        assert_eq!(s.statuses[&200], 500);
+        assert_eq!(
+            s.document_length,
+            Some(mockbackend::replies::text_reply(addr.port()).len() as u64)
+        );
+        assert_eq!(
+            s.nodes[&addr.to_string()].requests,
+            500,
+            "X-Backend names the port"
+        );
+        assert_eq!(s.total.len(), 500);
+        assert_eq!(s.keepalive_responses, if keepalive { 500 } else { 0 });
+    }
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn posts_a_file_to_chat() {
+    let m = mock(1, &[]).await;
+    let body = bytes::Bytes::from_static(br#"{"message": "Hello, this is a test message"}"#);
+    let f = Flags {
+        post: Some(body.clone()),
+        content_type: Some("application/json".into()),
+        ..flags(format!("http://{}/chat", m.addrs()[0]), 100, 4)
+    };
+    let (s, _) = run(f).await;
+    assert_eq!(
+        (s.complete, s.non_2xx),
+        (100, 0),
+        "the mock parsed every JSON body"
+    );
+    assert!(s.bytes_out >= 100 * body.len() as u64);
+    assert_eq!(s.failed_length, 0, "every answer has the same length");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn distribution_through_the_balancer_is_read_from_x_upstream() {
+    let m = mock(2, &[]).await;
+    let a = m.addrs();
+    let conf = format!("upstream b {{ server {}; server {}; }}\nserver {{ location / {{ proxy_pass http://b; }} }}", a[0], a[1]);
+    let config = balancer::conf::load("t.conf", &conf).unwrap();
+    let proxy = balancer::proxy::Proxy::start(balancer::proxy::Options::new(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+    ))
+    .await
+    .unwrap();
+    let (s, _) = run(Flags {
+        keepalive: true,
+        ..flags(format!("http://{}/", proxy.addr()), 400, 4)
+    })
+    .await;
+    assert_eq!(s.nodes.len(), 2);
+    for node in s.nodes.values() {
+        assert_eq!(node.requests, 200, "round robin splits evenly");
+    }
+    proxy.shutdown().await;
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_run_is_counted_as_connect_failures_with_r() {
+    let m = mock(1, &[("latency", "2ms")]).await;
+    let url = format!("http://{}/", m.addrs()[0]);
+    let running = tokio::spawn(run(Flags {
+        keep_going: true,
+        ..flags(url, 400, 2)
+    }));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    m.control(
+        0,
+        Control::Set {
+            fault: Fault::Down,
+            revert_after: None,
+        },
+    )
+    .await
+    .unwrap();
+    let (s, schedule) = running.await.unwrap();
+    assert!(
+        s.failed_connect > 0,
+        "requests after the kill fail to connect"
+    );
+    assert_eq!(
+        s.complete + s.failed(),
+        400,
+        "every request is accounted for"
+    );
+    assert!(s.complete > 0);
+    assert!(
+        !schedule.stop.load(std::sync::atomic::Ordering::Relaxed),
+        "connect failures never stop a run"
+    );
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hanging_node_times_out_and_stops_the_run_without_r() {
+    let m = mock(1, &[]).await;
+    m.control(
+        0,
+        Control::Set {
+            fault: Fault::Hang,
+            revert_after: None,
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/", m.addrs()[0]);
+    let (s, schedule) = run(Flags {
+        timeout: Some(0.3),
+        ..flags(url.clone(), 50, 2)
+    })
+    .await;
+    assert!(s.failed_receive >= 1 && s.errors["timeout"] >= 1);
+    assert!(
+        s.failed_receive <= 2,
+        "ab stops at the first receive error: {}",
+        s.failed_receive
+    );
+    assert!(schedule.stop.load(std::sync::atomic::Ordering::Relaxed));
+    // With -r it keeps going: every request times out.
+    let (s, _) = run(Flags {
+        timeout: Some(0.2),
+        keep_going: true,
+        ..flags(url, 6, 3)
+    })
+    .await;
+    assert_eq!(s.failed_receive, 6);
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn open_loop_measures_from_the_schedule() {
+    let m = mock(1, &[("latency", "20ms")]).await;
+    let url = format!("http://{}/", m.addrs()[0]);
+    // 200/s with one worker and 20 ms answers: the worker can only do 50/s,
+    // so requests start later and later; the corrected view shows it.
+    let (s, _) = run(Flags {
+        rate: Some(200.0),
+        ..flags(url, 40, 1)
+    })
+    .await;
+    assert_eq!(s.complete, 40);
+    assert_eq!(s.lag.len(), 40);
+    assert!(
+        s.lag.max() > 100_000,
+        "the schedule fell behind by over 100 ms: {}",
+        s.lag.max()
+    );
+    assert!(s.corrected.value_at_quantile(0.99) > s.total.value_at_quantile(0.99) * 2);
+    m.shutdown().await;
+}

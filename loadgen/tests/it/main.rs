@@ -1,0 +1,6 @@
+//! loadgen's integration tests: real mockbackend ports (and the reference
+//! balancer) on 127.0.0.1, real requests, assertions on the counts.
+
+mod cli;
+mod engine;
+mod golden;
