@@ -3,6 +3,7 @@
 //! open (go when the schedule says), so there is one loop for both.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,14 +141,26 @@ impl Template {
     }
 }
 
-async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr).await?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(connection);
-    Ok(sender)
+/// A connection and the future that drives it. The worker polls both
+/// itself: a separate task per connection would cost a cross-task wake-up
+/// (often a cross-core one) on every request.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(Conn {
+            sender,
+            driver: Box::pin(driver),
+        })
+    }
 }
 
 /// Why a request got no answer.
@@ -161,7 +174,7 @@ enum Miss {
 pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) -> Stats {
     let template = Template::new(&plan);
     let mut stats = Stats::default();
-    let mut conn: Option<SendRequest<Full<Bytes>>> = None;
+    let mut conn: Option<Conn> = None;
     while let Some(due) = schedule.ticket().await {
         let start = Instant::now();
         let outcome =
@@ -169,8 +182,8 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
                 .await;
         let answer = match outcome {
             Ok(Ok(mut a)) => {
-                a.since_due = due.map_or(a.total, |d| start.saturating_duration_since(d) + a.total);
                 a.lag = due.map(|d| start.saturating_duration_since(d));
+                a.since_due = a.lag.map(|lag| lag + a.total);
                 Ok(a)
             }
             Ok(Err(miss)) => Err(miss),
@@ -216,44 +229,59 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
 async fn once(
     plan: &Plan,
     template: &Template,
-    conn: &mut Option<SendRequest<Full<Bytes>>>,
+    conn: &mut Option<Conn>,
     addr: SocketAddr,
     start: Instant,
 ) -> Result<Answer, Miss> {
     // A kept-alive connection the server closed is replaced.
     if let Some(c) = conn.as_mut() {
-        if c.ready().await.is_err() {
+        let Conn { sender, driver } = c;
+        let ready = tokio::select! {
+            biased;
+            r = sender.ready() => r.is_ok(),
+            _ = driver.as_mut() => false,
+        };
+        if !ready {
             *conn = None;
         }
     }
     let mut connect_time = Duration::ZERO;
     if conn.is_none() {
-        *conn = Some(connect(addr).await.map_err(|_| Miss::Connect)?);
+        *conn = Some(Conn::open(addr).await.map_err(|_| Miss::Connect)?);
         connect_time = start.elapsed();
     }
-    let sender = conn.as_mut().ok_or(Miss::Connect)?;
+    let c = conn.as_mut().ok_or(Miss::Connect)?;
     let sent = Instant::now();
-    let response = sender
-        .send_request(template.request(plan))
-        .await
-        .map_err(|_| Miss::Receive)?;
-    let waiting = sent.elapsed();
-    let (head, mut body) = response.into_parts();
-    let mut body_bytes = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Miss::Receive)?;
-        if let Some(data) = frame.data_ref() {
-            body_bytes += data.len() as u64;
+    let request = template.request(plan);
+    let Conn { sender, driver } = c;
+    let exchange = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| Miss::Receive)?;
+        let waiting = sent.elapsed();
+        let (head, mut body) = response.into_parts();
+        let mut body_bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| Miss::Receive)?;
+            if let Some(data) = frame.data_ref() {
+                body_bytes += data.len() as u64;
+            }
         }
-    }
+        Ok::<_, Miss>((head, body_bytes, waiting))
+    };
+    let (head, body_bytes, waiting) = tokio::select! {
+        biased;
+        done = exchange => done?,
+        // The connection ended before the answer did.
+        _ = driver.as_mut() => return Err(Miss::Receive),
+    };
     let total = start.elapsed();
     let node = plan
         .node_headers
         .iter()
         .find_map(|n| head.headers.get(n))
-        .and_then(|v| v.to_str().ok())
-        // With retries X-Upstream lists every attempt; the last one answered.
-        .map(|v| v.rsplit(", ").next().unwrap_or(v).to_string());
+        .cloned();
     let closes = head
         .headers
         .get(CONNECTION)
@@ -273,7 +301,7 @@ async fn once(
         connect: connect_time,
         waiting,
         total,
-        since_due: total,
+        since_due: None,
         lag: None,
         keepalive: plan.keepalive && head.version == Version::HTTP_11 && !closes,
         server: head

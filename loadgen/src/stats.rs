@@ -7,15 +7,26 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-/// A latency histogram in microseconds, 1 µs to 1 hour, 3 significant digits.
+/// Longest latency a histogram holds: an hour, in microseconds (longer
+/// values are clamped to it).
+const LONGEST: u64 = 3_600_000_000;
+
+/// The main latency histogram: microseconds, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("fixed bounds are valid")
+    Histogram::new_with_bounds(1, LONGEST, 3).expect("fixed bounds are valid")
+}
+
+/// The secondary ones (connect, waiting, processing, schedule lag) only
+/// feed ab's whole-millisecond table: 2 digits keep them a tenth the size,
+/// which matters with one set per worker and hundreds of workers.
+fn coarse() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LONGEST, 2).expect("fixed bounds are valid")
 }
 
 pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros())
         .unwrap_or(u64::MAX)
-        .clamp(1, 3_600_000_000)
+        .clamp(1, LONGEST)
 }
 
 /// One node's share of the answers.
@@ -71,11 +82,11 @@ impl Default for Stats {
             body_bytes_in: 0,
             bytes_out: 0,
             total: histogram(),
-            connect: histogram(),
-            waiting: histogram(),
-            processing: histogram(),
+            connect: coarse(),
+            waiting: coarse(),
+            processing: coarse(),
             corrected: histogram(),
-            lag: histogram(),
+            lag: coarse(),
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
             nodes: BTreeMap::new(),
@@ -88,14 +99,15 @@ impl Default for Stats {
 /// One answered request, as the worker saw it.
 pub struct Answer {
     pub status: u16,
-    pub node: Option<String>,
+    /// The node header's value (its last entry, when it lists retries).
+    pub node: Option<hyper::header::HeaderValue>,
     pub head_bytes: u64,
     pub body_bytes: u64,
     pub connect: Duration,
     pub waiting: Duration,
     pub total: Duration,
-    /// From when it was due (open loop); equals `total` in a closed loop.
-    pub since_due: Duration,
+    /// Open loop: from when it was due, and how late it started.
+    pub since_due: Option<Duration>,
     pub lag: Option<Duration>,
     pub keepalive: bool,
     pub server: Option<String>,
@@ -139,16 +151,30 @@ impl Stats {
         let _ = self
             .processing
             .record(micros(a.total.saturating_sub(a.connect)));
-        let _ = self.corrected.record(micros(a.since_due));
-        if let Some(lag) = a.lag {
+        // Closed loop: nothing was scheduled, so there is nothing to correct.
+        if let (Some(since_due), Some(lag)) = (a.since_due, a.lag) {
+            let _ = self.corrected.record(micros(since_due));
             let _ = self.lag.record(micros(lag));
         }
-        if let Some(node) = a.node {
-            let n = self.nodes.entry(node).or_insert_with(|| NodeStats {
-                requests: 0,
-                errors: 0,
-                total: histogram(),
-            });
+        // With retries X-Upstream lists every attempt; the last one answered.
+        let node = a
+            .node
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.rsplit(", ").next().unwrap_or(v));
+        if let Some(node) = node {
+            // Look up before inserting: a new String only for a new node.
+            if !self.nodes.contains_key(node) {
+                let fresh = NodeStats {
+                    requests: 0,
+                    errors: 0,
+                    total: histogram(),
+                };
+                self.nodes.insert(node.to_string(), fresh);
+            }
+            let Some(n) = self.nodes.get_mut(node) else {
+                return;
+            };
             n.requests += 1;
             if !ok {
                 n.errors += 1;
@@ -211,13 +237,13 @@ mod tests {
     fn answer(status: u16, body: u64, node: &str, ms: u64) -> Answer {
         Answer {
             status,
-            node: Some(node.to_string()),
+            node: Some(hyper::header::HeaderValue::from_str(node).unwrap()),
             head_bytes: 100,
             body_bytes: body,
             connect: Duration::from_micros(50),
             waiting: Duration::from_millis(ms),
             total: Duration::from_millis(ms),
-            since_due: Duration::from_millis(ms),
+            since_due: None,
             lag: None,
             keepalive: true,
             server: Some("x".into()),
