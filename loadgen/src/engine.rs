@@ -250,32 +250,39 @@ async fn once(
         *conn = Some(Conn::open(addr).await.map_err(|_| Miss::Connect)?);
         connect_time = start.elapsed();
     }
-    let c = conn.as_mut().ok_or(Miss::Connect)?;
     let sent = Instant::now();
     let request = template.request(plan);
-    let Conn { sender, driver } = c;
-    let exchange = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|_| Miss::Receive)?;
-        let waiting = sent.elapsed();
-        let (head, mut body) = response.into_parts();
-        let mut body_bytes = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| Miss::Receive)?;
-            if let Some(data) = frame.data_ref() {
-                body_bytes += data.len() as u64;
+    let (result, ended) = {
+        let Conn { sender, driver } = conn.as_mut().ok_or(Miss::Connect)?;
+        let exchange = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|_| Miss::Receive)?;
+            let waiting = sent.elapsed();
+            let (head, mut body) = response.into_parts();
+            let mut body_bytes = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|_| Miss::Receive)?;
+                if let Some(data) = frame.data_ref() {
+                    body_bytes += data.len() as u64;
+                }
             }
+            Ok::<_, Miss>((head, body_bytes, waiting))
+        };
+        tokio::pin!(exchange);
+        tokio::select! {
+            biased;
+            done = &mut exchange => (done, false),
+            // The connection ended (an HTTP/1.0 answer closes it): what it
+            // delivered before it ended can still complete the exchange.
+            _ = driver.as_mut() => (exchange.await, true),
         }
-        Ok::<_, Miss>((head, body_bytes, waiting))
     };
-    let (head, body_bytes, waiting) = tokio::select! {
-        biased;
-        done = exchange => done?,
-        // The connection ended before the answer did.
-        _ = driver.as_mut() => return Err(Miss::Receive),
-    };
+    if ended {
+        *conn = None;
+    }
+    let (head, body_bytes, waiting) = result?;
     let total = start.elapsed();
     let node = plan
         .node_headers
