@@ -3,19 +3,14 @@
 //! open (go when the schedule says), so there is one loop for both.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, SERVER};
-use hyper::{Request, Uri, Version};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::http1::{self, Framing};
 use crate::plan::{Pacing, Plan};
 use crate::stats::{Answer, Stats};
 
@@ -74,92 +69,78 @@ impl Schedule {
     }
 }
 
-/// What every request repeats, made once per worker so that cloning it
-/// touches no reference count shared with other workers.
+/// The request, rendered once to bytes: every request of a run is the same.
 struct Template {
-    uri: Uri,
-    version: Version,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Bytes,
-    bytes_out: u64,
+    bytes: Vec<u8>,
+    head_request: bool,
+}
+
+/// `user-agent` -> `User-Agent`, as ab and browsers write header names.
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper { c.to_ascii_uppercase() } else { c });
+        upper = c == '-';
+    }
+    out
 }
 
 impl Template {
     fn new(plan: &Plan) -> Template {
-        let uri = match &plan.proxy {
+        let target = match &plan.proxy {
             Some(_) => format!("http://{}{}", plan.target.host_header(), plan.target.path),
             None => plan.target.path.clone(),
         };
-        let mut headers: Vec<(HeaderName, HeaderValue)> = plan
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.clone(),
-                    HeaderValue::from_bytes(v.as_bytes()).unwrap_or(HeaderValue::from_static("")),
-                )
-            })
-            .collect();
         // ab: HTTP/1.0 and a new connection per request, unless -k.
         let version = if plan.keepalive {
-            Version::HTTP_11
+            "HTTP/1.1"
         } else {
-            Version::HTTP_10
+            "HTTP/1.0"
         };
-        let body = plan
-            .body
-            .as_ref()
-            .map(|b| Bytes::copy_from_slice(b))
-            .unwrap_or_default();
-        if !body.is_empty() || plan.body.is_some() {
-            headers.push((hyper::header::CONTENT_LENGTH, HeaderValue::from(body.len())));
+        let mut bytes = format!("{} {target} {version}\r\n", plan.method).into_bytes();
+        for (name, value) in &plan.headers {
+            bytes.extend_from_slice(title_case(name.as_str()).as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
         }
-        let request_line = plan.method.as_str().len() + uri.len() + 11;
-        let header_bytes: usize = headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum();
+        if let Some(body) = &plan.body {
+            bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        if let Some(body) = &plan.body {
+            bytes.extend_from_slice(body);
+        }
         Template {
-            uri: uri.parse().unwrap_or_default(),
-            version,
-            headers,
-            bytes_out: (request_line + header_bytes + 2 + body.len()) as u64,
-            body,
+            bytes,
+            head_request: plan.method == hyper::Method::HEAD,
         }
-    }
-
-    fn request(&self, plan: &Plan) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
-        *req.method_mut() = plan.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = self.version;
-        let h = req.headers_mut();
-        for (n, v) in &self.headers {
-            h.insert(n.clone(), v.clone());
-        }
-        req
     }
 }
 
-/// A connection and the future that drives it. The worker polls both
-/// itself: a separate task per connection would cost a cross-task wake-up
-/// (often a cross-core one) on every request.
+/// One connection and the bytes read from it that the last answer left.
 struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    stream: TcpStream,
+    buf: Vec<u8>,
 }
 
 impl Conn {
     async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         let _ = stream.set_nodelay(true);
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
         Ok(Conn {
-            sender,
-            driver: Box::pin(driver),
+            stream,
+            buf: Vec::with_capacity(16 << 10),
         })
+    }
+
+    /// Reads more bytes; `Ok(0)` at the end of the stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 << 10);
+        }
+        self.stream.read_buf(&mut self.buf).await
     }
 }
 
@@ -173,13 +154,16 @@ enum Miss {
 /// One worker: take a ticket, send, measure, repeat.
 pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) -> Stats {
     let template = Template::new(&plan);
+    let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
     let mut stats = Stats::default();
     let mut conn: Option<Conn> = None;
     while let Some(due) = schedule.ticket().await {
         let start = Instant::now();
-        let outcome =
-            tokio::time::timeout(plan.timeout, once(&plan, &template, &mut conn, addr, start))
-                .await;
+        let outcome = tokio::time::timeout(
+            plan.timeout,
+            once(&template, &node_headers, &mut conn, addr, start),
+        )
+        .await;
         let answer = match outcome {
             Ok(Ok(mut a)) => {
                 a.lag = due.map(|d| start.saturating_duration_since(d));
@@ -191,9 +175,18 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
         };
         match answer {
             Ok(a) => {
-                let keep = a.keepalive;
-                stats.bytes_out += template.bytes_out;
-                stats.record(a, plan.variable_length);
+                let keep = a.keepalive && plan.keepalive;
+                stats.bytes_out += template.bytes.len() as u64;
+                // The node and server names are still in the connection's buffer.
+                let buf = conn.as_ref().map_or(&[][..], |c| &c.buf[..]);
+                let text = |r: Option<(usize, usize)>| {
+                    r.and_then(|(a, b)| std::str::from_utf8(buf.get(a..b)?).ok())
+                };
+                let (node, server) = (text(a.node), text(a.server));
+                stats.record(&a, node, server, plan.variable_length);
+                if let Some(c) = conn.as_mut() {
+                    c.buf.clear();
+                }
                 if !keep {
                     conn = None;
                 }
@@ -226,96 +219,89 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
     stats
 }
 
+/// Sends the request and reads the whole answer, leaving its head in the
+/// connection's buffer for the caller to read names from.
 async fn once(
-    plan: &Plan,
     template: &Template,
+    node_headers: &[&str],
     conn: &mut Option<Conn>,
     addr: SocketAddr,
     start: Instant,
 ) -> Result<Answer, Miss> {
-    // A kept-alive connection the server closed is replaced.
-    if let Some(c) = conn.as_mut() {
-        let Conn { sender, driver } = c;
-        let ready = tokio::select! {
-            biased;
-            r = sender.ready() => r.is_ok(),
-            _ = driver.as_mut() => false,
-        };
-        if !ready {
-            *conn = None;
-        }
-    }
     let mut connect_time = Duration::ZERO;
+    let reused = conn.is_some();
     if conn.is_none() {
         *conn = Some(Conn::open(addr).await.map_err(|_| Miss::Connect)?);
         connect_time = start.elapsed();
     }
+    let c = conn.as_mut().ok_or(Miss::Connect)?;
+    c.stream
+        .write_all(&template.bytes)
+        .await
+        .map_err(|_| Miss::Receive)?;
     let sent = Instant::now();
-    let request = template.request(plan);
-    let (result, ended) = {
-        let Conn { sender, driver } = conn.as_mut().ok_or(Miss::Connect)?;
-        let exchange = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|_| Miss::Receive)?;
-            let waiting = sent.elapsed();
-            let (head, mut body) = response.into_parts();
-            let mut body_bytes = 0u64;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|_| Miss::Receive)?;
-                if let Some(data) = frame.data_ref() {
-                    body_bytes += data.len() as u64;
-                }
-            }
-            Ok::<_, Miss>((head, body_bytes, waiting))
-        };
-        tokio::pin!(exchange);
-        tokio::select! {
-            biased;
-            done = &mut exchange => (done, false),
-            // The connection ended (an HTTP/1.0 answer closes it): what it
-            // delivered before it ended can still complete the exchange.
-            _ = driver.as_mut() => (exchange.await, true),
+    let mut waiting = None;
+    let head = loop {
+        let n = c.fill().await.map_err(|_| Miss::Receive)?;
+        if n == 0 {
+            // A kept-alive connection the server closed before answering:
+            // counted as a receive failure, as ab does.
+            let _ = reused;
+            return Err(Miss::Receive);
+        }
+        waiting.get_or_insert_with(|| sent.elapsed());
+        if let Some(head) = http1::parse_head(&c.buf, template.head_request, node_headers)
+            .map_err(|_| Miss::Receive)?
+        {
+            break head;
         }
     };
-    if ended {
-        *conn = None;
+    let mut body_bytes = 0u64;
+    match head.framing {
+        Framing::None => {}
+        Framing::Length(len) => {
+            while ((c.buf.len() - head.len) as u64) < len {
+                if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                    return Err(Miss::Receive);
+                }
+            }
+            body_bytes = len;
+        }
+        Framing::Chunked => {
+            let mut chunks = http1::Chunked::default();
+            let mut at = head.len;
+            loop {
+                if chunks
+                    .feed(&c.buf[at..])
+                    .map_err(|_| Miss::Receive)?
+                    .is_some()
+                {
+                    break;
+                }
+                at = c.buf.len();
+                if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                    return Err(Miss::Receive);
+                }
+            }
+            body_bytes = chunks.body;
+        }
+        Framing::Close => {
+            while c.fill().await.map_err(|_| Miss::Receive)? > 0 {}
+            body_bytes = (c.buf.len() - head.len) as u64;
+        }
     }
-    let (head, body_bytes, waiting) = result?;
-    let total = start.elapsed();
-    let node = plan
-        .node_headers
-        .iter()
-        .find_map(|n| head.headers.get(n))
-        .cloned();
-    let closes = head
-        .headers
-        .get(CONNECTION)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let head_bytes = 17
-        + head
-            .headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum::<usize>() as u64
-        + 2;
     Ok(Answer {
-        status: head.status.as_u16(),
-        node,
-        head_bytes,
+        status: head.status,
+        node: head.node,
+        server: head.server,
+        head_bytes: head.len as u64,
         body_bytes,
         connect: connect_time,
-        waiting,
-        total,
+        waiting: waiting.unwrap_or_default(),
+        total: start.elapsed(),
         since_due: None,
         lag: None,
-        keepalive: plan.keepalive && head.version == Version::HTTP_11 && !closes,
-        server: head
-            .headers
-            .get(SERVER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        keepalive: head.keep_alive,
     })
 }
 

@@ -20,6 +20,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod http1;
 pub mod plan;
 pub mod report;
 pub mod stats;

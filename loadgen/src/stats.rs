@@ -99,8 +99,10 @@ impl Default for Stats {
 /// One answered request, as the worker saw it.
 pub struct Answer {
     pub status: u16,
-    /// The node header's value (its last entry, when it lists retries).
-    pub node: Option<hyper::header::HeaderValue>,
+    /// Where in the connection's buffer the node header's value and the
+    /// Server header are (see `http1::Head`).
+    pub node: Option<(usize, usize)>,
+    pub server: Option<(usize, usize)>,
     pub head_bytes: u64,
     pub body_bytes: u64,
     pub connect: Duration,
@@ -110,7 +112,6 @@ pub struct Answer {
     pub since_due: Option<Duration>,
     pub lag: Option<Duration>,
     pub keepalive: bool,
-    pub server: Option<String>,
 }
 
 impl Stats {
@@ -122,8 +123,15 @@ impl Stats {
         *self.errors.entry(kind).or_default() += 1;
     }
 
-    /// Records an answer; `variable_length` is ab's `-l`.
-    pub fn record(&mut self, a: Answer, variable_length: bool) {
+    /// Records an answer, with the node that served it and the Server
+    /// header as text; `variable_length` is ab's `-l`.
+    pub fn record(
+        &mut self,
+        a: &Answer,
+        node: Option<&str>,
+        server: Option<&str>,
+        variable_length: bool,
+    ) {
         self.complete += 1;
         *self.statuses.entry(a.status).or_default() += 1;
         let ok = (200..300).contains(&a.status);
@@ -138,7 +146,7 @@ impl Stats {
         match self.document_length {
             None => {
                 self.document_length = Some(a.body_bytes);
-                self.server = a.server;
+                self.server = server.map(str::to_string);
             }
             // ab counts a different length as a failed request, unless -l.
             Some(len) if len != a.body_bytes && !variable_length => self.failed_length += 1,
@@ -157,11 +165,7 @@ impl Stats {
             let _ = self.lag.record(micros(lag));
         }
         // With retries X-Upstream lists every attempt; the last one answered.
-        let node = a
-            .node
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.rsplit(", ").next().unwrap_or(v));
+        let node = node.map(|v| v.rsplit(", ").next().unwrap_or(v));
         if let Some(node) = node {
             // Look up before inserting: a new String only for a new node.
             if !self.nodes.contains_key(node) {
@@ -234,10 +238,11 @@ impl Stats {
 mod tests {
     use super::*;
 
-    fn answer(status: u16, body: u64, node: &str, ms: u64) -> Answer {
+    fn answer(status: u16, body: u64, ms: u64) -> Answer {
         Answer {
             status,
-            node: Some(hyper::header::HeaderValue::from_str(node).unwrap()),
+            node: None,
+            server: None,
             head_bytes: 100,
             body_bytes: body,
             connect: Duration::from_micros(50),
@@ -246,17 +251,16 @@ mod tests {
             since_due: None,
             lag: None,
             keepalive: true,
-            server: Some("x".into()),
         }
     }
 
     #[test]
     fn records_and_merges_like_one_run() {
         let mut a = Stats::default();
-        a.record(answer(200, 18, "n1", 1), false);
-        a.record(answer(503, 40, "n1", 2), false);
+        a.record(&answer(200, 18, 1), Some("n1"), Some("x"), false);
+        a.record(&answer(503, 40, 2), Some("a, n1"), None, false);
         let mut b = Stats::default();
-        b.record(answer(200, 18, "n2", 3), false);
+        b.record(&answer(200, 18, 3), Some("n2"), None, false);
         b.error("connect");
         b.failed_connect += 1;
         a.merge(b);
@@ -275,8 +279,8 @@ mod tests {
     #[test]
     fn variable_length_is_not_a_failure_with_l() {
         let mut a = Stats::default();
-        a.record(answer(200, 18, "n", 1), true);
-        a.record(answer(200, 19, "n", 1), true);
+        a.record(&answer(200, 18, 1), Some("n"), None, true);
+        a.record(&answer(200, 19, 1), Some("n"), None, true);
         assert_eq!(a.failed_length, 0);
     }
 }
