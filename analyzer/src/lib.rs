@@ -1,6 +1,16 @@
 //! Reads upstream access logs and reports per-node distribution, latency
-//! percentiles (HDR histograms), fairness tests against expected shares, and
-//! alert-threshold breaches, with exporters for tables, JSON, JUnit, Markdown
-//! and SVG.
+//! percentiles, fairness tests against expected shares, and alert-threshold
+//! breaches. So far: the threshold language and the fairness test, which
+//! loadgen uses too; log reading and reports come with the analyzer issue.
 //!
-//! Empty until the analyzer issue lands.
+//! ```
+//! use analyzer::fairness;
+//! let observed = vec![("a".to_string(), 590), ("b".to_string(), 410)];
+//! let expected = fairness::parse_weights("a=3,b=2").unwrap();
+//! assert!(fairness::test(&observed, &expected).ok());
+//! ```
+
+pub mod fairness;
+pub mod threshold;
+
+pub use threshold::{Measurements, Metric, Threshold, ThresholdError, Verdict};

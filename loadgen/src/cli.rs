@@ -13,6 +13,9 @@ use clap::Parser;
 use crate::engine::{self, Schedule};
 use crate::plan::{Flags, Plan, PlanError};
 use crate::report;
+use crate::verdict::{judge, RunFigures};
+use analyzer::fairness::parse_weights;
+use analyzer::Threshold;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +83,14 @@ pub struct Opts {
     /// Response header naming the node that answered; repeatable [default: X-Upstream, then X-Backend]
     #[arg(long, value_name = "NAME")]
     node_header: Vec<String>,
+    /// A k6-style check on the run, e.g. 'p(95)<500ms', 'error_rate<1%',
+    /// 'p(99){node=127.0.0.1:8002}<800ms'; repeatable; exit 1 when one fails
+    #[arg(long, value_name = "EXPR")]
+    threshold: Vec<String>,
+    /// The share each node should get, as name=weight,...; a chi-square test
+    /// of the per-node counts against it, exit 1 when it fails
+    #[arg(long, value_name = "NODE=W,...")]
+    expect_weights: Option<String>,
     /// Print help
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -90,6 +101,8 @@ pub struct Opts {
 /// How a run ended, for the exit code.
 pub enum Outcome {
     Done,
+    /// A threshold or the expected shares did not hold.
+    Breached,
     /// Stopped at a receive error (ab's behaviour without -r).
     Stopped,
     Interrupted,
@@ -107,7 +120,39 @@ fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<Bytes>, PlanError> 
     }
 }
 
+/// How a run is judged once it is over.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub thresholds: Vec<Threshold>,
+    pub expected: Option<Vec<(String, f64)>>,
+}
+
 impl Opts {
+    /// The checks the flags ask for, parsed before the run.
+    pub fn checks(&self) -> Result<Checks, PlanError> {
+        let thresholds = self
+            .threshold
+            .iter()
+            .map(|t| {
+                Threshold::parse(t).map_err(|e| PlanError {
+                    flag: "--threshold".into(),
+                    why: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let expected = match &self.expect_weights {
+            None => None,
+            Some(w) => Some(parse_weights(w).map_err(|why| PlanError {
+                flag: "--expect-weights".into(),
+                why,
+            })?),
+        };
+        Ok(Checks {
+            thresholds,
+            expected,
+        })
+    }
+
     pub fn plan(self) -> Result<Plan, PlanError> {
         Flags {
             post: read("-p", &self.post)?,
@@ -144,8 +189,9 @@ fn heartbeat(requests: u64) -> Option<u64> {
     (requests > 150).then(|| (requests / 10).max(100))
 }
 
-/// Runs a plan, printing ab's report to stdout and progress to stderr.
-pub async fn run(plan: Plan, quiet: bool) -> anyhow::Result<Outcome> {
+/// Runs a plan, printing ab's report to stdout and progress to stderr, then
+/// the checks.
+pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outcome> {
     let addr = engine::resolve(&plan)
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
@@ -184,10 +230,22 @@ pub async fn run(plan: Plan, quiet: bool) -> anyhow::Result<Outcome> {
     }
     print!("{}", report::ab(&plan, &stats, elapsed));
     print!("{}", report::beyond(&plan, &stats));
+    let figures = RunFigures {
+        stats: &stats,
+        elapsed,
+        pacing: plan.pacing,
+        expected: checks.expected.as_deref(),
+    };
+    let (lines, held) = judge(&figures, &checks.thresholds);
+    if !lines.is_empty() {
+        print!("\nChecks\n{lines}");
+    }
     Ok(if interrupted {
         Outcome::Interrupted
     } else if schedule.stop.load(Relaxed) {
         Outcome::Stopped
+    } else if !held {
+        Outcome::Breached
     } else {
         Outcome::Done
     })

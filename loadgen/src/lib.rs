@@ -24,3 +24,4 @@ pub mod http1;
 pub mod plan;
 pub mod report;
 pub mod stats;
+pub mod verdict;

@@ -6,6 +6,10 @@ use loadgen::cli::{run, Opts, Outcome};
 fn main() -> ExitCode {
     let opts = Opts::parse();
     let quiet = opts.quiet();
+    let checks = match opts.checks() {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
     let plan = match opts.plan() {
         Ok(p) => p,
         Err(e) => return usage(&e),
@@ -17,8 +21,9 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage(&e),
     };
-    match runtime.block_on(run(plan, quiet)) {
+    match runtime.block_on(run(plan, checks, quiet)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Breached) => ExitCode::from(1),
         Ok(Outcome::Stopped) => {
             eprintln!("loadgen: stopped at the first receive error, as ab does; -r keeps going");
             ExitCode::from(1)

@@ -95,3 +95,66 @@ async fn ctrl_c_prints_the_partial_report() {
     assert!(text.contains("Percentage of the requests served within a certain time (ms)"));
     m.shutdown().await;
 }
+
+/// Runs the binary off the test's runtime; returns (exit code, stdout).
+async fn loadgen(args: Vec<String>) -> (i32, String) {
+    let out = tokio::task::spawn_blocking(move || Command::new(BIN).args(args).output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn thresholds_and_expected_weights_set_the_exit_code() {
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(2, Default::default()))
+        .await
+        .unwrap();
+    let a = m.addrs();
+    let conf = format!(
+        "upstream b {{ server {} weight=3; server {} weight=2; }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
+        a[0], a[1]
+    );
+    let config = balancer::conf::load("t.conf", &conf).unwrap();
+    let options = balancer::proxy::Options::new("127.0.0.1:0".parse().unwrap(), config);
+    let proxy = balancer::proxy::Proxy::start(options).await.unwrap();
+    let url = format!("http://{}/", proxy.addr());
+    let args = |extra: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = ["-q", "-k", "-n", "500", "-c", "5"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend_from_slice(extra);
+        v.push(url.clone());
+        v
+    };
+    let right = format!("--expect-weights={}=3,{}=2", a[0], a[1]);
+    let (code, out) = loadgen(args(&[
+        right,
+        "--threshold=error_rate<1%".into(),
+        "--threshold=p(99)<5s".into(),
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("✓ shares as expected"), "{out}");
+    assert!(out.contains("✓ error_rate<1%  (measured 0.00%)"), "{out}");
+
+    // A promise the balancer does not keep: equal shares.
+    let wrong = format!("--expect-weights={}=1,{}=1", a[0], a[1]);
+    let (code, out) = loadgen(args(&[wrong])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ shares as expected"), "{out}");
+
+    let (code, out) = loadgen(args(&["--threshold=p(50)<1us".into()])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ p(50)<1us"), "{out}");
+
+    let (code, _) = loadgen(args(&["--threshold=p(50)<<1ms".into()])).await;
+    assert_eq!(code, 2, "a bad expression is a usage error");
+    let (code, _) = loadgen(args(&["--expect-weights=a".into()])).await;
+    assert_eq!(code, 2);
+    proxy.shutdown().await;
+    m.shutdown().await;
+}

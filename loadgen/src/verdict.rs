@@ -1,0 +1,129 @@
+//! Thresholds and the fairness test over a run's figures, through the
+//! analyzer library (the same language and test `analyzer` applies to logs).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use analyzer::fairness::{self, Fairness};
+use analyzer::{Measurements, Metric, Threshold, Verdict};
+use hdrhistogram::Histogram;
+
+use crate::plan::Pacing;
+use crate::stats::Stats;
+
+/// A run's figures as thresholds see them.
+pub struct RunFigures<'a> {
+    pub stats: &'a Stats,
+    pub elapsed: Duration,
+    pub pacing: Pacing,
+    /// Expected shares by node; equal shares among the nodes seen if absent.
+    pub expected: Option<&'a [(String, f64)]>,
+}
+
+impl RunFigures<'_> {
+    /// The latency histogram that counts: from the schedule in an open loop
+    /// (no coordinated omission), the request's own time otherwise.
+    fn latency(&self, node: Option<&str>) -> Option<&Histogram<u64>> {
+        match node {
+            Some(n) => self.stats.nodes.get(n).map(|n| &n.total),
+            None if matches!(self.pacing, Pacing::Rate(_)) => Some(&self.stats.corrected),
+            None => Some(&self.stats.total),
+        }
+    }
+
+    pub fn fairness(&self) -> Option<Fairness> {
+        let observed: Vec<(String, u64)> = self
+            .stats
+            .nodes
+            .iter()
+            .map(|(n, s)| (n.clone(), s.requests))
+            .collect();
+        if observed.is_empty() {
+            return None;
+        }
+        let equal: Vec<(String, f64)> = observed.iter().map(|(n, _)| (n.clone(), 1.0)).collect();
+        Some(fairness::test(&observed, self.expected.unwrap_or(&equal)))
+    }
+}
+
+impl Measurements for RunFigures<'_> {
+    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
+        let node = match filter {
+            None => None,
+            Some(("node", n)) => Some(n),
+            Some(_) => return None,
+        };
+        let s = self.stats;
+        let seconds = |us: u64| us as f64 / 1e6;
+        let h = || self.latency(node).filter(|h| !h.is_empty());
+        let attempts = (s.complete + s.failed()) as f64;
+        let errors = (s.non_2xx + s.failed()) as f64;
+        Some(match metric {
+            Metric::Percentile { p, of: None } => seconds(h()?.value_at_quantile(p / 100.0)),
+            Metric::Avg => h()?.mean() / 1e6,
+            Metric::Min => seconds(h()?.min()),
+            Metric::Med => seconds(h()?.value_at_quantile(0.5)),
+            Metric::Max => seconds(h()?.max()),
+            Metric::ErrorRate | Metric::SuccessRate => {
+                let rate = match node {
+                    Some(n) => {
+                        let n = s.nodes.get(n)?;
+                        n.errors as f64 / n.requests.max(1) as f64
+                    }
+                    None if attempts > 0.0 => errors / attempts,
+                    None => return None,
+                };
+                if *metric == Metric::ErrorRate {
+                    rate
+                } else {
+                    1.0 - rate
+                }
+            }
+            Metric::Imbalance => self.fairness()?.max_relative_deviation,
+            Metric::Rps => s.complete as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            Metric::Requests => match node {
+                Some(n) => s.nodes.get(n)?.requests as f64,
+                None => s.complete as f64,
+            },
+            Metric::Named(name) => match name.as_str() {
+                "failed" => s.failed() as f64,
+                "non_2xx" => s.non_2xx as f64,
+                // What a client saw go wrong: no answer, or not a 2xx.
+                "client_errors" => errors,
+                _ => return None,
+            },
+            Metric::Percentile { of: Some(_), .. } => return None,
+        })
+    }
+}
+
+/// Evaluates the thresholds (and the fairness test when weights are
+/// expected): the lines to print and whether everything held.
+pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> (String, bool) {
+    let mut out = String::new();
+    let mut all_ok = true;
+    if figures.expected.is_some() {
+        if let Some(f) = figures.fairness() {
+            let mark = if f.ok() { "✓" } else { "✗" };
+            let _ = writeln!(
+                out,
+                "{mark} shares as expected  (chi-square {:.2}, {} df, p={:.4}; largest deviation {:.1}%; CV {:.3}{}{}{})",
+                f.chi_square,
+                f.degrees_of_freedom,
+                f.p_value,
+                f.max_relative_deviation * 100.0,
+                f.coefficient_of_variation,
+                if f.low_counts { "; some expected counts below 5" } else { "" },
+                if f.starved.is_empty() { String::new() } else { format!("; no traffic: {}", f.starved.join(", ")) },
+                if f.unexpected.is_empty() { String::new() } else { format!("; unexpected: {}", f.unexpected.join(", ")) },
+            );
+            all_ok &= f.ok();
+        }
+    }
+    for t in thresholds {
+        let v: Verdict = t.evaluate(figures);
+        let _ = writeln!(out, "{v}");
+        all_ok &= v.ok;
+    }
+    (out, all_ok)
+}
