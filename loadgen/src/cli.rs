@@ -83,6 +83,14 @@ pub struct Opts {
     /// Response header naming the node that answered; repeatable [default: X-Upstream, then X-Backend]
     #[arg(long, value_name = "NAME")]
     node_header: Vec<String>,
+    /// Act as many clients through X-Forwarded-For: request i comes from
+    /// the i-th address of this range (mod its size), e.g. 10.0.0.0/22
+    #[arg(long, value_name = "CIDR")]
+    x_forwarded_for_pool: Option<String>,
+    /// Act as many clients by source address: connections bind to
+    /// addresses of this range, which must lie within 127.0.0.0/8
+    #[arg(long, value_name = "CIDR")]
+    source_ips: Option<String>,
     /// A k6-style check on the run, e.g. 'p(95)<500ms', 'error_rate<1%',
     /// 'p(99){node=127.0.0.1:8002}<800ms'; repeatable; exit 1 when one fails
     #[arg(long, value_name = "EXPR")]
@@ -174,6 +182,8 @@ impl Opts {
             proxy: self.proxy,
             rate: self.rate,
             node_headers: self.node_header,
+            forwarded_for_pool: self.x_forwarded_for_pool,
+            source_ips: self.source_ips,
         }
         .plan()
     }

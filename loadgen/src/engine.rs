@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::http1::{self, Framing};
-use crate::plan::{Pacing, Plan};
+use crate::plan::{Clients, ClientsVia, Pacing, Plan};
 use crate::stats::{Answer, Stats};
 
 /// Hands out request tickets until the count or the time runs out, or the
@@ -47,7 +47,7 @@ impl Schedule {
 
     /// The next request to send, with the time it is due (open loop); waits
     /// until then. `None` when the run is over.
-    async fn ticket(&self) -> Option<Option<Instant>> {
+    async fn ticket(&self) -> Option<(u64, Option<Instant>)> {
         if self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
@@ -56,23 +56,27 @@ impl Schedule {
             return None;
         }
         match self.pacing {
-            Pacing::Closed => Some(None),
+            Pacing::Closed => Some((i, None)),
             Pacing::Rate(r) => {
                 let due = self.start + Duration::from_secs_f64(i as f64 / r);
                 if self.deadline.is_some_and(|d| due >= d) {
                     return None;
                 }
                 tokio::time::sleep_until(due.into()).await;
-                Some(Some(due))
+                Some((i, Some(due)))
             }
         }
     }
 }
 
-/// The request, rendered once to bytes: every request of a run is the same.
+/// The request, rendered once to bytes: every request of a run is the same
+/// but for its client identity, which goes between `head` and `tail`.
 struct Template {
-    bytes: Vec<u8>,
+    head: Vec<u8>,
+    /// The blank line and the body.
+    tail: Vec<u8>,
     head_request: bool,
+    clients: Option<Clients>,
 }
 
 /// `user-agent` -> `User-Agent`, as ab and browsers write header names.
@@ -108,14 +112,35 @@ impl Template {
         if let Some(body) = &plan.body {
             bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
         }
-        bytes.extend_from_slice(b"\r\n");
+        let mut tail = b"\r\n".to_vec();
         if let Some(body) = &plan.body {
-            bytes.extend_from_slice(body);
+            tail.extend_from_slice(body);
         }
         Template {
-            bytes,
+            head: bytes,
+            tail,
             head_request: plan.method == hyper::Method::HEAD,
+            clients: plan.clients,
         }
+    }
+
+    /// The bytes of request `i`.
+    fn render(&self, i: u64, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.head);
+        if let Some(c) = self.clients.filter(|c| c.via == ClientsVia::ForwardedFor) {
+            out.extend_from_slice(b"X-Forwarded-For: ");
+            out.extend_from_slice(c.address(i).to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&self.tail);
+    }
+
+    /// The source address for a connection opened by request `i`.
+    fn source(&self, i: u64) -> Option<std::net::Ipv4Addr> {
+        self.clients
+            .filter(|c| c.via == ClientsVia::Source)
+            .map(|c| c.address(i))
     }
 }
 
@@ -126,8 +151,15 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
+    async fn open(addr: SocketAddr, source: Option<std::net::Ipv4Addr>) -> std::io::Result<Conn> {
+        let stream = match source {
+            None => TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(ip.into(), 0))?;
+                socket.connect(addr).await?
+            }
+        };
         let _ = stream.set_nodelay(true);
         Ok(Conn {
             stream,
@@ -157,11 +189,21 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
     let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
     let mut stats = Stats::default();
     let mut conn: Option<Conn> = None;
-    while let Some(due) = schedule.ticket().await {
+    let mut request = Vec::with_capacity(template.head.len() + template.tail.len() + 64);
+    while let Some((i, due)) = schedule.ticket().await {
+        template.render(i, &mut request);
         let start = Instant::now();
         let outcome = tokio::time::timeout(
             plan.timeout,
-            once(&template, &node_headers, &mut conn, addr, start),
+            once(
+                &template,
+                &request,
+                i,
+                &node_headers,
+                &mut conn,
+                addr,
+                start,
+            ),
         )
         .await;
         let answer = match outcome {
@@ -176,7 +218,7 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
         match answer {
             Ok(a) => {
                 let keep = a.keepalive && plan.keepalive;
-                stats.bytes_out += template.bytes.len() as u64;
+                stats.bytes_out += request.len() as u64;
                 // The node and server names are still in the connection's buffer.
                 let buf = conn.as_ref().map_or(&[][..], |c| &c.buf[..]);
                 let text = |r: Option<(usize, usize)>| {
@@ -223,6 +265,8 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
 /// connection's buffer for the caller to read names from.
 async fn once(
     template: &Template,
+    request: &[u8],
+    i: u64,
     node_headers: &[&str],
     conn: &mut Option<Conn>,
     addr: SocketAddr,
@@ -231,12 +275,16 @@ async fn once(
     let mut connect_time = Duration::ZERO;
     let reused = conn.is_some();
     if conn.is_none() {
-        *conn = Some(Conn::open(addr).await.map_err(|_| Miss::Connect)?);
+        *conn = Some(
+            Conn::open(addr, template.source(i))
+                .await
+                .map_err(|_| Miss::Connect)?,
+        );
         connect_time = start.elapsed();
     }
     let c = conn.as_mut().ok_or(Miss::Connect)?;
     c.stream
-        .write_all(&template.bytes)
+        .write_all(request)
         .await
         .map_err(|_| Miss::Receive)?;
     let sent = Instant::now();

@@ -70,6 +70,53 @@ impl Target {
     }
 }
 
+/// Many client identities from one machine, so ip_hash and stickiness can
+/// be exercised on a loopback test bed: request `i` acts as client
+/// `base + i % size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clients {
+    pub via: ClientsVia,
+    pub base: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientsVia {
+    /// An `X-Forwarded-For` header (for a balancer run with --trust-forwarded-for).
+    ForwardedFor,
+    /// The connection's source address (within 127.0.0.0/8: loopback only).
+    Source,
+}
+
+impl Clients {
+    pub fn address(&self, i: u64) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(self.base.wrapping_add((i % u64::from(self.size)) as u32))
+    }
+}
+
+/// `10.0.0.0/16` as its first address and how many it holds.
+pub fn parse_cidr(text: &str) -> Result<(u32, u32), String> {
+    let (ip, bits) = text.split_once('/').unwrap_or((text, "32"));
+    let ip: std::net::Ipv4Addr = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{ip}' is not an IPv4 address"))?;
+    let bits: u32 = bits
+        .trim()
+        .parse()
+        .ok()
+        .filter(|b| *b <= 32)
+        .ok_or_else(|| format!("'/{bits}' is not a prefix length"))?;
+    // At most 2^24 identities: enough for every /24 ip_hash can tell apart.
+    let size = 1u64 << (32 - bits).min(24);
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    Ok((u32::from(ip) & mask, size as u32))
+}
+
 /// How requests are started: as soon as a worker is free (ab's closed
 /// loop), or on a fixed schedule whatever the server does (open loop).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +147,7 @@ pub struct Plan {
     pub variable_length: bool,
     /// Response headers that name the node that answered, first found wins.
     pub node_headers: Vec<HeaderName>,
+    pub clients: Option<Clients>,
 }
 
 /// ab's flags as given, before checking.
@@ -124,6 +172,8 @@ pub struct Flags {
     pub proxy: Option<String>,
     pub rate: Option<f64>,
     pub node_headers: Vec<String>,
+    pub forwarded_for_pool: Option<String>,
+    pub source_ips: Option<String>,
 }
 
 /// With `-t` alone ab runs up to this many requests.
@@ -263,7 +313,40 @@ impl Flags {
                     .map_err(|_| err("--node-header", format!("'{n}' is not a header name")))
             })
             .collect::<Result<_, _>>()?;
+        let clients = match (&self.forwarded_for_pool, &self.source_ips) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "--source-ips",
+                    "cannot be used with --x-forwarded-for-pool",
+                ))
+            }
+            (Some(pool), None) => {
+                let (base, size) =
+                    parse_cidr(pool).map_err(|why| err("--x-forwarded-for-pool", why))?;
+                Some(Clients {
+                    via: ClientsVia::ForwardedFor,
+                    base,
+                    size,
+                })
+            }
+            (None, Some(range)) => {
+                let (base, size) = parse_cidr(range).map_err(|why| err("--source-ips", why))?;
+                if base >> 24 != 127 || size > 1 << 24 {
+                    return Err(err(
+                        "--source-ips",
+                        format!("'{range}' must lie within 127.0.0.0/8: traffic stays on loopback"),
+                    ));
+                }
+                Some(Clients {
+                    via: ClientsVia::Source,
+                    base,
+                    size,
+                })
+            }
+            (None, None) => None,
+        };
         Ok(Plan {
+            clients,
             target,
             proxy,
             requests,
@@ -441,5 +524,43 @@ mod tests {
         }
         .plan()
         .is_err());
+    }
+
+    #[test]
+    fn client_identities() {
+        assert_eq!(parse_cidr("10.0.0.0/16"), Ok((0x0a00_0000, 65536)));
+        assert_eq!(parse_cidr("10.1.2.3/24"), Ok((0x0a01_0200, 256)));
+        assert_eq!(
+            parse_cidr("10.0.0.0/0").unwrap().1,
+            1 << 24,
+            "capped at every /24"
+        );
+        assert!(parse_cidr("10.0.0/8").is_err());
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        let p = Flags {
+            forwarded_for_pool: Some("10.0.0.0/30".into()),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap();
+        let c = p.clients.unwrap();
+        let ips: Vec<String> = (0..5).map(|i| c.address(i).to_string()).collect();
+        assert_eq!(
+            ips,
+            ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.0"]
+        );
+        let e = Flags {
+            source_ips: Some("10.0.0.0/16".into()),
+            ..flags("http://h/")
+        }
+        .plan()
+        .unwrap_err();
+        assert!(e.why.contains("127.0.0.0/8"));
+        assert!(Flags {
+            source_ips: Some("127.0.0.0/16".into()),
+            ..flags("http://h/")
+        }
+        .plan()
+        .is_ok());
     }
 }

@@ -203,3 +203,91 @@ async fn open_loop_measures_from_the_schedule() {
     assert!(s.corrected.value_at_quantile(0.99) > s.total.value_at_quantile(0.99) * 2);
     m.shutdown().await;
 }
+
+/// The in-process balancer with `method` over `n` mock ports.
+async fn balanced(
+    n: usize,
+    method: &str,
+    trust_forwarded_for: bool,
+) -> (Server, balancer::proxy::Proxy, balancer::UpstreamSpec) {
+    let m = mock(n, &[]).await;
+    let servers: String = m.addrs().iter().map(|a| format!("server {a}; ")).collect();
+    let conf = format!(
+        "upstream b {{ {method} {servers} }}\nserver {{ location / {{ proxy_pass http://b; }} }}"
+    );
+    let config = balancer::conf::load("t.conf", &conf).unwrap();
+    let spec = config.upstreams[0].clone();
+    let mut options = balancer::proxy::Options::new("127.0.0.1:0".parse().unwrap(), config);
+    options.trust_forwarded_for = trust_forwarded_for;
+    (
+        m,
+        balancer::proxy::Proxy::start(options).await.unwrap(),
+        spec,
+    )
+}
+
+/// Per-node counts a run saw, against what the balancer library predicts
+/// for exactly these clients.
+fn assert_matches_prediction(
+    s: &Stats,
+    spec: &balancer::UpstreamSpec,
+    clients: &[std::net::IpAddr],
+    per_client: f64,
+) {
+    let balancer::Expected::Shares(shares) =
+        balancer::expected_shares(spec, balancer::Population::Clients(clients))
+    else {
+        panic!("ip_hash has shares")
+    };
+    for (addr, share) in shares {
+        let seen = s.nodes.get(&addr).map_or(0, |n| n.requests);
+        assert_eq!(
+            seen as f64,
+            (share * clients.len() as f64 * per_client).round(),
+            "{addr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forwarded_for_identities_drive_ip_hash_as_predicted() {
+    let (m, proxy, spec) = balanced(3, "ip_hash;", true).await;
+    let f = Flags {
+        keepalive: true,
+        forwarded_for_pool: Some("10.0.0.0/14".into()),
+        ..flags(format!("http://{}/", proxy.addr()), 4096, 4)
+    };
+    let (s, _) = run(f).await;
+    assert_eq!(s.complete, 4096);
+    // 10.0.0.0/14 holds 2^18 addresses; request i is the i-th: 4096 clients
+    // in 16 different /24s, one request each.
+    let clients: Vec<std::net::IpAddr> = (0..4096u32)
+        .map(|i| std::net::Ipv4Addr::from(0x0a00_0000 + i).into())
+        .collect();
+    assert_matches_prediction(&s, &spec, &clients, 1.0);
+    proxy.shutdown().await;
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn source_addresses_drive_ip_hash_as_predicted() {
+    let (m, proxy, spec) = balanced(3, "ip_hash;", false).await;
+    // A new connection per request (no -k): request i binds 127.0.(i/256).(i%256).
+    let f = Flags {
+        source_ips: Some("127.0.0.0/21".into()),
+        ..flags(format!("http://{}/", proxy.addr()), 2048, 4)
+    };
+    let (s, _) = run(f).await;
+    assert_eq!((s.complete, s.failed()), (2048, 0));
+    let clients: Vec<std::net::IpAddr> = (0..2048u32)
+        .map(|i| std::net::Ipv4Addr::from(0x7f00_0000 + i).into())
+        .collect();
+    assert_matches_prediction(&s, &spec, &clients, 1.0);
+    assert!(
+        s.nodes.len() >= 2,
+        "8 distinct /24s reach more than one node: {:?}",
+        s.nodes.keys()
+    );
+    proxy.shutdown().await;
+    m.shutdown().await;
+}
