@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -222,7 +223,8 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         })
         .collect();
     let proxy = Proxy::start(options).await?;
-    println!(
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "balancer: listening on http://{} -> {}",
         proxy.addr(),
         summary.join("; ")

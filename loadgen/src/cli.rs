@@ -91,6 +91,13 @@ pub struct Opts {
     /// addresses of this range, which must lie within 127.0.0.0/8
     #[arg(long, value_name = "CIDR")]
     source_ips: Option<String>,
+    /// Also write the whole report as JSON here (with the merged latency
+    /// histogram in HdrHistogram's base64 V2 encoding)
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// text (ab's report and more) or json (the JSON report instead)
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    output: String,
     /// A k6-style check on the run, e.g. 'p(95)<500ms', 'error_rate<1%',
     /// 'p(99){node=127.0.0.1:8002}<800ms'; repeatable; exit 1 when one fails
     #[arg(long, value_name = "EXPR")]
@@ -128,11 +135,14 @@ fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<Bytes>, PlanError> 
     }
 }
 
-/// How a run is judged once it is over.
+/// How a run is judged and reported once it is over.
 #[derive(Debug, Clone, Default)]
 pub struct Checks {
     pub thresholds: Vec<Threshold>,
     pub expected: Option<Vec<(String, f64)>>,
+    pub json_file: Option<PathBuf>,
+    /// Print JSON instead of the text report.
+    pub json_output: bool,
 }
 
 impl Opts {
@@ -158,6 +168,8 @@ impl Opts {
         Ok(Checks {
             thresholds,
             expected,
+            json_file: self.json.clone(),
+            json_output: self.output == "json",
         })
     }
 
@@ -206,17 +218,24 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
     let plan = Arc::new(plan);
-    println!(
-        "This is loadgen {}, an ab-compatible load generator (lbkit)",
-        env!("CARGO_PKG_VERSION")
-    );
-    println!();
-    let via = plan
-        .proxy
-        .as_ref()
-        .map(|(h, p)| format!("[through {h}:{p}] "))
-        .unwrap_or_default();
-    println!("Benchmarking {} {via}(be patient)", plan.target.host);
+    if !checks.json_output {
+        say(&format!(
+            "This is loadgen {}, an ab-compatible load generator (lbkit)
+",
+            env!("CARGO_PKG_VERSION")
+        ));
+        say("
+");
+        let via = plan
+            .proxy
+            .as_ref()
+            .map(|(h, p)| format!("[through {h}:{p}] "))
+            .unwrap_or_default();
+        say(&format!(
+            "Benchmarking {} {via}(be patient)\n",
+            plan.target.host
+        ));
+    }
     let schedule = Arc::new(Schedule::new(&plan));
     let progress = (!quiet && !std::io::stderr().is_terminal())
         .then(|| heartbeat(plan.requests))
@@ -238,17 +257,32 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     if !quiet && heartbeat(plan.requests).is_some() {
         eprintln!("Finished {} requests", stats.complete);
     }
-    print!("{}", report::ab(&plan, &stats, elapsed));
-    print!("{}", report::beyond(&plan, &stats));
     let figures = RunFigures {
         stats: &stats,
         elapsed,
         pacing: plan.pacing,
         expected: checks.expected.as_deref(),
     };
-    let (lines, held) = judge(&figures, &checks.thresholds);
-    if !lines.is_empty() {
-        print!("\nChecks\n{lines}");
+    let results = judge(&figures, &checks.thresholds);
+    let held = results.iter().all(|c| c.ok);
+    let json = (checks.json_output || checks.json_file.is_some())
+        .then(|| report::json(&plan, &stats, elapsed, &results));
+    if let (Some(path), Some(json)) = (&checks.json_file, &json) {
+        std::fs::write(path, format!("{json:#}\n"))
+            .map_err(|e| anyhow::anyhow!("--json {}: {e}", path.display()))?;
+    }
+    match json.filter(|_| checks.json_output) {
+        Some(json) => say(&format!("{json:#}\n")),
+        None => {
+            say(&report::ab(&plan, &stats, elapsed));
+            say(&report::beyond(&plan, &stats));
+            if !results.is_empty() {
+                say("\nChecks\n");
+                for c in &results {
+                    say(&format!("{}\n", c.line));
+                }
+            }
+        }
     }
     Ok(if interrupted {
         Outcome::Interrupted
@@ -270,4 +304,13 @@ async fn progress_lines(schedule: Arc<Schedule>, every: u64) {
             next += every;
         }
     }
+}
+
+/// Writes to stdout; a reader that went away (`loadgen ... | head`) is not
+/// an error worth a panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }

@@ -218,3 +218,100 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
     }
     out
 }
+
+/// HdrHistogram's standard compressed V2 encoding, base64: what other HDR
+/// tools read, so runs from several machines can be merged.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    use base64::prelude::{Engine as _, BASE64_STANDARD};
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+        Ok(_) => BASE64_STANDARD.encode(bytes),
+        Err(_) => String::new(),
+    }
+}
+
+fn latency_json(h: &Histogram<u64>) -> serde_json::Value {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut m = serde_json::Map::new();
+    m.insert("min".into(), ms(h.min()).into());
+    m.insert("mean".into(), (h.mean() / 1000.0).into());
+    m.insert("stdev".into(), (h.stdev() / 1000.0).into());
+    for (name, q) in [
+        ("p50", 0.5),
+        ("p75", 0.75),
+        ("p90", 0.9),
+        ("p95", 0.95),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+        ("p99.99", 0.9999),
+    ] {
+        m.insert(name.into(), ms(h.value_at_quantile(q)).into());
+    }
+    m.insert("max".into(), ms(h.max()).into());
+    serde_json::Value::Object(m)
+}
+
+/// The whole report as JSON, with the merged histogram and every check.
+pub fn json(
+    plan: &Plan,
+    stats: &Stats,
+    elapsed: Duration,
+    checks: &[crate::verdict::Check],
+) -> serde_json::Value {
+    let t = &plan.target;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let answered: u64 = stats.nodes.values().map(|n| n.requests).sum();
+    let nodes: serde_json::Map<String, serde_json::Value> = stats
+        .nodes
+        .iter()
+        .map(|(name, n)| {
+            let v = serde_json::json!({
+                "requests": n.requests,
+                "share": n.requests as f64 / answered.max(1) as f64,
+                "errors": n.errors,
+                "latency_ms": latency_json(&n.total),
+            });
+            (name.clone(), v)
+        })
+        .collect();
+    let pacing = match plan.pacing {
+        Pacing::Closed => serde_json::json!({"mode": "closed"}),
+        Pacing::Rate(r) => serde_json::json!({
+            "mode": "rate",
+            "per_second": r,
+            "latency_from_schedule_ms": latency_json(&stats.corrected),
+            "start_lag_ms": latency_json(&stats.lag),
+            "histogram_from_schedule": encode_histogram(&stats.corrected),
+        }),
+    };
+    serde_json::json!({
+        "tool": "loadgen",
+        "version": env!("CARGO_PKG_VERSION"),
+        "target": {"host": t.host, "port": t.port, "path": t.path},
+        "concurrency": plan.concurrency,
+        "keepalive": plan.keepalive,
+        "pacing": pacing,
+        "time_taken_s": secs,
+        "complete": stats.complete,
+        "failed": {
+            "total": stats.failed(),
+            "connect": stats.failed_connect,
+            "receive": stats.failed_receive,
+            "length": stats.failed_length,
+            "exceptions": stats.failed_exceptions,
+        },
+        "non_2xx": stats.non_2xx,
+        "keepalive_responses": stats.keepalive_responses,
+        "bytes": {"received": stats.bytes_in, "body_received": stats.body_bytes_in, "sent": stats.bytes_out},
+        "requests_per_second": stats.complete as f64 / secs,
+        "latency_ms": latency_json(&stats.total),
+        "histogram": encode_histogram(&stats.total),
+        "histogram_unit": "microseconds",
+        "statuses": stats.statuses.iter().map(|(s, n)| (s.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+        "errors": stats.errors.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+        "nodes": nodes,
+        "checks": checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "measured": c.measured})).collect::<Vec<_>>(),
+        "ok": checks.iter().all(|c| c.ok),
+    })
+}

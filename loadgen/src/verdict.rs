@@ -97,33 +97,58 @@ impl Measurements for RunFigures<'_> {
     }
 }
 
-/// Evaluates the thresholds (and the fairness test when weights are
-/// expected): the lines to print and whether everything held.
-pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> (String, bool) {
-    let mut out = String::new();
-    let mut all_ok = true;
+/// One check's result, as printed and as written to JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    /// The measured value in the threshold's units (seconds, fraction);
+    /// for the fairness test, its p-value.
+    pub measured: Option<f64>,
+    /// The line to print.
+    pub line: String,
+}
+
+/// Evaluates the thresholds, and the fairness test when weights are expected.
+pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Vec<Check> {
+    let mut checks = Vec::new();
     if figures.expected.is_some() {
         if let Some(f) = figures.fairness() {
             let mark = if f.ok() { "✓" } else { "✗" };
-            let _ = writeln!(
-                out,
-                "{mark} shares as expected  (chi-square {:.2}, {} df, p={:.4}; largest deviation {:.1}%; CV {:.3}{}{}{})",
+            let mut notes = String::new();
+            if f.low_counts {
+                notes.push_str("; some expected counts below 5");
+            }
+            if !f.starved.is_empty() {
+                let _ = write!(notes, "; no traffic: {}", f.starved.join(", "));
+            }
+            if !f.unexpected.is_empty() {
+                let _ = write!(notes, "; unexpected: {}", f.unexpected.join(", "));
+            }
+            let line = format!(
+                "{mark} shares as expected  (chi-square {:.2}, {} df, p={:.4}; largest deviation {:.1}%; CV {:.3}{notes})",
                 f.chi_square,
                 f.degrees_of_freedom,
                 f.p_value,
                 f.max_relative_deviation * 100.0,
                 f.coefficient_of_variation,
-                if f.low_counts { "; some expected counts below 5" } else { "" },
-                if f.starved.is_empty() { String::new() } else { format!("; no traffic: {}", f.starved.join(", ")) },
-                if f.unexpected.is_empty() { String::new() } else { format!("; unexpected: {}", f.unexpected.join(", ")) },
             );
-            all_ok &= f.ok();
+            checks.push(Check {
+                name: "shares as expected".into(),
+                ok: f.ok(),
+                measured: Some(f.p_value),
+                line,
+            });
         }
     }
     for t in thresholds {
         let v: Verdict = t.evaluate(figures);
-        let _ = writeln!(out, "{v}");
-        all_ok &= v.ok;
+        checks.push(Check {
+            name: t.source.clone(),
+            ok: v.ok,
+            measured: v.measured,
+            line: v.to_string(),
+        });
     }
-    (out, all_ok)
+    checks
 }

@@ -1,6 +1,7 @@
 //! The `mockbackend` command line: flags to a checked `Config`, then serve
 //! until Ctrl-C or SIGTERM.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -139,9 +140,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::start(config).await?;
     for (node, addr) in server.nodes().iter().zip(server.addrs()) {
         let p = &node.profile;
-        println!(
+        // Scripts read these lines; one that stopped reading is no reason to panic.
+        let _ = writeln!(
+            std::io::stdout().lock(),
             "mockbackend: serving http://{addr} as {} (latency {}, error rate {})",
-            node.label, p.latency, p.error_rate
+            node.label,
+            p.latency,
+            p.error_rate
         );
     }
     wait_for_signal().await;

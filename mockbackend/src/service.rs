@@ -2,6 +2,7 @@
 //! endpoint itself. Every response carries `X-Backend` and records itself in
 //! the port's metrics when its body is done.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -104,7 +105,9 @@ impl Drop for Done {
         node.metrics.record(self.route, self.status, elapsed);
         if let Some(l) = &self.log {
             let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-            println!(
+            // A closed stdout (`mockbackend --log | head`) must not take the port down.
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "{now} :{} {} \"{} {} {:?}\" {} {:.3}ms",
                 node.port(),
                 l.peer,

@@ -158,3 +158,68 @@ async fn thresholds_and_expected_weights_set_the_exit_code() {
     proxy.shutdown().await;
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn json_output_has_the_whole_report_and_a_mergeable_histogram() {
+    use base64::prelude::{Engine as _, BASE64_STANDARD};
+    use hdrhistogram::serialization::Deserializer;
+
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, Default::default()))
+        .await
+        .unwrap();
+    let url = format!("http://{}/", m.addrs()[0]);
+    let file = std::env::temp_dir().join(format!("loadgen-{}.json", std::process::id()));
+    let args = vec![
+        "-q".to_string(),
+        "-n".into(),
+        "300".into(),
+        "-c".into(),
+        "3".into(),
+        "--output".into(),
+        "json".into(),
+        format!("--json={}", file.display()),
+        "--threshold=error_rate<1%".into(),
+        url,
+    ];
+    let (code, out) = loadgen(args).await;
+    assert_eq!(code, 0, "{out}");
+    let printed: serde_json::Value =
+        serde_json::from_str(&out).expect("stdout is the JSON report alone");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(printed["complete"], written["complete"]);
+    for key in [
+        "target",
+        "concurrency",
+        "pacing",
+        "time_taken_s",
+        "failed",
+        "non_2xx",
+        "bytes",
+        "requests_per_second",
+        "latency_ms",
+        "statuses",
+        "nodes",
+        "checks",
+    ] {
+        assert!(printed.get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(printed["complete"], 300);
+    assert_eq!(printed["failed"]["total"], 0);
+    assert_eq!(printed["statuses"]["200"], 300);
+    assert_eq!(printed["checks"][0]["check"], "error_rate<1%");
+    assert_eq!(printed["ok"], true);
+    let p50 = printed["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p50 > 0.0);
+    // The histogram decodes with any HdrHistogram V2 reader.
+    let bytes = BASE64_STANDARD
+        .decode(printed["histogram"].as_str().unwrap())
+        .unwrap();
+    let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .unwrap();
+    assert_eq!(h.len(), 300);
+    assert!((h.value_at_quantile(0.5) as f64 / 1000.0 - p50).abs() < 0.01);
+    m.shutdown().await;
+}
