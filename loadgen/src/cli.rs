@@ -11,6 +11,7 @@ use bytes::Bytes;
 use clap::Parser;
 
 use crate::engine::{self, Schedule};
+use crate::files::{self, Rows};
 use crate::plan::{Flags, Plan, PlanError};
 use crate::report;
 use crate::verdict::{judge, RunFigures};
@@ -98,6 +99,16 @@ pub struct Opts {
     /// text (ab's report and more) or json (the JSON report instead)
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     output: String,
+    /// Write a CSV of the time within which each percentage of requests was served
+    #[arg(short = 'e', value_name = "csvfile")]
+    csv: Option<PathBuf>,
+    /// Write all measured values out as a 'gnuplot' or TSV file, a line per request
+    #[arg(short = 'g', value_name = "gnuplot-file")]
+    gnuplot: Option<PathBuf>,
+    /// Write a line per request (time, status, latency, bytes, node) that
+    /// `analyzer --format loadgen` reads
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
     /// A k6-style check on the run, e.g. 'p(95)<500ms', 'error_rate<1%',
     /// 'p(99){node=127.0.0.1:8002}<800ms'; repeatable; exit 1 when one fails
     #[arg(long, value_name = "EXPR")]
@@ -143,6 +154,9 @@ pub struct Checks {
     pub json_file: Option<PathBuf>,
     /// Print JSON instead of the text report.
     pub json_output: bool,
+    pub csv: Option<PathBuf>,
+    pub gnuplot: Option<PathBuf>,
+    pub log: Option<PathBuf>,
 }
 
 impl Opts {
@@ -170,6 +184,9 @@ impl Opts {
             expected,
             json_file: self.json.clone(),
             json_output: self.output == "json",
+            csv: self.csv.clone(),
+            gnuplot: self.gnuplot.clone(),
+            log: self.log.clone(),
         })
     }
 
@@ -241,7 +258,15 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         .then(|| heartbeat(plan.requests))
         .flatten()
         .map(|every| tokio::spawn(progress_lines(schedule.clone(), every)));
-    let mut running = tokio::spawn(engine::run(plan.clone(), schedule.clone(), addr));
+    let rows =
+        Rows::open(checks.gnuplot.as_ref(), checks.log.as_ref()).map_err(anyhow::Error::msg)?;
+    let rows = Arc::new(rows);
+    let mut running = tokio::spawn(engine::run(
+        plan.clone(),
+        schedule.clone(),
+        addr,
+        rows.clone(),
+    ));
     let (stats, interrupted) = tokio::select! {
         stats = &mut running => (stats?, false),
         _ = tokio::signal::ctrl_c() => {
@@ -256,6 +281,10 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     }
     if !quiet && heartbeat(plan.requests).is_some() {
         eprintln!("Finished {} requests", stats.complete);
+    }
+    rows.flush();
+    if let Some(path) = &checks.csv {
+        files::write_csv(path, &stats.total).map_err(anyhow::Error::msg)?;
     }
     let figures = RunFigures {
         stats: &stats,

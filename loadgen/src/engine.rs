@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::files::{Row, Rows};
 use crate::http1::{self, Framing};
 use crate::plan::{Clients, ClientsVia, Pacing, Plan};
 use crate::stats::{Answer, Stats};
@@ -184,7 +185,12 @@ enum Miss {
 }
 
 /// One worker: take a ticket, send, measure, repeat.
-pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) -> Stats {
+pub async fn worker(
+    plan: Arc<Plan>,
+    schedule: Arc<Schedule>,
+    addr: SocketAddr,
+    rows: Arc<Rows>,
+) -> Stats {
     let template = Template::new(&plan);
     let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
     let mut stats = Stats::default();
@@ -192,6 +198,7 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
     let mut request = Vec::with_capacity(template.head.len() + template.tail.len() + 64);
     while let Some((i, due)) = schedule.ticket().await {
         template.render(i, &mut request);
+        let wall = rows.wanted().then(std::time::SystemTime::now);
         let start = Instant::now();
         let outcome = tokio::time::timeout(
             plan.timeout,
@@ -226,6 +233,17 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
                 };
                 let (node, server) = (text(a.node), text(a.server));
                 stats.record(&a, node, server, plan.variable_length);
+                if let Some(started) = wall {
+                    rows.write(&Row {
+                        started,
+                        connect: a.connect,
+                        total: a.total,
+                        waiting: a.waiting,
+                        status: a.status,
+                        body_bytes: a.body_bytes,
+                        node,
+                    });
+                }
                 if let Some(c) = conn.as_mut() {
                     c.buf.clear();
                 }
@@ -235,6 +253,20 @@ pub async fn worker(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) 
             }
             Err(miss) => {
                 conn = None;
+                if let Some(started) = wall {
+                    let total = start.elapsed();
+                    let none = Duration::ZERO;
+                    let row = Row {
+                        started,
+                        connect: none,
+                        total,
+                        waiting: none,
+                        status: 0,
+                        body_bytes: 0,
+                        node: None,
+                    };
+                    rows.write(&row);
+                }
                 let kind = match miss {
                     Miss::Connect => {
                         stats.failed_connect += 1;
@@ -355,9 +387,14 @@ async fn once(
 
 /// Runs the plan to the end (or until `schedule.stop`), merging every
 /// worker's figures.
-pub async fn run(plan: Arc<Plan>, schedule: Arc<Schedule>, addr: SocketAddr) -> Stats {
+pub async fn run(
+    plan: Arc<Plan>,
+    schedule: Arc<Schedule>,
+    addr: SocketAddr,
+    rows: Arc<Rows>,
+) -> Stats {
     let workers: Vec<_> = (0..plan.concurrency)
-        .map(|_| tokio::spawn(worker(plan.clone(), schedule.clone(), addr)))
+        .map(|_| tokio::spawn(worker(plan.clone(), schedule.clone(), addr, rows.clone())))
         .collect();
     let mut stats = Stats::default();
     for w in workers {

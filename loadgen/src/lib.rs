@@ -20,6 +20,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod files;
 pub mod http1;
 pub mod plan;
 pub mod report;

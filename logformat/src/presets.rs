@@ -50,6 +50,12 @@ pub const LBKIT: &str = concat!(
     " rt=$request_time urt=$upstream_response_time us=$upstream_status"
 );
 
+/// loadgen's `--log`: one line per request as the client saw it — when it
+/// ended (`$msec`, seconds with milliseconds), the status (0 when no
+/// answer came), the time it took, the body bytes, and the node that
+/// answered (`-` when unknown).
+pub const LOADGEN: &str = "$msec $status $request_time $body_bytes_sent $upstream_addr";
+
 /// Every preset by the name a user would type (`--format upstream_log`).
 pub const PRESETS: &[(&str, &str)] = &[
     ("combined", COMBINED),
@@ -57,6 +63,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("upstream_log", UPSTREAM_LOG),
     ("upstream_log_port", UPSTREAM_LOG_PORT),
     ("lbkit", LBKIT),
+    ("loadgen", LOADGEN),
 ];
 
 /// The preset called `name` (see [`PRESETS`]), compiled.

@@ -223,3 +223,49 @@ async fn json_output_has_the_whole_report_and_a_mergeable_histogram() {
     assert!((h.value_at_quantile(0.5) as f64 / 1000.0 - p50).abs() < 0.01);
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn ab_files_and_the_request_log() {
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, Default::default()))
+        .await
+        .unwrap();
+    let node = m.addrs()[0].to_string();
+    let dir = std::env::temp_dir().join(format!("loadgen-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, tsv, log) = (dir.join("p.csv"), dir.join("g.tsv"), dir.join("req.log"));
+    let args = vec![
+        "-q".to_string(),
+        "-n".into(),
+        "120".into(),
+        "-c".into(),
+        "3".into(),
+        "-e".into(),
+        csv.display().to_string(),
+        "-g".into(),
+        tsv.display().to_string(),
+        format!("--log={}", log.display()),
+        format!("http://{node}/"),
+    ];
+    let (code, out) = loadgen(args).await;
+    assert_eq!(code, 0, "{out}");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().next(), Some("Percentage served,Time in ms"));
+    assert_eq!(csv.lines().count(), 101, "0..99 as ab writes");
+    assert!(csv.lines().nth(1).unwrap().starts_with("0,"));
+    let tsv = std::fs::read_to_string(&tsv).unwrap();
+    assert_eq!(
+        tsv.lines().next(),
+        Some("starttime\tseconds\tctime\tdtime\tttime\twait")
+    );
+    assert_eq!(tsv.lines().count(), 121, "a line per request");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(log.lines().count(), 120);
+    let format = logformat::presets::preset("loadgen").unwrap();
+    for line in log.lines() {
+        let r = format.parse(line).unwrap();
+        assert_eq!(r.get("status"), Some("200"));
+        assert_eq!(r.get("upstream_addr"), Some(node.as_str()));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    m.shutdown().await;
+}

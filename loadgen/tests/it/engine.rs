@@ -21,7 +21,12 @@ async fn run(flags: Flags) -> (Stats, Arc<Schedule>) {
     let schedule = Arc::new(Schedule::new(&plan));
     let stats = tokio::time::timeout(
         Duration::from_secs(30),
-        engine::run(plan, schedule.clone(), addr),
+        engine::run(
+            plan,
+            schedule.clone(),
+            addr,
+            Arc::new(loadgen::files::Rows::none()),
+        ),
     )
     .await
     .expect("the run ends by itself");
