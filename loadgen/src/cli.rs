@@ -254,10 +254,13 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         ));
     }
     let schedule = Arc::new(Schedule::new(&plan));
-    let progress = (!quiet && !std::io::stderr().is_terminal())
-        .then(|| heartbeat(plan.requests))
-        .flatten()
-        .map(|every| tokio::spawn(progress_lines(schedule.clone(), every)));
+    // ab's "Completed N requests" lines for logs; a live bar for people.
+    let progress = match (quiet, std::io::stderr().is_terminal()) {
+        (true, _) => None,
+        (false, true) => Some(tokio::spawn(progress_bar(schedule.clone()))),
+        (false, false) => heartbeat(plan.requests)
+            .map(|every| tokio::spawn(progress_lines(schedule.clone(), every))),
+    };
     let rows =
         Rows::open(checks.gnuplot.as_ref(), checks.log.as_ref()).map_err(anyhow::Error::msg)?;
     let rows = Arc::new(rows);
@@ -276,8 +279,9 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         }
     };
     let elapsed = schedule.started().elapsed();
+    schedule.finished.store(true, Relaxed);
     if let Some(p) = progress {
-        p.abort();
+        let _ = p.await;
     }
     if !quiet && heartbeat(plan.requests).is_some() {
         eprintln!("Finished {} requests", stats.complete);
@@ -324,14 +328,49 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     })
 }
 
+/// A bar with rate, elapsed time, time left and errors; a time-limited run
+/// counts its time instead of its requests.
+async fn progress_bar(schedule: Arc<Schedule>) {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let (requests, deadline) = schedule.bounds();
+    let bar = match deadline {
+        Some(end) => ProgressBar::new(
+            end.saturating_duration_since(schedule.started())
+                .as_millis() as u64,
+        ),
+        None => ProgressBar::new(requests),
+    };
+    let template = "{bar:40} {pos}/{len} {per_sec} elapsed {elapsed} eta {eta} {msg}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    while !schedule.finished.load(Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let done = schedule.completed.load(Relaxed);
+        match deadline {
+            Some(_) => bar.set_position(schedule.started().elapsed().as_millis() as u64),
+            None => bar.set_position(done),
+        }
+        bar.set_message(format!(
+            "requests {done}, errors {}",
+            schedule.failed.load(Relaxed)
+        ));
+    }
+    bar.finish_and_clear();
+}
+
 async fn progress_lines(schedule: Arc<Schedule>, every: u64) {
     let mut next = every;
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let finished = schedule.finished.load(Relaxed);
         while schedule.completed.load(Relaxed) >= next {
             eprintln!("Completed {next} requests");
             next += every;
         }
+        if finished {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -24,8 +24,11 @@ pub struct Schedule {
     deadline: Option<Instant>,
     pacing: Pacing,
     pub stop: AtomicBool,
-    /// Answers so far, for progress lines.
+    /// Every worker is done (progress displays end on it).
+    pub finished: AtomicBool,
+    /// Requests finished so far, and how many of them failed: for progress.
     pub completed: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 impl Schedule {
@@ -38,12 +41,19 @@ impl Schedule {
             deadline: plan.time_limit.map(|t| start + t),
             pacing: plan.pacing,
             stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 
     pub fn started(&self) -> Instant {
         self.start
+    }
+
+    /// How many requests the run will send at most, and for how long.
+    pub fn bounds(&self) -> (u64, Option<Instant>) {
+        (self.requests, self.deadline)
     }
 
     /// The next request to send, with the time it is due (open loop); waits
@@ -282,6 +292,7 @@ pub async fn worker(
                     }
                 };
                 stats.error(kind);
+                schedule.failed.fetch_add(1, Relaxed);
                 // ab stops at a receive error unless told -r.
                 if !matches!(miss, Miss::Connect) && !plan.keep_going {
                     schedule.stop.store(true, Relaxed);
