@@ -6,6 +6,7 @@
 # as -n grows.
 #
 # Usage: bench/loadgen-vs-others.sh [seconds-per-round] [rounds] [connections]
+# (oha is not a Debian package: `cargo install oha` puts it on PATH.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -48,8 +49,9 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 tools=(loadgen wrk ab)
 [ "$have_oha" = yes ] && tools+=(oha)
-echo "| server | $(printf '%s | ' "${tools[@]}")loadgen/wrk | loadgen/ab |"
-echo "|---|$(printf -- '---:|%.0s' "${tools[@]}")---:|---:|"
+oha_col=""; [ "$have_oha" = yes ] && oha_col=" loadgen/oha |"
+echo "| server | $(printf '%s | ' "${tools[@]}")loadgen/wrk | loadgen/ab |$oha_col"
+echo "|---|$(printf -- '---:|%.0s' "${tools[@]}")---:|---:|${oha_col:+---:|}"
 for server in nginx mockbackend; do
     url=$ngx; [ "$server" = mockbackend ] && url=$mock
     for t in "${tools[@]}"; do : >"$work/$t"; done
@@ -60,6 +62,10 @@ for server in nginx mockbackend; do
     for t in "${tools[@]}"; do row+=" $(median <"$work/$t" | cut -d. -f1) |"; done
     l=$(median <"$work/loadgen") w=$(median <"$work/wrk") a=$(median <"$work/ab")
     row+=" $(printf '%.2f' "$(echo "$l / $w" | bc -l)") | $(printf '%.2f' "$(echo "$l / $a" | bc -l)") |"
+    if [ "$have_oha" = yes ]; then
+        o=$(median <"$work/oha")
+        row+=" $(printf '%.2f' "$(echo "$l / $o" | bc -l)") |"
+    fi
     echo "$row"
 done
 echo
