@@ -66,6 +66,9 @@ pub struct Opts {
     /// Use HEAD instead of GET
     #[arg(short = 'i')]
     head: bool,
+    /// How much troubleshooting info to print: 2 warns of non-2xx answers, 4 prints headers
+    #[arg(short = 'v', value_name = "verbosity", default_value_t = 0)]
+    verbosity: u8,
     /// Do not show progress when doing more than 150 requests
     #[arg(short = 'q')]
     quiet: bool,
@@ -213,6 +216,7 @@ impl Opts {
             node_headers: self.node_header,
             forwarded_for_pool: self.x_forwarded_for_pool,
             source_ips: self.source_ips,
+            verbosity: self.verbosity,
         }
         .plan()
     }

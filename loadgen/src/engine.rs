@@ -206,6 +206,14 @@ pub async fn worker(
     let mut stats = Stats::default();
     let mut conn: Option<Conn> = None;
     let mut request = Vec::with_capacity(template.head.len() + template.tail.len() + 64);
+    if plan.verbosity >= 4 {
+        template.render(0, &mut request);
+        eprintln!(
+            "INFO: {} header == \n---\n{}\n---",
+            plan.method,
+            String::from_utf8_lossy(&request).trim_end()
+        );
+    }
     while let Some((i, due)) = schedule.ticket().await {
         template.render(i, &mut request);
         let wall = rows.wanted().then(std::time::SystemTime::now);
@@ -243,6 +251,18 @@ pub async fn worker(
                 };
                 let (node, server) = (text(a.node), text(a.server));
                 stats.record(&a, node, server, plan.variable_length);
+                if plan.verbosity >= 4 {
+                    let head = conn.as_ref().map_or(&[][..], |c| {
+                        &c.buf[..c.buf.len().min(a.head_bytes as usize)]
+                    });
+                    eprintln!(
+                        "LOG: header received:\n{}",
+                        String::from_utf8_lossy(head).trim_end()
+                    );
+                }
+                if plan.verbosity >= 2 && !(200..300).contains(&a.status) {
+                    eprintln!("WARNING: Response code not 2xx ({})", a.status);
+                }
                 if let Some(started) = wall {
                     rows.write(&Row {
                         started,

@@ -148,6 +148,9 @@ pub struct Plan {
     /// Response headers that name the node that answered, first found wins.
     pub node_headers: Vec<HeaderName>,
     pub clients: Option<Clients>,
+    /// ab's -v: 2 warns of each non-2xx answer, 4 prints the request and
+    /// every response head.
+    pub verbosity: u8,
 }
 
 /// ab's flags as given, before checking.
@@ -174,6 +177,7 @@ pub struct Flags {
     pub node_headers: Vec<String>,
     pub forwarded_for_pool: Option<String>,
     pub source_ips: Option<String>,
+    pub verbosity: u8,
 }
 
 /// With `-t` alone ab runs up to this many requests.
@@ -346,6 +350,7 @@ impl Flags {
             (None, None) => None,
         };
         Ok(Plan {
+            verbosity: self.verbosity,
             clients,
             target,
             proxy,

@@ -269,3 +269,29 @@ async fn ab_files_and_the_request_log() {
     let _ = std::fs::remove_dir_all(dir);
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn verbosity_warns_of_non_2xx_like_ab() {
+    let mut profile = mockbackend::Profile::default();
+    profile.set("error_rate", "1").unwrap();
+    profile.set("error_status", "503").unwrap();
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, profile))
+        .await
+        .unwrap();
+    let url = format!("http://{}/", m.addrs()[0]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["-q", "-n", "3", "-v", "2", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("WARNING: Response code not 2xx (503)").count(),
+        3,
+        "{err}"
+    );
+    m.shutdown().await;
+}
