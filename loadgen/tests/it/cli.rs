@@ -295,3 +295,33 @@ async fn verbosity_warns_of_non_2xx_like_ab() {
     );
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn x_sends_through_a_proxy_with_the_absolute_url() {
+    // The mock stands in for the proxy: it must get the absolute URL and
+    // answer by its path; the target host is never resolved.
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, Default::default()))
+        .await
+        .unwrap();
+    let proxy = m.addrs()[0].to_string();
+    let (code, out) = loadgen(vec![
+        "-q".into(),
+        "-n".into(),
+        "5".into(),
+        "-X".into(),
+        proxy,
+        "http://backend.invalid:8080/health".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Benchmarking backend.invalid [through 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("Complete requests:      5"), "{out}");
+    assert!(
+        out.contains("Document Length:        8 bytes"),
+        "/health answered: {out}"
+    );
+    m.shutdown().await;
+}
