@@ -87,6 +87,10 @@ pub struct Opts {
     /// Response header naming the node that answered; repeatable [default: X-Upstream, then X-Backend]
     #[arg(long, value_name = "NAME")]
     node_header: Vec<String>,
+    /// Read the node that answered from this field of a JSON answer (e.g.
+    /// server, as the seed's /chat answers) instead of a header
+    #[arg(long, value_name = "NAME")]
+    node_field: Option<String>,
     /// Act as many clients through X-Forwarded-For: request i comes from
     /// the i-th address of this range (mod its size), e.g. 10.0.0.0/22
     #[arg(long, value_name = "CIDR")]
@@ -217,6 +221,7 @@ impl Opts {
             forwarded_for_pool: self.x_forwarded_for_pool,
             source_ips: self.source_ips,
             verbosity: self.verbosity,
+            node_field: self.node_field,
         }
         .plan()
     }

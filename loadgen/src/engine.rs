@@ -249,7 +249,12 @@ pub async fn worker(
                 let text = |r: Option<(usize, usize)>| {
                     r.and_then(|(a, b)| std::str::from_utf8(buf.get(a..b)?).ok())
                 };
-                let (node, server) = (text(a.node), text(a.server));
+                // --node-field: the node names itself in its JSON answer.
+                let field = plan
+                    .node_field
+                    .as_deref()
+                    .and_then(|f| body_field(buf.get(a.head_bytes as usize..)?, f));
+                let (node, server) = (field.as_deref().or(text(a.node)), text(a.server));
                 stats.record(&a, node, server, plan.variable_length);
                 if plan.verbosity >= 4 {
                     let head = conn.as_ref().map_or(&[][..], |c| {
@@ -414,6 +419,19 @@ async fn once(
         lag: None,
         keepalive: head.keep_alive,
     })
+}
+
+/// A top-level field of a JSON body, as text (`"server": 8001` -> `8001`).
+/// Chunked bodies are not decoded for this; their node stays unknown.
+fn body_field(body: &[u8], field: &str) -> Option<String> {
+    match serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get(field)?
+    {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// Runs the plan to the end (or until `schedule.stop`), merging every

@@ -148,6 +148,8 @@ pub struct Plan {
     /// Response headers that name the node that answered, first found wins.
     pub node_headers: Vec<HeaderName>,
     pub clients: Option<Clients>,
+    /// Read the node from this field of a JSON answer instead of a header.
+    pub node_field: Option<String>,
     /// ab's -v: 2 warns of each non-2xx answer, 4 prints the request and
     /// every response head.
     pub verbosity: u8,
@@ -178,6 +180,7 @@ pub struct Flags {
     pub forwarded_for_pool: Option<String>,
     pub source_ips: Option<String>,
     pub verbosity: u8,
+    pub node_field: Option<String>,
 }
 
 /// With `-t` alone ab runs up to this many requests.
@@ -351,6 +354,7 @@ impl Flags {
         };
         Ok(Plan {
             verbosity: self.verbosity,
+            node_field: self.node_field,
             clients,
             target,
             proxy,

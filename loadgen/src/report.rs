@@ -194,8 +194,16 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
         let _ = writeln!(out, "Errors: {}", errors.join(" "));
     }
     if !stats.nodes.is_empty() {
-        let headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
-        let _ = writeln!(out, "\nPer node (from {})", headers.join(", then "));
+        let source = match &plan.node_field {
+            Some(field) => format!("the JSON field {field}"),
+            None => plan
+                .node_headers
+                .iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+                .join(", then "),
+        };
+        let _ = writeln!(out, "\nPer node (from {source})");
         let _ = writeln!(
             out,
             "  {:<24} {:>9} {:>7} {:>9} {:>9} {:>9} {:>7}",

@@ -296,3 +296,22 @@ async fn source_addresses_drive_ip_hash_as_predicted() {
     proxy.shutdown().await;
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_node_can_come_from_a_json_field() {
+    let (m, proxy, _) = balanced(2, "", false).await;
+    let body = bytes::Bytes::from_static(br#"{"message": "hi"}"#);
+    let f = Flags {
+        post: Some(body),
+        node_field: Some("server".into()),
+        ..flags(format!("http://{}/chat", proxy.addr()), 40, 2)
+    };
+    let (s, _) = run(f).await;
+    let mut ports: Vec<String> = m.addrs().iter().map(|a| a.port().to_string()).collect();
+    ports.sort();
+    let seen: Vec<String> = s.nodes.keys().cloned().collect();
+    assert_eq!(seen, ports, "the seed's /chat names its port in \"server\"");
+    assert!(s.nodes.values().all(|n| n.requests == 20));
+    proxy.shutdown().await;
+    m.shutdown().await;
+}
