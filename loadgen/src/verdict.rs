@@ -152,3 +152,102 @@ pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Vec<Check> {
     }
     checks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Answer;
+
+    fn answer(status: u16, ms: u64, late_ms: Option<u64>) -> Answer {
+        Answer {
+            status,
+            node: None,
+            server: None,
+            head_bytes: 100,
+            body_bytes: 10,
+            connect: Duration::ZERO,
+            waiting: Duration::from_millis(ms),
+            total: Duration::from_millis(ms),
+            since_due: late_ms.map(|l| Duration::from_millis(ms + l)),
+            lag: late_ms.map(Duration::from_millis),
+            keepalive: true,
+        }
+    }
+
+    /// 90 fast answers from a, 10 slow ones from b (two of them 503s), each
+    /// answered 100 ms after it was due in an open-loop run.
+    fn stats() -> Stats {
+        let mut s = Stats::default();
+        for i in 0..100 {
+            let (node, status, ms) = match i {
+                0..90 => ("a", 200, 10),
+                90..98 => ("b", 200, 200),
+                _ => ("b", 503, 200),
+            };
+            s.record(&answer(status, ms, Some(100)), Some(node), None, false);
+        }
+        s
+    }
+
+    fn check(figures: &RunFigures<'_>, threshold: &str) -> Check {
+        judge(figures, &[Threshold::parse(threshold).unwrap()]).remove(0)
+    }
+
+    fn figures(stats: &Stats, pacing: Pacing) -> RunFigures<'_> {
+        RunFigures {
+            stats,
+            elapsed: Duration::from_secs(2),
+            pacing,
+            expected: None,
+        }
+    }
+
+    #[test]
+    fn thresholds_read_the_run() {
+        let s = stats();
+        let closed = figures(&s, Pacing::Closed);
+        assert!(check(&closed, "p(50)<20ms").ok);
+        assert!(
+            !check(&closed, "p(95)<100ms").ok,
+            "b's 200 ms answers are the top 10%"
+        );
+        assert!(check(&closed, "error_rate<=2%").ok);
+        assert!(!check(&closed, "error_rate<2%").ok);
+        assert_eq!(check(&closed, "rps>=50").measured, Some(50.0));
+        assert_eq!(check(&closed, "requests{node=b}==10").measured, Some(10.0));
+        assert_eq!(check(&closed, "error_rate{node=b}<1").measured, Some(0.2));
+        assert!(check(&closed, "p(99){node=a}<11ms").ok);
+    }
+
+    #[test]
+    fn an_open_loop_is_judged_from_the_schedule() {
+        let s = stats();
+        let closed = check(&figures(&s, Pacing::Closed), "p(50)<50ms");
+        let open = check(&figures(&s, Pacing::Rate(50.0)), "p(50)<50ms");
+        assert!(closed.ok);
+        assert!(
+            !open.ok,
+            "100 ms behind schedule counts against the open loop"
+        );
+    }
+
+    #[test]
+    fn shares_are_tested_only_when_weights_are_expected() {
+        let s = stats();
+        assert!(judge(&figures(&s, Pacing::Closed), &[]).is_empty());
+        let nine_to_one = [("a".to_string(), 9.0), ("b".to_string(), 1.0)];
+        let even = [("a".to_string(), 1.0), ("b".to_string(), 1.0)];
+        let with = |expected| RunFigures {
+            expected: Some(expected),
+            ..figures(&s, Pacing::Closed)
+        };
+        let fair = judge(&with(&nine_to_one), &[]).remove(0);
+        assert!(fair.ok && fair.line.starts_with('✓'), "{}", fair.line);
+        let unfair = judge(&with(&even), &[]).remove(0);
+        assert!(
+            !unfair.ok && unfair.line.starts_with('✗'),
+            "{}",
+            unfair.line
+        );
+    }
+}
