@@ -1,7 +1,8 @@
 //! Reads upstream access logs and reports per-node distribution, latency
 //! percentiles, fairness tests against expected shares, and alert-threshold
-//! breaches. So far: the threshold language and the fairness test, which
-//! loadgen uses too; log reading and reports come with the analyzer issue.
+//! breaches. So far: the threshold language and the fairness test (which
+//! loadgen uses too), reading a parsed line into an [`entry::Entry`], and the
+//! [`summary::Summary`] that lines add up to; the command comes next.
 //!
 //! ```
 //! use analyzer::fairness;
@@ -10,7 +11,9 @@
 //! assert!(fairness::test(&observed, &expected).ok());
 //! ```
 
+pub mod entry;
 pub mod fairness;
+pub mod summary;
 pub mod threshold;
 
 pub use threshold::{Measurements, Metric, Threshold, ThresholdError, Verdict};

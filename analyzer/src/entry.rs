@@ -1,0 +1,245 @@
+//! One log line as the report needs it: which node finally answered, after
+//! how many attempts, with what status, how fast, for which client, when.
+//! Read from a line parsed by the `logformat` crate, whatever the format, by
+//! the nginx variable names the format uses.
+
+use logformat::{upstream_attempts, LogFormat, Record};
+
+/// What one request contributes to the report. Borrowed from the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry<'a> {
+    /// The node that produced the response: the last `$upstream_addr`
+    /// attempt. `None` when nginx answered without an upstream (`-`).
+    pub node: Option<&'a str>,
+    /// Upstream attempts, retries and internal redirects included.
+    pub attempts: usize,
+    /// `$status`; `None` when it is not a number (`0` and `-` included:
+    /// no response reached the client).
+    pub status: Option<u16>,
+    /// `$request_time`, seconds.
+    pub request_time: Option<f64>,
+    /// The answering attempt's `$upstream_response_time`, seconds.
+    pub upstream_time: Option<f64>,
+    /// `$remote_addr`: the client as the balancer saw it.
+    pub client: Option<&'a str>,
+    /// When the request was logged, seconds since the Unix epoch, from
+    /// `$msec`, `$time_iso8601` or `$time_local`.
+    pub at: Option<f64>,
+}
+
+/// Where in a format's variables each field of an [`Entry`] is, looked up
+/// once per format rather than by name on every line.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    node: Option<usize>,
+    status: Option<usize>,
+    request_time: Option<usize>,
+    upstream_time: Option<usize>,
+    client: Option<usize>,
+    time: Option<(usize, TimeField)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TimeField {
+    Msec,
+    Local,
+    Iso8601,
+}
+
+impl Fields {
+    pub fn of(format: &LogFormat) -> Fields {
+        let at = |name| format.var_index(name);
+        let time = at("msec")
+            .map(|i| (i, TimeField::Msec))
+            .or_else(|| at("time_iso8601").map(|i| (i, TimeField::Iso8601)))
+            .or_else(|| at("time_local").map(|i| (i, TimeField::Local)));
+        Fields {
+            node: at("upstream_addr"),
+            status: at("status"),
+            request_time: at("request_time"),
+            upstream_time: at("upstream_response_time"),
+            client: at("remote_addr"),
+            time,
+        }
+    }
+
+    /// Whether lines say which node answered; without it there is no
+    /// distribution to report.
+    pub fn has_node(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Which timing the latency figures come from, by its nginx name.
+    pub fn timing(&self) -> Option<&'static str> {
+        if self.request_time.is_some() {
+            Some("$request_time")
+        } else if self.upstream_time.is_some() {
+            Some("$upstream_response_time")
+        } else {
+            None
+        }
+    }
+
+    pub fn entry<'a>(&self, record: &Record<'a>) -> Entry<'a> {
+        let value = |i: Option<usize>| i.and_then(|i| record.value(i));
+        let attempts = value(self.node).map(upstream_attempts).unwrap_or_default();
+        let node = attempts.last().copied().filter(|n| *n != "-");
+        // The answering attempt's time is the last entry, like its address.
+        let upstream_time = value(self.upstream_time)
+            .and_then(|v| upstream_attempts(v).last().copied())
+            .and_then(seconds);
+        Entry {
+            node,
+            attempts: if node.is_some() { attempts.len() } else { 0 },
+            status: value(self.status)
+                .and_then(|s| s.parse().ok())
+                .filter(|s| *s > 0),
+            request_time: value(self.request_time).and_then(seconds),
+            upstream_time,
+            client: value(self.client).filter(|c| *c != "-"),
+            at: self.time.and_then(|(i, kind)| {
+                let v = record.value(i)?;
+                match kind {
+                    TimeField::Msec => v.parse().ok(),
+                    TimeField::Local => time_local(v),
+                    TimeField::Iso8601 => time_iso8601(v),
+                }
+            }),
+        }
+    }
+}
+
+/// nginx's times (`0.012`); `-` is "no time" (an attempt that never got a
+/// response head).
+fn seconds(v: &str) -> Option<f64> {
+    v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
+}
+
+/// `02/Mar/2025:21:10:11 +0800` to Unix seconds.
+pub fn time_local(v: &str) -> Option<f64> {
+    let (date, zone) = v.split_once(' ')?;
+    let mut it = date.splitn(4, ['/', ':']);
+    let day: u32 = it.next()?.parse().ok()?;
+    let name = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == name)? as u32 + 1;
+    let year: i64 = it.next()?.parse().ok()?;
+    let clock = it.next()?;
+    unix_seconds(year, month, day, clock, zone)
+}
+
+/// `2025-03-02T21:10:11+08:00` to Unix seconds.
+pub fn time_iso8601(v: &str) -> Option<f64> {
+    let (date, rest) = v.split_once('T')?;
+    let mut it = date.splitn(3, '-');
+    let year: i64 = it.next()?.parse().ok()?;
+    let month: u32 = it.next()?.parse().ok()?;
+    let day: u32 = it.next()?.parse().ok()?;
+    let (clock, zone) = match rest.find(['+', '-', 'Z']) {
+        Some(i) => rest.split_at(i),
+        None => return None,
+    };
+    unix_seconds(year, month, day, clock, &zone.replace(':', ""))
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A civil date, `hh:mm:ss` and a `+hhmm` / `Z` zone to Unix seconds.
+fn unix_seconds(year: i64, month: u32, day: u32, clock: &str, zone: &str) -> Option<f64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut hms = clock.splitn(3, ':').map(|p| p.parse::<u32>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let offset = match zone {
+        "Z" => 0,
+        z if z.len() == 5 => {
+            let sign = match &z[..1] {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let hh: i64 = z[1..3].parse().ok()?;
+            let mm: i64 = z[3..5].parse().ok()?;
+            sign * (hh * 3600 + mm * 60)
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    Some((days * 86400 + i64::from(h * 3600 + m * 60 + s) - offset) as f64)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the well-known
+/// era-based formula: 400-year eras of 146097 days, years starting in March
+/// so the leap day comes last).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logformat::presets;
+
+    #[test]
+    fn the_seeds_sample_line() {
+        let f = presets::preset("upstream_log_port").unwrap();
+        let line = r#"127.0.0.1:48878 / - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.0" 200 18 "-" "ApacheBench/2.3" "-" to: 127.0.0.1:8001"#;
+        let e = Fields::of(&f).entry(&f.parse(line).unwrap());
+        assert_eq!(e.node, Some("127.0.0.1:8001"));
+        assert_eq!(e.attempts, 1);
+        assert_eq!(e.status, Some(200));
+        assert_eq!(e.client, Some("127.0.0.1"));
+        assert_eq!(e.request_time, None);
+        // 2025-03-02 13:10:11 UTC.
+        assert_eq!(e.at, Some(1_740_921_011.0));
+        assert_eq!(Fields::of(&f).timing(), None);
+    }
+
+    #[test]
+    fn a_retried_request_belongs_to_the_node_that_answered() {
+        let f = LogFormat::lbkit();
+        let line = r#"10.0.0.9 - - [21/Nov/2026:08:00:00 +0000] "POST /chat HTTP/1.1" 200 90 "-" "loadgen" "-" to: 127.0.0.1:8002, 127.0.0.1:8001 rt=0.031 urt=0.000, 0.030 us=502, 200"#;
+        let e = Fields::of(&f).entry(&f.parse(line).unwrap());
+        assert_eq!(e.node, Some("127.0.0.1:8001"));
+        assert_eq!(e.attempts, 2);
+        assert_eq!(e.request_time, Some(0.031));
+        assert_eq!(e.upstream_time, Some(0.030));
+        assert_eq!(Fields::of(&f).timing(), Some("$request_time"));
+    }
+
+    #[test]
+    fn no_upstream_and_no_response() {
+        let f = presets::preset("loadgen").unwrap();
+        let e = Fields::of(&f).entry(&f.parse("1763712000.123 0 1.000 0 -").unwrap());
+        assert_eq!((e.node, e.attempts, e.status), (None, 0, None));
+        assert_eq!(e.at, Some(1_763_712_000.123));
+    }
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(time_local("01/Jan/1970:00:00:00 +0000"), Some(0.0));
+        assert_eq!(
+            time_local("29/Feb/2024:23:59:59 -0130"),
+            Some(1_709_256_599.0)
+        );
+        assert_eq!(
+            time_iso8601("2024-02-29T23:59:59-01:30"),
+            Some(1_709_256_599.0)
+        );
+        assert_eq!(time_iso8601("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(time_local("02/Foo/2025:21:10:11 +0800"), None);
+        assert_eq!(time_local("02/Mar/2025:25:10:11 +0800"), None);
+        assert_eq!(time_local("02/Mar/2025:21:10:11"), None);
+    }
+}

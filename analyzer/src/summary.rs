@@ -1,0 +1,389 @@
+//! The figures of a log, built line by line in flat memory (counts and HDR
+//! histograms, never the samples) and merged across chunks and files.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::entry::Entry;
+use crate::fairness::{self, Fairness};
+use crate::threshold::{Measurements, Metric, Threshold};
+
+/// Malformed lines kept as examples; the rest are only counted.
+pub const MALFORMED_SHOWN: usize = 5;
+
+/// Seed 000's alert table, as thresholds: error rate above 5%, response
+/// time above 500 ms (read as the 95th percentile), task success rate below
+/// 95%.
+pub const SEED_ALERTS: [&str; 3] = ["error_rate<=5%", "p(95)<=500ms", "success_rate>=95%"];
+
+/// Requests, outcomes and times of one node, or of the whole log.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub requests: u64,
+    /// By status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub classes: [u64; 5],
+    /// 5xx answers and requests that got no status at all.
+    pub errors: u64,
+    /// `$request_time`, microseconds.
+    pub request_time: Histogram<u64>,
+    /// The answering attempt's `$upstream_response_time`, microseconds.
+    pub upstream_time: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            requests: 0,
+            classes: [0; 5],
+            errors: 0,
+            request_time: histogram(),
+            upstream_time: histogram(),
+        }
+    }
+}
+
+/// Auto-resizing, so one unusual 10-minute request is recorded, not lost;
+/// 3 significant digits is 0.1% of any value.
+fn histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant digits are valid");
+    h.auto(true);
+    h
+}
+
+fn micros(seconds: f64) -> u64 {
+    (seconds * 1e6).round() as u64
+}
+
+impl Tally {
+    fn add(&mut self, e: &Entry<'_>) {
+        self.requests += 1;
+        if let Some(s @ 100..=599) = e.status {
+            self.classes[usize::from(s / 100) - 1] += 1;
+        }
+        if e.status.is_none_or(|s| s >= 500) {
+            self.errors += 1;
+        }
+        // Recording into an auto-resizing histogram cannot fail.
+        if let Some(t) = e.request_time {
+            let _ = self.request_time.record(micros(t));
+        }
+        if let Some(t) = e.upstream_time {
+            let _ = self.upstream_time.record(micros(t));
+        }
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        self.requests += other.requests;
+        for (a, b) in self.classes.iter_mut().zip(other.classes) {
+            *a += b;
+        }
+        self.errors += other.errors;
+        // Auto-resizing histograms of the same precision always add.
+        let _ = self.request_time.add(&other.request_time);
+        let _ = self.upstream_time.add(&other.upstream_time);
+    }
+
+    /// The latency the report and thresholds mean: the whole request as the
+    /// client saw it when the log has it, else the upstream's part.
+    pub fn latency(&self) -> &Histogram<u64> {
+        if self.request_time.is_empty() {
+            &self.upstream_time
+        } else {
+            &self.request_time
+        }
+    }
+
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
+    }
+}
+
+/// Everything a log says.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub lines: u64,
+    pub malformed: u64,
+    /// The first malformed lines: line number and why.
+    pub malformed_examples: Vec<(u64, String)>,
+    pub all: Tally,
+    pub nodes: BTreeMap<String, Tally>,
+    /// Requests nginx answered itself, with no upstream (`-`).
+    pub no_upstream: u64,
+    /// Requests that took more than one upstream attempt.
+    pub retried: u64,
+    /// Attempts beyond the first, over all requests.
+    pub extra_attempts: u64,
+    pub first_at: Option<f64>,
+    pub last_at: Option<f64>,
+}
+
+impl Summary {
+    pub fn add(&mut self, e: &Entry<'_>) {
+        self.lines += 1;
+        self.all.add(e);
+        match e.node {
+            Some(n) => match self.nodes.get_mut(n) {
+                Some(t) => t.add(e),
+                None => {
+                    let mut t = Tally::default();
+                    t.add(e);
+                    self.nodes.insert(n.to_string(), t);
+                }
+            },
+            None => self.no_upstream += 1,
+        }
+        if e.attempts > 1 {
+            self.retried += 1;
+            self.extra_attempts += (e.attempts - 1) as u64;
+        }
+        if let Some(at) = e.at {
+            self.first_at = Some(self.first_at.map_or(at, |f| f.min(at)));
+            self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
+        }
+    }
+
+    /// Counts a line that did not match the format; `line` is its number.
+    pub fn add_malformed(&mut self, line: u64, why: impl FnOnce() -> String) {
+        self.lines += 1;
+        self.malformed += 1;
+        if self.malformed_examples.len() < MALFORMED_SHOWN {
+            self.malformed_examples.push((line, why()));
+        }
+    }
+
+    /// Folds in the summary of a later part of the log (the next chunk or
+    /// file), keeping the earliest malformed examples.
+    pub fn merge(&mut self, other: &Summary) {
+        self.lines += other.lines;
+        self.malformed += other.malformed;
+        let room = MALFORMED_SHOWN.saturating_sub(self.malformed_examples.len());
+        let more = other.malformed_examples.iter().take(room).cloned();
+        self.malformed_examples.extend(more);
+        self.all.merge(&other.all);
+        for (name, t) in &other.nodes {
+            self.nodes.entry(name.clone()).or_default().merge(t);
+        }
+        self.no_upstream += other.no_upstream;
+        self.retried += other.retried;
+        self.extra_attempts += other.extra_attempts;
+        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        self.first_at = pick(self.first_at, other.first_at, f64::min);
+        self.last_at = pick(self.last_at, other.last_at, f64::max);
+    }
+
+    /// The chi-square test of requests per node against `expected` shares,
+    /// or equal shares among the nodes seen.
+    pub fn fairness(&self, expected: Option<&[(String, f64)]>) -> Option<Fairness> {
+        if self.nodes.is_empty() && expected.is_none() {
+            return None;
+        }
+        let observed: Vec<(String, u64)> = self
+            .nodes
+            .iter()
+            .map(|(n, t)| (n.clone(), t.requests))
+            .collect();
+        let equal: Vec<(String, f64)> = observed.iter().map(|(n, _)| (n.clone(), 1.0)).collect();
+        Some(fairness::test(&observed, expected.unwrap_or(&equal)))
+    }
+
+    /// Requests per second over the span the log covers.
+    pub fn rate(&self) -> Option<f64> {
+        let span = self.last_at? - self.first_at?;
+        // Logs stamp whole seconds: a log within one second spans one.
+        Some(self.all.requests as f64 / span.max(1.0))
+    }
+}
+
+/// A summary with what it is judged against, as thresholds see it.
+pub struct Judged<'a> {
+    pub summary: &'a Summary,
+    pub expected: Option<&'a [(String, f64)]>,
+}
+
+impl Measurements for Judged<'_> {
+    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
+        let s = self.summary;
+        let tally = match filter {
+            None => &s.all,
+            Some(("node", n)) => s.nodes.get(n)?,
+            Some(_) => return None,
+        };
+        let seconds = |us: u64| us as f64 / 1e6;
+        let h = || Some(tally.latency()).filter(|h| !h.is_empty());
+        Some(match metric {
+            Metric::Percentile { p, of: None } => seconds(h()?.value_at_quantile(p / 100.0)),
+            Metric::Percentile { p, of: Some(field) } => {
+                let h = match field.as_str() {
+                    "request_time" => &tally.request_time,
+                    "upstream_response_time" | "upstream_time" => &tally.upstream_time,
+                    _ => return None,
+                };
+                seconds(
+                    Some(h)
+                        .filter(|h| !h.is_empty())?
+                        .value_at_quantile(p / 100.0),
+                )
+            }
+            Metric::Avg => h()?.mean() / 1e6,
+            Metric::Min => seconds(h()?.min()),
+            Metric::Med => seconds(h()?.value_at_quantile(0.5)),
+            Metric::Max => seconds(h()?.max()),
+            Metric::ErrorRate => tally.error_rate()?,
+            Metric::SuccessRate => 1.0 - tally.error_rate()?,
+            Metric::Imbalance => s.fairness(self.expected)?.max_relative_deviation,
+            Metric::Rps => s.rate()?,
+            Metric::Requests => tally.requests as f64,
+            Metric::Named(name) => match name.as_str() {
+                "retries" => s.retried as f64,
+                "malformed" => s.malformed as f64,
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// The thresholds to apply when none are given: seed 000's alert table.
+pub fn seed_alerts() -> Vec<Threshold> {
+    SEED_ALERTS
+        .iter()
+        .map(|t| Threshold::parse(t).expect("the seed's alert thresholds parse"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(node: &'static str, status: u16, ms: f64) -> Entry<'static> {
+        Entry {
+            node: (node != "-").then_some(node),
+            attempts: usize::from(node != "-"),
+            status: Some(status).filter(|s| *s > 0),
+            request_time: Some(ms / 1e3),
+            upstream_time: None,
+            client: Some("10.0.0.1"),
+            at: Some(1000.0 + ms),
+        }
+    }
+
+    fn log(lines: &[(&'static str, u16, f64)]) -> Summary {
+        let mut s = Summary::default();
+        for &(n, status, ms) in lines {
+            s.add(&entry(n, status, ms));
+        }
+        s
+    }
+
+    #[test]
+    fn counts_nodes_classes_and_errors() {
+        let s = log(&[
+            ("a", 200, 10.0),
+            ("a", 503, 20.0),
+            ("b", 404, 30.0),
+            ("-", 0, 40.0),
+        ]);
+        assert_eq!(s.all.requests, 4);
+        assert_eq!(s.all.classes, [0, 1, 0, 1, 1]);
+        assert_eq!(s.all.errors, 2, "the 503 and the request with no status");
+        assert_eq!(s.nodes["a"].requests, 2);
+        assert_eq!(s.nodes["a"].errors, 1);
+        assert_eq!(
+            s.nodes["b"].errors, 0,
+            "a 404 is the client's error, not the node's"
+        );
+        assert_eq!(s.no_upstream, 1);
+        assert_eq!((s.first_at, s.last_at), (Some(1010.0), Some(1040.0)));
+    }
+
+    #[test]
+    fn merged_halves_equal_the_whole() {
+        let lines = [
+            ("a", 200, 5.0),
+            ("b", 200, 7.0),
+            ("a", 502, 9.0),
+            ("c", 200, 11.0),
+        ];
+        let whole = log(&lines);
+        let mut first = log(&lines[..2]);
+        first.add_malformed(3, || "first".into());
+        let mut second = log(&lines[2..]);
+        second.add_malformed(9, || "second".into());
+        first.merge(&second);
+        assert_eq!(first.all.requests, whole.all.requests);
+        assert_eq!(first.lines, whole.lines + 2);
+        assert_eq!(first.nodes["a"].errors, 1);
+        assert_eq!(first.all.request_time, whole.all.request_time);
+        assert_eq!(
+            first.malformed_examples,
+            [(3, "first".into()), (9, "second".into())]
+        );
+        assert_eq!(
+            (first.first_at, first.last_at),
+            (whole.first_at, whole.last_at)
+        );
+    }
+
+    #[test]
+    fn only_the_first_malformed_lines_are_kept() {
+        let mut s = Summary::default();
+        for i in 1..=20 {
+            s.add_malformed(i, || format!("line {i}"));
+        }
+        assert_eq!(s.malformed, 20);
+        assert_eq!(s.malformed_examples.len(), MALFORMED_SHOWN);
+        assert_eq!(s.malformed_examples[0], (1, "line 1".into()));
+    }
+
+    #[test]
+    fn the_seed_alerts_judge_a_log() {
+        let healthy: Vec<_> = (0..100).map(|i| ("a", 200, 50.0 + f64::from(i))).collect();
+        let s = log(&healthy);
+        let judged = Judged {
+            summary: &s,
+            expected: None,
+        };
+        assert!(seed_alerts().iter().all(|t| t.evaluate(&judged).ok));
+
+        let mut slow_and_failing = healthy.clone();
+        for i in 0..10 {
+            slow_and_failing[i * 10] = ("b", 502, 900.0);
+        }
+        let s = log(&slow_and_failing);
+        let judged = Judged {
+            summary: &s,
+            expected: None,
+        };
+        let failed: Vec<String> = seed_alerts()
+            .iter()
+            .filter(|t| !t.evaluate(&judged).ok)
+            .map(|t| t.source.clone())
+            .collect();
+        assert_eq!(failed, SEED_ALERTS, "10% errors at 900 ms breach all three");
+    }
+
+    #[test]
+    fn per_node_thresholds_and_imbalance() {
+        let mut lines = vec![("a", 200, 10.0); 60];
+        lines.extend(vec![("b", 200, 700.0); 40]);
+        let s = log(&lines);
+        let weights = [("a".to_string(), 3.0), ("b".to_string(), 2.0)];
+        let judged = Judged {
+            summary: &s,
+            expected: Some(&weights),
+        };
+        let check = |t: &str| Threshold::parse(t).unwrap().evaluate(&judged);
+        assert!(check("p(99){node=a}<20ms").ok);
+        assert!(!check("p(99){node=b}<500ms").ok);
+        assert!(check("imbalance<1%").ok, "60/40 is exactly 3:2");
+        let even = Judged {
+            summary: &s,
+            expected: None,
+        };
+        let v = Threshold::parse("imbalance<10%").unwrap().evaluate(&even);
+        assert!(!v.ok && (v.measured.unwrap() - 0.2).abs() < 1e-9, "{v}");
+    }
+}
