@@ -13,6 +13,7 @@
 
 pub mod entry;
 pub mod fairness;
+pub mod formats;
 pub mod summary;
 pub mod threshold;
 
