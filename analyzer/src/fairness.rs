@@ -33,6 +33,35 @@ impl Fairness {
     }
 }
 
+/// The verdict line, as loadgen and analyzer print it.
+impl std::fmt::Display for Fairness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.ok() { "✓" } else { "✗" };
+        write!(
+            f,
+            "{mark} {CHECK_NAME}  (chi-square {:.2}, {} df, p={:.4}; largest deviation {:.1}%; CV {:.3}",
+            self.chi_square,
+            self.degrees_of_freedom,
+            self.p_value,
+            self.max_relative_deviation * 100.0,
+            self.coefficient_of_variation,
+        )?;
+        if self.low_counts {
+            f.write_str("; some expected counts below 5")?;
+        }
+        if !self.starved.is_empty() {
+            write!(f, "; no traffic: {}", self.starved.join(", "))?;
+        }
+        if !self.unexpected.is_empty() {
+            write!(f, "; unexpected: {}", self.unexpected.join(", "))?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What the fairness check is called in reports, JSON and JUnit.
+pub const CHECK_NAME: &str = "shares as expected";
+
 /// `expected` shares (any scale; normalised here) against `observed` counts,
 /// both by node name. A node missing from `observed` got nothing.
 pub fn test(observed: &[(String, u64)], expected: &[(String, f64)]) -> Fairness {

@@ -11,9 +11,13 @@
 //! assert!(fairness::test(&observed, &expected).ok());
 //! ```
 
+pub mod check;
+pub mod cli;
 pub mod entry;
 pub mod fairness;
 pub mod formats;
+pub mod read;
+pub mod report;
 pub mod summary;
 pub mod threshold;
 

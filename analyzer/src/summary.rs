@@ -104,8 +104,8 @@ impl Tally {
 pub struct Summary {
     pub lines: u64,
     pub malformed: u64,
-    /// The first malformed lines: line number and why.
-    pub malformed_examples: Vec<(u64, String)>,
+    /// The first malformed lines: where and why (`access.log:17: ...`).
+    pub malformed_examples: Vec<String>,
     pub all: Tally,
     pub nodes: BTreeMap<String, Tally>,
     /// Requests nginx answered itself, with no upstream (`-`).
@@ -143,12 +143,13 @@ impl Summary {
         }
     }
 
-    /// Counts a line that did not match the format; `line` is its number.
-    pub fn add_malformed(&mut self, line: u64, why: impl FnOnce() -> String) {
+    /// Counts a line that did not match the format; `why` says where and
+    /// why, and is only asked for while examples are still kept.
+    pub fn add_malformed(&mut self, why: impl FnOnce() -> String) {
         self.lines += 1;
         self.malformed += 1;
         if self.malformed_examples.len() < MALFORMED_SHOWN {
-            self.malformed_examples.push((line, why()));
+            self.malformed_examples.push(why());
         }
     }
 
@@ -309,18 +310,15 @@ mod tests {
         ];
         let whole = log(&lines);
         let mut first = log(&lines[..2]);
-        first.add_malformed(3, || "first".into());
+        first.add_malformed(|| "first".into());
         let mut second = log(&lines[2..]);
-        second.add_malformed(9, || "second".into());
+        second.add_malformed(|| "second".into());
         first.merge(&second);
         assert_eq!(first.all.requests, whole.all.requests);
         assert_eq!(first.lines, whole.lines + 2);
         assert_eq!(first.nodes["a"].errors, 1);
         assert_eq!(first.all.request_time, whole.all.request_time);
-        assert_eq!(
-            first.malformed_examples,
-            [(3, "first".into()), (9, "second".into())]
-        );
+        assert_eq!(first.malformed_examples, ["first", "second"]);
         assert_eq!(
             (first.first_at, first.last_at),
             (whole.first_at, whole.last_at)
@@ -331,11 +329,11 @@ mod tests {
     fn only_the_first_malformed_lines_are_kept() {
         let mut s = Summary::default();
         for i in 1..=20 {
-            s.add_malformed(i, || format!("line {i}"));
+            s.add_malformed(|| format!("line {i}"));
         }
         assert_eq!(s.malformed, 20);
         assert_eq!(s.malformed_examples.len(), MALFORMED_SHOWN);
-        assert_eq!(s.malformed_examples[0], (1, "line 1".into()));
+        assert_eq!(s.malformed_examples[0], "line 1");
     }
 
     #[test]

@@ -103,11 +103,13 @@ pub struct Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mark = if self.ok { "✓" } else { "✗" };
-        let measured = match self.measured {
-            None => "not measured".to_string(),
-            Some(v) => self.threshold.show(v),
-        };
-        write!(f, "{mark} {}  (measured {measured})", self.threshold.source)
+        match self.measured {
+            None => write!(f, "{mark} {}  (not measured)", self.threshold.source),
+            Some(v) => {
+                let v = self.threshold.show(v);
+                write!(f, "{mark} {}  (measured {v})", self.threshold.source)
+            }
+        }
     }
 }
 

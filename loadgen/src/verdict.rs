@@ -1,11 +1,11 @@
 //! Thresholds and the fairness test over a run's figures, through the
 //! analyzer library (the same language and test `analyzer` applies to logs).
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
+pub use analyzer::check::Check;
 use analyzer::fairness::{self, Fairness};
-use analyzer::{Measurements, Metric, Threshold, Verdict};
+use analyzer::{Measurements, Metric, Threshold};
 use hdrhistogram::Histogram;
 
 use crate::plan::Pacing;
@@ -97,60 +97,10 @@ impl Measurements for RunFigures<'_> {
     }
 }
 
-/// One check's result, as printed and as written to JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    /// The measured value in the threshold's units (seconds, fraction);
-    /// for the fairness test, its p-value.
-    pub measured: Option<f64>,
-    /// The line to print.
-    pub line: String,
-}
-
 /// Evaluates the thresholds, and the fairness test when weights are expected.
 pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Vec<Check> {
-    let mut checks = Vec::new();
-    if figures.expected.is_some() {
-        if let Some(f) = figures.fairness() {
-            let mark = if f.ok() { "✓" } else { "✗" };
-            let mut notes = String::new();
-            if f.low_counts {
-                notes.push_str("; some expected counts below 5");
-            }
-            if !f.starved.is_empty() {
-                let _ = write!(notes, "; no traffic: {}", f.starved.join(", "));
-            }
-            if !f.unexpected.is_empty() {
-                let _ = write!(notes, "; unexpected: {}", f.unexpected.join(", "));
-            }
-            let line = format!(
-                "{mark} shares as expected  (chi-square {:.2}, {} df, p={:.4}; largest deviation {:.1}%; CV {:.3}{notes})",
-                f.chi_square,
-                f.degrees_of_freedom,
-                f.p_value,
-                f.max_relative_deviation * 100.0,
-                f.coefficient_of_variation,
-            );
-            checks.push(Check {
-                name: "shares as expected".into(),
-                ok: f.ok(),
-                measured: Some(f.p_value),
-                line,
-            });
-        }
-    }
-    for t in thresholds {
-        let v: Verdict = t.evaluate(figures);
-        checks.push(Check {
-            name: t.source.clone(),
-            ok: v.ok,
-            measured: v.measured,
-            line: v.to_string(),
-        });
-    }
-    checks
+    let fairness = figures.expected.and_then(|_| figures.fairness());
+    analyzer::check::judge(fairness, thresholds, figures)
 }
 
 #[cfg(test)]

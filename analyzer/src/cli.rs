@@ -1,0 +1,198 @@
+//! The `analyzer` command: flags to a checked plan, then logs in, report
+//! out, and whether anything was breached.
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::check::{self, Check};
+use crate::entry::Fields;
+use crate::formats::{self, Chosen, SAMPLE_LINES};
+use crate::read::{lines, Input};
+use crate::report::{self, Context};
+use crate::summary::{seed_alerts, Judged, Summary};
+use crate::Threshold;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "analyzer",
+    version,
+    about = "Reads upstream access logs; reports per-node distribution, latency percentiles and threshold breaches (exit 1 on a breach)."
+)]
+pub struct Opts {
+    /// Log files (plain or gzip); `-` reads standard input. Several are read
+    /// as one log.
+    #[arg(value_name = "LOG", required = true)]
+    pub logs: Vec<String>,
+
+    /// The log's format: auto (recognised from the first lines), combined,
+    /// main, upstream_log, upstream_log_port, lbkit or loadgen.
+    #[arg(long, value_name = "NAME", default_value = "auto")]
+    pub format: String,
+
+    /// The nginx log_format the log was written with, e.g.
+    /// '$remote_addr [$time_local] "$request" $status to: $upstream_addr rt=$request_time'
+    /// (prefix `escape=json ` as in nginx.conf).
+    #[arg(long, value_name = "FORMAT", conflicts_with = "format")]
+    pub log_format: Option<String>,
+
+    /// Expected shares by node, e.g. 127.0.0.1:8001=3,127.0.0.1:8002=2;
+    /// equal shares among the nodes seen when absent.
+    #[arg(long, value_name = "NODE=W,...")]
+    pub expect_weights: Option<String>,
+
+    /// A k6-style threshold, repeatable: 'p(99)<500ms', 'error_rate<5%',
+    /// 'imbalance<10%', 'p(95){node=127.0.0.1:8002}<800ms'. Without any,
+    /// seed 000's alert table applies: error_rate<=5%, p(95)<=500ms,
+    /// success_rate>=95%.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+
+    /// Report breaches but exit 0.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+/// What to read and how to judge it, checked before any file is opened.
+#[derive(Debug)]
+pub struct Plan {
+    pub inputs: Vec<Input>,
+    /// `None`: recognise it from the first lines.
+    pub format: Option<Chosen>,
+    pub expected: Option<Vec<(String, f64)>>,
+    pub thresholds: Vec<Threshold>,
+    /// The thresholds are seed 000's defaults, not the user's: one the log
+    /// cannot measure (no timing field) is left out rather than failed.
+    pub default_thresholds: bool,
+    pub report_only: bool,
+}
+
+impl Opts {
+    pub fn plan(self) -> anyhow::Result<Plan> {
+        let format = match &self.log_format {
+            Some(text) => Some(formats::custom(text)?),
+            None => formats::named(&self.format)?,
+        };
+        let expected = match &self.expect_weights {
+            Some(w) => Some(
+                crate::fairness::parse_weights(w)
+                    .map_err(|e| anyhow::anyhow!("--expect-weights: {e}"))?,
+            ),
+            None => None,
+        };
+        let thresholds = if self.thresholds.is_empty() {
+            seed_alerts()
+        } else {
+            let parsed: Result<Vec<_>, _> = self
+                .thresholds
+                .iter()
+                .map(|t| Threshold::parse(t))
+                .collect();
+            parsed.context("--threshold")?
+        };
+        Ok(Plan {
+            inputs: self.logs.iter().map(|l| Input::from_arg(l)).collect(),
+            format,
+            expected,
+            thresholds,
+            default_thresholds: self.thresholds.is_empty(),
+            report_only: self.report_only,
+        })
+    }
+}
+
+/// A finished analysis.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: String,
+    pub checks: Vec<Check>,
+}
+
+impl Outcome {
+    pub fn breached(&self) -> bool {
+        self.checks.iter().any(|c| !c.ok)
+    }
+}
+
+/// Reads every input into one summary and judges it. Errors are about the
+/// input as a whole (unreadable, unrecognisable); bad lines are counted.
+pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
+    let mut chosen = plan.format.clone();
+    let mut summary = Summary::default();
+    for input in &plan.inputs {
+        let name = input.name();
+        let mut reader = input.open().with_context(|| name.clone())?;
+        // The first lines are read ahead to recognise the format, then
+        // counted like the rest.
+        let mut head = Vec::new();
+        lines(&mut *reader, |_, l| {
+            head.push(l.to_string());
+            head.len() < SAMPLE_LINES
+        })
+        .with_context(|| name.clone())?;
+        let format = match &chosen {
+            Some(c) => c,
+            None => {
+                let sample: Vec<&str> = head.iter().map(String::as_str).collect();
+                if sample.is_empty() {
+                    continue;
+                }
+                chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)
+            }
+        };
+        let fields = Fields::of(&format.format);
+        let mut add = |number: u64, line: &str| {
+            if line.trim().is_empty() {
+                return;
+            }
+            match format.format.parse(line) {
+                Ok(record) => summary.add(&fields.entry(&record)),
+                Err(e) => summary.add_malformed(|| format!("{name}:{number}: {e}")),
+            }
+        };
+        for (i, line) in head.iter().enumerate() {
+            add(i as u64 + 1, line);
+        }
+        let offset = head.len() as u64;
+        lines(&mut *reader, |n, l| {
+            add(n + offset, l);
+            true
+        })
+        .with_context(|| name.clone())?;
+    }
+    let expected = plan.expected.as_deref();
+    let fields = chosen
+        .as_ref()
+        .map(|c| Fields::of(&c.format))
+        .unwrap_or_default();
+    let fairness = if fields.has_node() {
+        summary.fairness(expected)
+    } else {
+        None
+    };
+    let judged = Judged {
+        summary: &summary,
+        expected,
+    };
+    let thresholds: Vec<Threshold> = plan
+        .thresholds
+        .iter()
+        .filter(|t| !plan.default_thresholds || t.evaluate(&judged).measured.is_some())
+        .cloned()
+        .collect();
+    let checks = check::judge(fairness, &thresholds, &judged);
+    let inputs: Vec<String> = plan.inputs.iter().map(Input::name).collect();
+    let cx = Context {
+        inputs: &inputs,
+        format: chosen
+            .as_ref()
+            .map_or("none (no lines)", |c| c.name.as_str()),
+        detected: chosen.as_ref().is_some_and(|c| c.detected),
+        timing: fields.timing(),
+        has_node: fields.has_node(),
+        expected,
+    };
+    Ok(Outcome {
+        report: report::text(&summary, &cx, &checks),
+        checks,
+    })
+}

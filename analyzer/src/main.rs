@@ -1,0 +1,31 @@
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use analyzer::cli::{run, Opts};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let plan = match Opts::parse().plan() {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
+    };
+    match run(&plan) {
+        Ok(outcome) => {
+            // A closed pipe (`analyzer log | head`) is the reader's choice,
+            // not an error worth a panic; the exit code still tells.
+            let _ = std::io::stdout().write_all(outcome.report.as_bytes());
+            if outcome.breached() && !plan.report_only {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => usage(&e),
+    }
+}
+
+/// Bad usage or unreadable input: one line, exit 2.
+fn usage(e: &anyhow::Error) -> ExitCode {
+    eprintln!("analyzer: error: {e:#}");
+    ExitCode::from(2)
+}

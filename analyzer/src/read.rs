@@ -1,0 +1,119 @@
+//! Logs in: files or standard input, gzip or plain, line by line in one
+//! reused buffer, so memory stays flat however long the log is.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use flate2::read::MultiGzDecoder;
+
+/// Where a log comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    /// `-` is standard input, as for cat and awk.
+    pub fn from_arg(arg: &str) -> Input {
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::File(arg.into())
+        }
+    }
+
+    /// The name errors and the report use.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "(stdin)".to_string(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Opens the log, unpacking gzip when its first bytes say so (rotated
+    /// logs are `.gz` files, and several gzip members in a row, as
+    /// `cat a.gz b.gz` makes, are read as one).
+    pub fn open(&self) -> io::Result<Box<dyn BufRead>> {
+        let raw: Box<dyn Read> = match self {
+            Input::Stdin => Box::new(io::stdin().lock()),
+            Input::File(p) => Box::new(File::open(p)?),
+        };
+        let mut reader = BufReader::with_capacity(256 * 1024, raw);
+        let gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        Ok(if gzip {
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                MultiGzDecoder::new(reader),
+            ))
+        } else {
+            Box::new(reader)
+        })
+    }
+}
+
+/// Calls `each` with every line (numbered from 1, without its line end;
+/// bytes that are not UTF-8 replaced) until the reader ends or `each`
+/// returns false.
+pub fn lines(reader: &mut dyn BufRead, mut each: impl FnMut(u64, &str) -> bool) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut number = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !each(number, &String::from_utf8_lossy(line)) {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::{Cursor, Write};
+
+    fn collect(reader: &mut dyn BufRead) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        lines(reader, |n, l| {
+            out.push((n, l.to_string()));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn line_ends_and_bad_bytes() {
+        let mut r = Cursor::new(b"a\r\nb\n\xffc".to_vec());
+        let got = collect(&mut r);
+        assert_eq!(
+            got,
+            [(1, "a".into()), (2, "b".into()), (3, "\u{fffd}c".into())]
+        );
+    }
+
+    #[test]
+    fn gzip_members_in_a_row_read_as_one_log() {
+        let dir = std::env::temp_dir().join(format!("analyzer-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log.gz");
+        let mut bytes = Vec::new();
+        for part in ["one\ntwo\n", "three\n"] {
+            let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(part.as_bytes()).unwrap();
+            bytes.extend(gz.finish().unwrap());
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let got = collect(&mut *Input::File(path).open().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let text: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(text, ["one", "two", "three"]);
+    }
+}

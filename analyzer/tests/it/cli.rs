@@ -1,0 +1,207 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn analyzer(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_analyzer"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A log file in a fresh directory, removed with it at the end of the test.
+struct Log {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Log {
+    fn new(name: &str, contents: &[u8]) -> Log {
+        let dir = std::env::temp_dir().join(format!("analyzer-it-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        Log { dir, path }
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// lbkit lines: `n` answers from each node, the given status and time.
+fn lbkit(lines: &[(&str, usize, u16, &str)]) -> String {
+    let mut out = String::new();
+    for (node, n, status, rt) in lines {
+        for i in 0..*n {
+            out.push_str(&format!(
+                "127.0.0.{} - - [21/Nov/2026:08:00:{:02} +0000] \"GET / HTTP/1.1\" {status} 18 \"-\" \"loadgen\" \"-\" to: {node} rt={rt} urt={rt} us={status}\n",
+                i % 200 + 1,
+                i % 60
+            ));
+        }
+    }
+    out
+}
+
+// The seed's own sample lines (seed 003, as nginx wrote them).
+const SEED: &str = r#"127.0.0.1:48878 / - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.0" 200 18 "-" "ApacheBench/2.3" "-" to: 127.0.0.1:8001
+127.0.0.1:48882 / - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.0" 200 18 "-" "ApacheBench/2.3" "-" to: 127.0.0.1:8002
+127.0.0.1:48892 / - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.0" 200 18 "-" "ApacheBench/2.3" "-" to: 127.0.0.1:8001
+127.0.0.1:48904 / - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.0" 200 18 "-" "ApacheBench/2.3" "-" to: 127.0.0.1:8002
+"#;
+
+#[test]
+fn the_seeds_log_from_stdin() {
+    let o = analyzer(&["-"], Some(SEED));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("4 lines from (stdin); format upstream_log_port (recognised)"),
+        "{out}"
+    );
+    assert!(out.contains("percentiles need $request_time"), "{out}");
+    let row = out.lines().find(|l| l.contains("127.0.0.1:8001")).unwrap();
+    assert!(row.contains(" 2 ") && row.contains("50.0%"), "{row}");
+    assert!(out.contains("✓ shares as expected"), "{out}");
+    // No timing: the default latency alert cannot apply and is left out;
+    // one the user asks for fails as not measured.
+    assert!(
+        out.contains("✓ error_rate<=5%") && !out.contains("p(95)"),
+        "{out}"
+    );
+    let o = analyzer(&["-", "--threshold", "p(95)<500ms"], Some(SEED));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).0.contains("✗ p(95)<500ms  (not measured)"));
+}
+
+#[test]
+fn a_breach_exits_1_unless_report_only() {
+    let log = Log::new(
+        "breach.log",
+        // 10% of 8002's answers take 700 ms: its p95, not the log's.
+        lbkit(&[
+            ("127.0.0.1:8001", 300, 200, "0.020"),
+            ("127.0.0.1:8002", 180, 200, "0.020"),
+            ("127.0.0.1:8002", 20, 200, "0.700"),
+        ])
+        .as_bytes(),
+    );
+    let weights = "--expect-weights=127.0.0.1:8001=3,127.0.0.1:8002=2";
+    let o = analyzer(&[log.arg(), weights], None);
+    let (out, _) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "3:2 as expected, p95 under 500 ms: {out}"
+    );
+    assert!(out.contains("✓ p(95)<=500ms"), "{out}");
+
+    let o = analyzer(
+        &[
+            log.arg(),
+            weights,
+            "--threshold",
+            "p(95){node=127.0.0.1:8002}<500ms",
+        ],
+        None,
+    );
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("✗ p(95){node=127.0.0.1:8002}<500ms  (measured 700"),
+        "{out}"
+    );
+
+    let o = analyzer(
+        &[
+            log.arg(),
+            "--expect-weights=127.0.0.1:8001=1,127.0.0.1:8002=1",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "60/40 against even shares");
+    let o = analyzer(
+        &[
+            log.arg(),
+            "--expect-weights=127.0.0.1:8001=1,127.0.0.1:8002=1",
+            "--report-only",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).0.contains("✗ shares as expected"));
+}
+
+#[test]
+fn gzip_and_many_files_make_one_report_and_bad_lines_are_counted() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(lbkit(&[("127.0.0.1:8001", 10, 200, "0.010")]).as_bytes())
+        .unwrap();
+    let rotated = Log::new("access.log.1.gz", &gz.finish().unwrap());
+    let mut current = lbkit(&[("127.0.0.1:8002", 10, 502, "0.010")]);
+    current.insert_str(0, "not a log line\n");
+    let current = Log::new("access.log", current.as_bytes());
+    let o = analyzer(&[rotated.arg(), current.arg(), "--report-only"], None);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.starts_with("21 lines from "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "1 lines do not match the format, the first:\n  {}:1: ",
+            current.arg()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("✗ error_rate<=5%  (measured 50.00%)"), "{out}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let log = Log::new(
+        "ok.log",
+        lbkit(&[("127.0.0.1:8001", 5, 200, "0.010")]).as_bytes(),
+    );
+    let junk = Log::new("junk.log", b"hello\nworld\n");
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["/nonexistent/access.log"],
+            "/nonexistent/access.log: No such file",
+        ),
+        (&[junk.arg()], "no known format matches the first lines"),
+        (&[log.arg(), "--threshold", "p(95)<<1"], "--threshold"),
+        (&[log.arg(), "--expect-weights", "a=x"], "--expect-weights"),
+        (&[log.arg(), "--format", "apache"], "--format apache"),
+        (&[log.arg(), "--log-format", "$a$b"], "--log-format"),
+    ];
+    for (args, says) in cases {
+        let o = analyzer(args, None);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("analyzer: error: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+}

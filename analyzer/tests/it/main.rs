@@ -1,0 +1,3 @@
+//! The `analyzer` command end to end: real files, real exit codes.
+
+mod cli;
