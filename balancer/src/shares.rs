@@ -31,6 +31,8 @@ pub enum Population<'a> {
     /// Every /24 (ip_hash) or a uniformly random key (hash methods).
     Any,
     Clients(&'a [IpAddr]),
+    /// Clients with the number of requests each sent (as read from a log).
+    WeightedClients(&'a [(IpAddr, u64)]),
     Keys(&'a [String]),
 }
 
@@ -54,8 +56,9 @@ pub fn expected_shares(spec: &UpstreamSpec, population: Population<'_>) -> Expec
         (Method::LeastTime, _) => Expected::LoadDependent("least_time follows measured response times"),
         (Method::RoundRobin | Method::Random { two: false }, _) => by_weight(),
         (Method::Random { two: true }, _) => random_two(servers, &tier),
-        (_, Population::Clients(ips)) => simulate(spec, ips.iter().map(|ip| Client { addr: Some(*ip), key: String::new() })),
-        (_, Population::Keys(keys)) => simulate(spec, keys.iter().map(|k| Client { addr: None, key: k.clone() })),
+        (_, Population::Clients(ips)) => simulate(spec, ips.iter().map(|ip| (by_addr(*ip), 1.0))),
+        (_, Population::WeightedClients(ips)) => simulate(spec, ips.iter().map(|(ip, n)| (by_addr(*ip), *n as f64))),
+        (_, Population::Keys(keys)) => simulate(spec, keys.iter().map(|k| (Client { addr: None, key: k.clone() }, 1.0))),
         (Method::IpHash, Population::Any) => ip_hash_all_prefixes(servers),
         (Method::Hash { consistent: false, .. }, Population::Any) => memcached_any_key(servers),
         (Method::Hash { consistent: true, .. }, Population::Any) => ring_arcs(spec),
@@ -103,18 +106,26 @@ fn random_two(servers: &[Server], tier: &[bool]) -> Expected {
     shares_from(servers, &counts)
 }
 
-/// Runs each client through the real selection, one request at a time.
-fn simulate(spec: &UpstreamSpec, clients: impl Iterator<Item = Client>) -> Expected {
+fn by_addr(ip: IpAddr) -> Client {
+    Client {
+        addr: Some(ip),
+        key: String::new(),
+    }
+}
+
+/// Runs each client through the real selection, one request at a time;
+/// the server it lands on is credited with the client's weight.
+fn simulate(spec: &UpstreamSpec, clients: impl Iterator<Item = (Client, f64)>) -> Expected {
     let Ok(mut up) = Upstream::new(spec.clone(), 0) else {
         return shares_from(&spec.servers, &vec![0.0; spec.servers.len()]);
     };
     let mut counts = vec![0.0; spec.servers.len()];
-    for client in clients {
+    for (client, weight) in clients {
         let mut a = up.start(&client);
         if let Some(p) = up.pick(&mut a, std::time::Duration::ZERO) {
             let addr = &up.peer(p).server.addr;
             if let Some(i) = spec.servers.iter().position(|s| &s.addr == addr) {
-                counts[i] += 1.0;
+                counts[i] += weight;
             }
             up.finish(&mut a, Outcome::OK, std::time::Duration::ZERO);
         }

@@ -210,3 +210,22 @@ fn consistent_hash_moves_only_the_removed_servers_keys() {
         "about 1/N: {on_c}"
     );
 }
+
+#[test]
+fn clients_from_a_log_count_by_their_requests() {
+    let s = spec(Method::IpHash, weighted(&[1, 1, 1]));
+    let ip = |i: u8| IpAddr::V4(Ipv4Addr::new(10, i, 0, 1));
+    let home = |c: IpAddr| {
+        let e = shares(&expected_shares(&s, Population::Clients(&[c])));
+        e.iter().position(|x| *x == 1.0).unwrap()
+    };
+    // Two clients that ip_hash sends to different servers.
+    let a = ip(1);
+    let b = (2..=255).map(ip).find(|c| home(*c) != home(a)).unwrap();
+    let e = shares(&expected_shares(
+        &s,
+        Population::WeightedClients(&[(a, 300), (b, 100)]),
+    ));
+    assert_eq!(e[home(a)], 0.75);
+    assert_eq!(e[home(b)], 0.25);
+}
