@@ -1,11 +1,15 @@
 //! The `analyzer` command: flags to a checked plan, then logs in, report
 //! out, and whether anything was breached.
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
+use balancer::UpstreamSpec;
 use clap::Parser;
 
 use crate::check::{self, Check};
 use crate::entry::Fields;
+use crate::expect;
 use crate::formats::{self, Chosen, SAMPLE_LINES};
 use crate::read::{lines, Input};
 use crate::report::{self, Context};
@@ -37,8 +41,19 @@ pub struct Opts {
 
     /// Expected shares by node, e.g. 127.0.0.1:8001=3,127.0.0.1:8002=2;
     /// equal shares among the nodes seen when absent.
-    #[arg(long, value_name = "NODE=W,...")]
+    #[arg(long, value_name = "NODE=W,...", conflicts_with = "nginx_conf")]
     pub expect_weights: Option<String>,
+
+    /// The nginx.conf the log was written under: expected shares come from
+    /// its upstream (weights, method, backup and down servers), and the
+    /// format from its access_log's log_format unless --format or
+    /// --log-format says otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub nginx_conf: Option<PathBuf>,
+
+    /// Which upstream of --nginx-conf the log is about, when it has several.
+    #[arg(long, value_name = "NAME", requires = "nginx_conf")]
+    pub upstream: Option<String>,
 
     /// A k6-style threshold, repeatable: 'p(99)<500ms', 'error_rate<5%',
     /// 'imbalance<10%', 'p(95){node=127.0.0.1:8002}<800ms'. Without any,
@@ -52,13 +67,16 @@ pub struct Opts {
     pub report_only: bool,
 }
 
-/// What to read and how to judge it, checked before any file is opened.
+/// What to read and how to judge it, checked before any log is opened.
 #[derive(Debug)]
 pub struct Plan {
     pub inputs: Vec<Input>,
     /// `None`: recognise it from the first lines.
     pub format: Option<Chosen>,
     pub expected: Option<Vec<(String, f64)>>,
+    /// The upstream whose promises the log is checked against, and the
+    /// file it came from.
+    pub upstream: Option<(UpstreamSpec, String)>,
     pub thresholds: Vec<Threshold>,
     /// The thresholds are seed 000's defaults, not the user's: one the log
     /// cannot measure (no timing field) is left out rather than failed.
@@ -68,9 +86,27 @@ pub struct Plan {
 
 impl Opts {
     pub fn plan(self) -> anyhow::Result<Plan> {
-        let format = match &self.log_format {
-            Some(text) => Some(formats::custom(text)?),
-            None => formats::named(&self.format)?,
+        let config = match &self.nginx_conf {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--nginx-conf {name}"))?;
+                Some((balancer::conf::load(&name, &text)?, name))
+            }
+            None => None,
+        };
+        let format = match (&self.log_format, &config) {
+            (Some(text), _) => Some(formats::custom(text)?),
+            (None, Some((c, _))) if self.format == "auto" => formats::from_config(c)?,
+            (None, _) => formats::named(&self.format)?,
+        };
+        let upstream = match &config {
+            Some((c, name)) => {
+                let spec =
+                    expect::upstream(c, self.upstream.as_deref()).map_err(anyhow::Error::msg)?;
+                Some((spec.clone(), name.clone()))
+            }
+            None => None,
         };
         let expected = match &self.expect_weights {
             Some(w) => Some(
@@ -93,6 +129,7 @@ impl Opts {
             inputs: self.logs.iter().map(|l| Input::from_arg(l)).collect(),
             format,
             expected,
+            upstream,
             thresholds,
             default_thresholds: self.thresholds.is_empty(),
             report_only: self.report_only,
@@ -159,12 +196,35 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         })
         .with_context(|| name.clone())?;
     }
-    let expected = plan.expected.as_deref();
     let fields = chosen
         .as_ref()
         .map(|c| Fields::of(&c.format))
         .unwrap_or_default();
-    let fairness = if fields.has_node() {
+    let mut notes = Vec::new();
+    let promised = plan.upstream.as_ref().map(|(spec, file)| {
+        let e = expect::from_upstream(spec, file, &summary);
+        notes.push(e.describe());
+        if expect::is_sticky(spec) {
+            let s = summary.stickiness();
+            notes.push(format!(
+                "Stickiness: {} clients, {} served by more than one node{}.",
+                s.clients,
+                s.split,
+                if s.split > 0 {
+                    format!(" (up to {})", s.most_nodes)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        e
+    });
+    let expected = match &promised {
+        Some(e) => e.shares(),
+        None => plan.expected.as_deref(),
+    };
+    let load_dependent = promised.as_ref().is_some_and(|e| e.shares().is_none());
+    let fairness = if fields.has_node() && !load_dependent {
         summary.fairness(expected)
     } else {
         None
@@ -190,6 +250,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         timing: fields.timing(),
         has_node: fields.has_node(),
         expected,
+        notes: &notes,
     };
     Ok(Outcome {
         report: report::text(&summary, &cx, &checks),

@@ -24,6 +24,8 @@ pub enum FormatChoiceError {
     Invalid(#[from] FormatError),
     #[error("--log-format: lines in this format cannot be read back: {0}")]
     Unreadable(#[from] ParseError),
+    #[error("--nginx-conf: log_format {name}: {why}")]
+    FromConfig { name: String, why: String },
     #[error(
         "no known format matches the first lines (the first: {first:?}); name one with --format ({names}) or give nginx's log_format with --log-format '...'",
         names = preset_names()
@@ -71,6 +73,38 @@ pub fn custom(text: &str) -> Result<Chosen, FormatChoiceError> {
         format,
         detected: false,
     })
+}
+
+/// The format of an nginx.conf's `access_log`: a `log_format` it defines,
+/// nginx's `combined`, or a preset by name; `None` when it has no access log.
+pub fn from_config(
+    config: &balancer::conf::ProxyConfig,
+) -> Result<Option<Chosen>, FormatChoiceError> {
+    let Some(log) = &config.access_log else {
+        return Ok(None);
+    };
+    if let Some(def) = config.log_formats.iter().find(|d| d.name == log.format) {
+        let escape = match def.escape.as_str() {
+            "json" => Escape::Json,
+            "none" => Escape::None,
+            _ => Escape::Default,
+        };
+        let unusable = |why: String| FormatChoiceError::FromConfig {
+            name: def.name.clone(),
+            why,
+        };
+        let format =
+            LogFormat::compile(&def.format, escape).map_err(|e| unusable(e.to_string()))?;
+        format
+            .check_parseable()
+            .map_err(|e| unusable(format!("lines in this format cannot be read back: {e}")))?;
+        return Ok(Some(Chosen {
+            name: format!("log_format {}", def.name),
+            format,
+            detected: false,
+        }));
+    }
+    named(&log.format)
 }
 
 /// The preset that parses most of `lines`; among equals, the one that

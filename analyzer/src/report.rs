@@ -18,6 +18,9 @@ pub struct Context<'a> {
     pub timing: Option<&'static str>,
     pub has_node: bool,
     pub expected: Option<&'a [(String, f64)]>,
+    /// Lines about what the log is judged against (the config's promise,
+    /// stickiness), printed under the table.
+    pub notes: &'a [String],
 }
 
 const PERCENTILES: [(&str, f64); 6] = [
@@ -78,6 +81,9 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
             "Retried: {} requests ({} extra attempts); answered without an upstream: {}",
             s.retried, s.extra_attempts, s.no_upstream
         );
+    }
+    for note in cx.notes {
+        let _ = writeln!(out, "{note}");
     }
     if let Some(rate) = s.rate() {
         let _ = writeln!(out, "Rate: {rate:.1} requests/s over the log's span");
@@ -203,6 +209,7 @@ mod tests {
             timing: Some("$request_time"),
             has_node: true,
             expected,
+            notes: &[],
         }
     }
 

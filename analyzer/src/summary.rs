@@ -12,6 +12,14 @@ use crate::threshold::{Measurements, Metric, Threshold};
 /// Malformed lines kept as examples; the rest are only counted.
 pub const MALFORMED_SHOWN: usize = 5;
 
+/// Distinct clients followed for stickiness and ip_hash's expected shares;
+/// past this the log is still counted, but clients are no longer told apart
+/// (memory stays flat whatever the log holds).
+pub const MAX_CLIENTS: usize = 100_000;
+
+/// Distinct nodes remembered per client: enough to tell "stuck" from "split".
+const NODES_PER_CLIENT: usize = 8;
+
 /// Seed 000's alert table, as thresholds: error rate above 5%, response
 /// time above 500 ms (read as the 95th percentile), task success rate below
 /// 95%.
@@ -116,6 +124,38 @@ pub struct Summary {
     pub extra_attempts: u64,
     pub first_at: Option<f64>,
     pub last_at: Option<f64>,
+    /// Requests and the nodes that served them, per client address.
+    pub clients: BTreeMap<String, ClientTally>,
+    /// More than [`MAX_CLIENTS`] clients: `clients` holds the first ones.
+    pub clients_overflow: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientTally {
+    pub requests: u64,
+    /// Distinct nodes that served this client, first seen first.
+    pub nodes: Vec<String>,
+}
+
+impl ClientTally {
+    fn served_by(&mut self, node: Option<&str>, requests: u64) {
+        self.requests += requests;
+        if let Some(n) = node {
+            if self.nodes.len() < NODES_PER_CLIENT && !self.nodes.iter().any(|x| x == n) {
+                self.nodes.push(n.to_string());
+            }
+        }
+    }
+}
+
+/// How sticky clients were: seed 002's "memory split", where one user's
+/// requests land on several nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stickiness {
+    pub clients: usize,
+    /// Clients served by more than one node.
+    pub split: usize,
+    pub most_nodes: usize,
 }
 
 impl Summary {
@@ -140,6 +180,28 @@ impl Summary {
         if let Some(at) = e.at {
             self.first_at = Some(self.first_at.map_or(at, |f| f.min(at)));
             self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
+        }
+        if let Some(c) = e.client {
+            self.client(c, |t| t.served_by(e.node, 1));
+        }
+    }
+
+    fn client(&mut self, name: &str, update: impl FnOnce(&mut ClientTally)) {
+        if let Some(t) = self.clients.get_mut(name) {
+            update(t);
+        } else if self.clients.len() < MAX_CLIENTS {
+            update(self.clients.entry(name.to_string()).or_default());
+        } else {
+            self.clients_overflow = true;
+        }
+    }
+
+    pub fn stickiness(&self) -> Stickiness {
+        let served = || self.clients.values().filter(|c| !c.nodes.is_empty());
+        Stickiness {
+            clients: served().count(),
+            split: served().filter(|c| c.nodes.len() > 1).count(),
+            most_nodes: served().map(|c| c.nodes.len()).max().unwrap_or(0),
         }
     }
 
@@ -174,6 +236,15 @@ impl Summary {
         };
         self.first_at = pick(self.first_at, other.first_at, f64::min);
         self.last_at = pick(self.last_at, other.last_at, f64::max);
+        self.clients_overflow |= other.clients_overflow;
+        for (name, theirs) in &other.clients {
+            self.client(name, |t| {
+                t.served_by(None, theirs.requests);
+                for n in &theirs.nodes {
+                    t.served_by(Some(n), 0);
+                }
+            });
+        }
     }
 
     /// The chi-square test of requests per node against `expected` shares,
@@ -323,6 +394,38 @@ mod tests {
             (first.first_at, first.last_at),
             (whole.first_at, whole.last_at)
         );
+    }
+
+    #[test]
+    fn stickiness_counts_clients_served_by_several_nodes() {
+        let mut s = Summary::default();
+        let mut first = Summary::default();
+        for (client, node) in [
+            ("c1", "a"),
+            ("c1", "a"),
+            ("c2", "a"),
+            ("c2", "b"),
+            ("c3", "-"),
+        ] {
+            let e = Entry {
+                client: Some(client),
+                ..entry(node, 200, 1.0)
+            };
+            s.add(&e);
+            if client == "c1" {
+                first.add(&e);
+            }
+        }
+        let sticky = s.stickiness();
+        assert_eq!(
+            (sticky.clients, sticky.split, sticky.most_nodes),
+            (2, 1, 2),
+            "c3 had no node"
+        );
+        assert_eq!(s.clients["c2"].nodes, ["a", "b"]);
+        first.merge(&s);
+        assert_eq!(first.clients["c1"].requests, 4);
+        assert_eq!(first.clients["c1"].nodes, ["a"]);
     }
 
     #[test]

@@ -183,7 +183,12 @@ fn bad_input_is_one_line_and_exit_2() {
         lbkit(&[("127.0.0.1:8001", 5, 200, "0.010")]).as_bytes(),
     );
     let junk = Log::new("junk.log", b"hello\nworld\n");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &[log.arg(), "--nginx-conf", "/nonexistent/nginx.conf"],
+            "--nginx-conf /nonexistent/nginx.conf",
+        ),
+        (&[log.arg(), "--nginx-conf", junk.arg()], "junk.log:1"),
         (
             &["/nonexistent/access.log"],
             "/nonexistent/access.log: No such file",
@@ -204,4 +209,72 @@ fn bad_input_is_one_line_and_exit_2() {
             "{args:?}: {err}"
         );
     }
+}
+
+const CONF: &str = "events {}
+http {
+    upstream backend { server 127.0.0.1:8001 weight=3; server 127.0.0.1:8002 weight=2; }
+    upstream even { server 127.0.0.1:8001; server 127.0.0.1:8002; }
+    upstream sticky { ip_hash; server 127.0.0.1:8001; server 127.0.0.1:8002; }
+    upstream busy { least_conn; server 127.0.0.1:8001; server 127.0.0.1:8002; }
+    server { listen 8080; location / { proxy_pass http://backend; } }
+}
+";
+
+#[test]
+fn the_configs_promise_is_what_the_log_is_checked_against() {
+    let log = Log::new(
+        "promise.log",
+        lbkit(&[
+            ("127.0.0.1:8001", 600, 200, "0.010"),
+            ("127.0.0.1:8002", 400, 200, "0.010"),
+        ])
+        .as_bytes(),
+    );
+    let conf = Log::new("nginx.conf", CONF.as_bytes());
+    let run = |upstream: &str| {
+        let o = analyzer(
+            &[
+                log.arg(),
+                "--nginx-conf",
+                conf.arg(),
+                "--upstream",
+                upstream,
+            ],
+            None,
+        );
+        let (out, err) = text(&o);
+        (o.status.code(), out + &err)
+    };
+    let (code, out) = run("backend");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Expected shares from upstream backend (round_robin) in "),
+        "{out}"
+    );
+    assert!(out.contains("✓ shares as expected"), "{out}");
+
+    let (code, out) = run("even");
+    assert_eq!(code, Some(1), "3:2 traffic against 1:1 weights: {out}");
+    assert!(out.contains("✗ shares as expected"), "{out}");
+
+    // Each of 200 clients went to both nodes: ip_hash promised otherwise.
+    let (code, out) = run("sticky");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("Stickiness: 200 clients, 200 served by more than one node (up to 2)."),
+        "{out}"
+    );
+
+    let (code, out) = run("busy");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Shares are not tested: upstream busy (least_conn)"),
+        "{out}"
+    );
+    assert!(!out.contains("shares as expected"), "{out}");
+
+    let o = analyzer(&[log.arg(), "--nginx-conf", conf.arg()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("pick one with --upstream"));
 }
