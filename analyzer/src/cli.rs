@@ -9,12 +9,12 @@ use clap::Parser;
 
 use crate::check::{self, Check};
 use crate::entry::Fields;
-use crate::expect;
 use crate::formats::{self, Chosen, SAMPLE_LINES};
 use crate::read::{lines, Input};
 use crate::report::{self, Context};
 use crate::summary::{seed_alerts, Judged, Summary};
 use crate::Threshold;
+use crate::{expect, export};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +65,18 @@ pub struct Opts {
     /// Report breaches but exit 0.
     #[arg(long)]
     pub report_only: bool,
+
+    /// Also write the whole report as JSON (every figure, `ok` per check).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Also write JUnit XML, one testcase per check, for CI test tabs.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write the report as Markdown, e.g. to $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 /// What to read and how to judge it, checked before any log is opened.
@@ -82,6 +94,9 @@ pub struct Plan {
     /// cannot measure (no timing field) is left out rather than failed.
     pub default_thresholds: bool,
     pub report_only: bool,
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
 }
 
 impl Opts {
@@ -133,6 +148,9 @@ impl Opts {
             thresholds,
             default_thresholds: self.thresholds.is_empty(),
             report_only: self.report_only,
+            json: self.json,
+            junit: self.junit,
+            markdown: self.markdown,
         })
     }
 }
@@ -142,6 +160,8 @@ impl Opts {
 pub struct Outcome {
     pub report: String,
     pub checks: Vec<Check>,
+    /// The files asked for (--json, --junit, --markdown) and their bytes.
+    pub files: Vec<(PathBuf, String)>,
 }
 
 impl Outcome {
@@ -252,8 +272,19 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         expected,
         notes: &notes,
     };
+    let mut files = Vec::new();
+    if let Some(path) = &plan.json {
+        files.push((path.clone(), export::json(&summary, &cx, &checks)));
+    }
+    if let Some(path) = &plan.junit {
+        files.push((path.clone(), export::junit(&checks)));
+    }
+    if let Some(path) = &plan.markdown {
+        files.push((path.clone(), report::markdown(&summary, &cx, &checks)));
+    }
     Ok(Outcome {
         report: report::text(&summary, &cx, &checks),
         checks,
+        files,
     })
 }

@@ -15,6 +15,7 @@ pub mod check;
 pub mod cli;
 pub mod entry;
 pub mod expect;
+pub mod export;
 pub mod fairness;
 pub mod formats;
 pub mod read;

@@ -14,6 +14,11 @@ fn main() -> ExitCode {
             // A closed pipe (`analyzer log | head`) is the reader's choice,
             // not an error worth a panic; the exit code still tells.
             let _ = std::io::stdout().write_all(outcome.report.as_bytes());
+            for (path, bytes) in &outcome.files {
+                if let Err(e) = std::fs::write(path, bytes) {
+                    return usage(&anyhow::anyhow!("{}: {e}", path.display()));
+                }
+            }
             if outcome.breached() && !plan.report_only {
                 ExitCode::from(1)
             } else {

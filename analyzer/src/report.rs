@@ -7,7 +7,7 @@ use comfy_table::{presets, CellAlignment, Table};
 use hdrhistogram::Histogram;
 
 use crate::check::Check;
-use crate::summary::{Summary, Tally};
+use crate::summary::{percentile, Summary, Tally};
 
 /// What the report says about where its figures came from.
 pub struct Context<'a> {
@@ -97,9 +97,68 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
     out
 }
 
-fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
-    let mut table = Table::new();
-    table.load_preset(presets::UTF8_FULL_CONDENSED);
+/// One line of the per-node table: a node, or `all` last.
+pub struct Row<'a> {
+    pub node: &'a str,
+    pub tally: &'a Tally,
+    pub share: f64,
+    /// When shares are expected: this node's (0 for one not expected).
+    pub expected: Option<f64>,
+}
+
+impl Row<'_> {
+    pub fn deviation(&self) -> Option<f64> {
+        self.expected
+            .filter(|e| *e > 0.0)
+            .map(|e| (self.share - e) / e)
+    }
+}
+
+/// The nodes seen, then expected nodes that served nothing (that is the
+/// news), then `all`.
+pub fn rows<'a>(
+    s: &'a Summary,
+    expected: Option<&'a [(String, f64)]>,
+    empty: &'a Tally,
+) -> Vec<Row<'a>> {
+    let total = s.all.requests.max(1) as f64;
+    let weight_sum: f64 = expected.map_or(0.0, |e| e.iter().map(|(_, w)| w).sum());
+    let expected_share = |node: &str| {
+        let w = expected?
+            .iter()
+            .find(|(n, _)| n == node)
+            .map_or(0.0, |(_, w)| *w);
+        Some(w / weight_sum.max(f64::MIN_POSITIVE))
+    };
+    let mut names: Vec<&str> = s.nodes.keys().map(String::as_str).collect();
+    for (n, _) in expected.unwrap_or_default() {
+        if !s.nodes.contains_key(n) {
+            names.push(n);
+        }
+    }
+    let mut rows: Vec<Row<'a>> = names
+        .into_iter()
+        .map(|node| {
+            let tally = s.nodes.get(node).unwrap_or(empty);
+            Row {
+                node,
+                tally,
+                share: tally.requests as f64 / total,
+                expected: expected_share(node),
+            }
+        })
+        .collect();
+    rows.push(Row {
+        node: "all",
+        tally: &s.all,
+        share: 1.0,
+        expected: expected.map(|_| 1.0),
+    });
+    rows
+}
+
+/// The table's column names, as both the terminal and Markdown show them.
+fn header(cx: &Context<'_>) -> Vec<&'static str> {
     let mut header = vec!["node", "requests", "share"];
     if cx.expected.is_some() {
         header.extend(["expected", "deviation"]);
@@ -108,44 +167,41 @@ fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
     if cx.timing.is_some() {
         header.extend(PERCENTILES.iter().map(|(name, _)| *name));
     }
+    header
+}
+
+fn cells(row: &Row<'_>, cx: &Context<'_>) -> Vec<String> {
+    let t = row.tally;
+    let mut cells = vec![
+        row.node.to_string(),
+        t.requests.to_string(),
+        percent(row.share),
+    ];
+    if let Some(e) = row.expected {
+        let deviation = match row.deviation() {
+            Some(d) if row.node != "all" => format!("{:+.1}%", d * 100.0),
+            _ if row.node == "all" => String::new(),
+            _ => "-".to_string(),
+        };
+        cells.extend([percent(e), deviation]);
+    }
+    cells.extend(t.classes[1..].iter().map(u64::to_string));
+    cells.push(t.errors.to_string());
+    if cx.timing.is_some() {
+        cells.extend(PERCENTILES.iter().map(|(_, p)| millis(t.latency(), *p)));
+    }
+    cells
+}
+
+fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_FULL_CONDENSED);
+    let header = header(cx);
     table.set_header(header.clone());
-    let total = s.all.requests.max(1) as f64;
-    let weight_sum: f64 = cx.expected.map_or(0.0, |e| e.iter().map(|(_, w)| w).sum());
-    let expected_share = |node: &str| {
-        let e = cx.expected?;
-        let w = e.iter().find(|(n, _)| n == node).map_or(0.0, |(_, w)| *w);
-        Some(w / weight_sum.max(f64::MIN_POSITIVE))
-    };
-    let mut names: Vec<&str> = s.nodes.keys().map(String::as_str).collect();
-    // Expected nodes that served nothing get a row: that is the news.
-    for (n, _) in cx.expected.unwrap_or_default() {
-        if !s.nodes.contains_key(n) {
-            names.push(n);
-        }
-    }
     let empty = Tally::default();
-    for name in names {
-        let t = s.nodes.get(name).unwrap_or(&empty);
-        let share = t.requests as f64 / total;
-        let mut row = vec![name.to_string(), t.requests.to_string(), percent(share)];
-        if cx.expected.is_some() {
-            let e = expected_share(name).unwrap_or(0.0);
-            let deviation = if e > 0.0 {
-                format!("{:+.1}%", (share - e) / e * 100.0)
-            } else {
-                "-".to_string()
-            };
-            row.extend([percent(e), deviation]);
-        }
-        row.extend(tally_cells(t, cx));
-        table.add_row(row);
+    for row in rows(s, cx.expected, &empty) {
+        table.add_row(cells(&row, cx));
     }
-    let mut all = vec!["all".to_string(), s.all.requests.to_string(), percent(1.0)];
-    if cx.expected.is_some() {
-        all.extend([percent(1.0), String::new()]);
-    }
-    all.extend(tally_cells(&s.all, cx));
-    table.add_row(all);
     for i in 1..header.len() {
         if let Some(c) = table.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
@@ -154,13 +210,59 @@ fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
     format!("{table}\n")
 }
 
-fn tally_cells(t: &Tally, cx: &Context<'_>) -> Vec<String> {
-    let mut cells: Vec<String> = t.classes[1..].iter().map(u64::to_string).collect();
-    cells.push(t.errors.to_string());
-    if cx.timing.is_some() {
-        cells.extend(PERCENTILES.iter().map(|(_, p)| millis(t.latency(), *p)));
+/// The report as Markdown, for a CI job summary: what was read, the table,
+/// the notes and the checks.
+pub fn markdown(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
+    let mut out = String::new();
+    let ok = checks.iter().all(|c| c.ok);
+    let _ = writeln!(
+        out,
+        "### analyzer: {}\n\n{} lines from {}, format {}.\n",
+        if ok { "✓ passed" } else { "✗ breached" },
+        s.lines,
+        cx.inputs
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cx.format,
+    );
+    let header = header(cx);
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let align: Vec<&str> = (0..header.len())
+        .map(|i| if i == 0 { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(out, "| {} |", align.join(" | "));
+    let empty = Tally::default();
+    for row in rows(s, cx.expected, &empty) {
+        let cells: Vec<String> = cells(&row, cx)
+            .iter()
+            .map(|c| c.replace('|', "\\|"))
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
-    cells
+    out.push('\n');
+    for note in cx.notes {
+        let _ = writeln!(out, "{note}\n");
+    }
+    for c in checks {
+        let _ = writeln!(out, "- {}", c.line);
+    }
+    out
+}
+
+/// Three significant digits, the histograms' precision: `12.0`, `700`,
+/// `1.25`, `0.342`.
+fn significant(ms: f64) -> String {
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else if ms >= 1.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.3}")
+    }
 }
 
 fn percent(share: f64) -> String {
@@ -171,12 +273,7 @@ fn millis(h: &Histogram<u64>, p: f64) -> String {
     if h.is_empty() {
         return "-".to_string();
     }
-    let us = if p >= 100.0 {
-        h.max()
-    } else {
-        h.value_at_quantile(p / 100.0)
-    };
-    format!("{:.1}", us as f64 / 1000.0)
+    significant(percentile(h, p) as f64 / 1000.0)
 }
 
 #[cfg(test)]

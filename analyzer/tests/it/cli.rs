@@ -278,3 +278,69 @@ fn the_configs_promise_is_what_the_log_is_checked_against() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("pick one with --upstream"));
 }
+
+#[test]
+fn json_junit_and_markdown_files_for_ci() {
+    let log = Log::new(
+        "ci.log",
+        lbkit(&[
+            ("127.0.0.1:8001", 60, 200, "0.010"),
+            ("127.0.0.1:8002", 40, 503, "0.900"),
+        ])
+        .as_bytes(),
+    );
+    let out = |name: &str| log.dir.join(name).to_str().unwrap().to_string();
+    let (json, junit, md) = (out("r.json"), out("r.xml"), out("r.md"));
+    let o = analyzer(
+        &[
+            log.arg(),
+            "--json",
+            &json,
+            "--junit",
+            &junit,
+            "--markdown",
+            &md,
+            "--threshold",
+            "error_rate<50%",
+            "--threshold",
+            "p(50)<100ms",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["requests"], 100);
+    assert_eq!(v["format"], "lbkit");
+    assert_eq!(v["nodes"][1]["node"], "127.0.0.1:8002");
+    assert_eq!(v["nodes"][1]["status_classes"]["5xx"], 40);
+    assert_eq!(v["nodes"][1]["error_rate"], 1.0);
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["shares as expected", "error_rate<50%", "p(50)<100ms"]
+    );
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"3\" failures=\"0\""), "{xml}");
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.starts_with("### analyzer: ✓ passed"), "{md}");
+    assert!(md.contains("| 127.0.0.1:8002 | 40 | 40.0% |"), "{md}");
+    assert!(md.contains("- ✓ error_rate<50%"), "{md}");
+
+    let o = analyzer(&[log.arg(), "--json", "/nonexistent/dir/r.json"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("/nonexistent/dir/r.json"));
+}
