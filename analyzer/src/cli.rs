@@ -106,7 +106,7 @@ impl Opts {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("--nginx-conf {name}"))?;
-                Some((balancer::conf::load(&name, &text)?, name))
+                Some((balancer::conf::read(&name, &text)?, name))
             }
             None => None,
         };

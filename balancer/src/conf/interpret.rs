@@ -200,16 +200,35 @@ const IGNORED: &[&str] = &[
     "proxy_ssl_server_name",
     "real_ip_header",
     "set_real_ip_from",
+    "client_body_temp_path",
+    "proxy_temp_path",
+    "fastcgi_temp_path",
+    "uwsgi_temp_path",
+    "scgi_temp_path",
 ];
 
 struct Ctx<'a> {
     file: &'a str,
     config: ProxyConfig,
+    /// Directives nginx has and this does not know are ignored, not errors:
+    /// for reading a real nginx.conf for its upstreams and log formats.
+    lenient: bool,
 }
 
 impl Ctx<'_> {
     fn err(&self, d: &Directive, message: impl Into<String>) -> ConfError {
         ConfError::new(self.file, d.line, &d.name, message)
+    }
+
+    /// A directive this does not know: an error when the config is to be
+    /// run (it cannot honour it), one more ignored line when only read.
+    fn unknown(&mut self, d: &Directive) -> Result<(), ConfError> {
+        if self.lenient {
+            self.ignore(d);
+            Ok(())
+        } else {
+            Err(self.err(d, "unknown directive"))
+        }
     }
 
     fn ignore(&mut self, d: &Directive) {
@@ -239,9 +258,10 @@ fn plural(min: usize, max: usize) -> String {
 
 /// Interprets parsed directives: an `http {}` block, or its contents at the
 /// top of the file (a conf.d snippet).
-pub fn interpret(file: &str, top: &[Directive]) -> Result<ProxyConfig, ConfError> {
+pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyConfig, ConfError> {
     let mut cx = Ctx {
         file,
+        lenient,
         config: ProxyConfig {
             upstreams: Vec::new(),
             listen: Vec::new(),
@@ -282,7 +302,7 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
             ("log_format", None) => log_format(cx, d)?,
             ("access_log", None) => access_log(cx, d)?,
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
-            _ => return Err(cx.err(d, "unknown directive")),
+            _ => cx.unknown(d)?,
         }
     }
     Ok(())
@@ -351,7 +371,7 @@ fn upstream(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
                 cx.config.keepalive = Some(n);
             }
             name if IGNORED.contains(&name) => cx.ignore(e),
-            _ => return Err(cx.err(e, "unknown directive")),
+            _ => cx.unknown(e)?,
         }
     }
     let spec = UpstreamSpec::new(
@@ -434,7 +454,7 @@ fn server(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfError> {
             ("location", Some(inner)) => location(cx, d, inner)?,
             ("access_log", None) => access_log(cx, d)?,
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
-            _ => return Err(cx.err(d, "unknown directive")),
+            _ => cx.unknown(d)?,
         }
     }
     Ok(())
@@ -562,7 +582,7 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
             }
             "access_log" => access_log(cx, e)?,
             name if IGNORED.contains(&name) => cx.ignore(e),
-            _ => return Err(cx.err(e, "unknown directive")),
+            _ => cx.unknown(e)?,
         }
     }
     if !has_action {
@@ -827,6 +847,18 @@ server {
             error("frobnicate on;"),
             "bad.conf:1: frobnicate: unknown directive"
         );
+    }
+
+    #[test]
+    fn read_only_lists_what_it_does_not_know() {
+        let text = "frobnicate on;\nupstream b {\n  server h:1 weight=2;\n  zone b 64k;\n}";
+        let c = crate::conf::read("nginx.conf", text).unwrap();
+        assert_eq!(c.upstreams[0].servers[0].weight, 2);
+        assert_eq!(
+            c.ignored,
+            ["nginx.conf:1: frobnicate", "nginx.conf:4: zone"]
+        );
+        assert!(crate::conf::load("nginx.conf", text).is_err());
     }
 
     #[test]

@@ -34,7 +34,16 @@ impl ConfError {
     }
 }
 
-/// Reads a configuration from its text: parse, then interpret.
+/// Reads a configuration to run it: parse, then interpret; a directive this
+/// does not know is an error, since it could not be honoured.
 pub fn load(file: &str, text: &str) -> Result<ProxyConfig, ConfError> {
-    interpret(file, &parse(file, text)?)
+    interpret(file, &parse(file, text)?, false)
+}
+
+/// Reads a configuration for what it says about upstreams and logs (the
+/// analyzer's `--nginx-conf`): directives this does not know are listed in
+/// [`ProxyConfig::ignored`] instead of refused, as a real nginx.conf has
+/// many.
+pub fn read(file: &str, text: &str) -> Result<ProxyConfig, ConfError> {
+    interpret(file, &parse(file, text)?, true)
 }
