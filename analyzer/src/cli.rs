@@ -8,7 +8,6 @@ use balancer::UpstreamSpec;
 use clap::Parser;
 
 use crate::check::{self, Check};
-use crate::entry::Fields;
 use crate::formats::{self, Chosen, SAMPLE_LINES};
 use crate::read::{lines, Input};
 use crate::report::{self, Context};
@@ -196,13 +195,13 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
                 chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)
             }
         };
-        let fields = Fields::of(&format.format);
+        let read_line = &format.reader;
         let mut add = |number: u64, line: &str| {
             if line.trim().is_empty() {
                 return;
             }
-            match format.format.parse(line) {
-                Ok(record) => summary.add(&fields.entry(&record)),
+            match read_line.entry(line) {
+                Ok(entry) => summary.add(&entry),
                 Err(e) => summary.add_malformed(|| format!("{name}:{number}: {e}")),
             }
         };
@@ -216,10 +215,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         })
         .with_context(|| name.clone())?;
     }
-    let fields = chosen
-        .as_ref()
-        .map(|c| Fields::of(&c.format))
-        .unwrap_or_default();
+    let has_node = chosen.as_ref().is_some_and(|c| c.reader.has_node());
+    let timing = chosen.as_ref().and_then(|c| c.reader.timing());
     let mut notes = Vec::new();
     let promised = plan.upstream.as_ref().map(|(spec, file)| {
         let e = expect::from_upstream(spec, file, &summary);
@@ -244,7 +241,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         None => plan.expected.as_deref(),
     };
     let load_dependent = promised.as_ref().is_some_and(|e| e.shares().is_none());
-    let fairness = if fields.has_node() && !load_dependent {
+    let fairness = if has_node && !load_dependent {
         summary.fairness(expected)
     } else {
         None
@@ -267,8 +264,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
             .as_ref()
             .map_or("none (no lines)", |c| c.name.as_str()),
         detected: chosen.as_ref().is_some_and(|c| c.detected),
-        timing: fields.timing(),
-        has_node: fields.has_node(),
+        timing,
+        has_node,
         expected,
         notes: &notes,
     };

@@ -118,6 +118,17 @@ fn seconds(v: &str) -> Option<f64> {
 /// `02/Mar/2025:21:10:11 +0800` to Unix seconds.
 pub fn time_local(v: &str) -> Option<f64> {
     let (date, zone) = v.split_once(' ')?;
+    day_month_year(date, zone)
+}
+
+/// `21/Nov/2026:08:16:17.994` (HAProxy's accept date, which names no zone)
+/// to Unix seconds, read as UTC: spans and rates come out right, and only
+/// the absolute time shifts by the server's offset.
+pub fn clock_utc(v: &str) -> Option<f64> {
+    day_month_year(v, "Z")
+}
+
+fn day_month_year(date: &str, zone: &str) -> Option<f64> {
     let mut it = date.splitn(4, ['/', ':']);
     let day: u32 = it.next()?.parse().ok()?;
     let name = it.next()?;
@@ -150,9 +161,12 @@ fn unix_seconds(year: i64, month: u32, day: u32, clock: &str, zone: &str) -> Opt
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let mut hms = clock.splitn(3, ':').map(|p| p.parse::<u32>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if h > 23 || m > 59 || s > 60 {
+    let mut hms = clock.splitn(3, ':');
+    let h: u32 = hms.next()?.parse().ok()?;
+    let m: u32 = hms.next()?.parse().ok()?;
+    // Seconds may carry a fraction (HAProxy's milliseconds).
+    let s: f64 = hms.next()?.parse().ok()?;
+    if h > 23 || m > 59 || !(0.0..61.0).contains(&s) {
         return None;
     }
     let offset = match zone {
@@ -170,7 +184,7 @@ fn unix_seconds(year: i64, month: u32, day: u32, clock: &str, zone: &str) -> Opt
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    Some((days * 86400 + i64::from(h * 3600 + m * 60 + s) - offset) as f64)
+    Some((days * 86400 + i64::from(h * 3600 + m * 60) - offset) as f64 + s)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (the well-known
@@ -241,5 +255,6 @@ mod tests {
         assert_eq!(time_local("02/Foo/2025:21:10:11 +0800"), None);
         assert_eq!(time_local("02/Mar/2025:25:10:11 +0800"), None);
         assert_eq!(time_local("02/Mar/2025:21:10:11"), None);
+        assert_eq!(clock_utc("01/Jan/1970:00:00:01.250"), Some(1.25));
     }
 }

@@ -4,6 +4,9 @@
 use logformat::presets::{preset, PRESETS};
 use logformat::{Escape, FormatError, LogFormat, ParseError};
 
+use crate::entry::{Entry, Fields};
+use crate::haproxy;
+
 /// Lines looked at to recognise a format.
 pub const SAMPLE_LINES: usize = 20;
 
@@ -11,9 +14,56 @@ pub const SAMPLE_LINES: usize = 20;
 #[derive(Debug, Clone)]
 pub struct Chosen {
     pub name: String,
-    pub format: LogFormat,
+    pub reader: Reader,
     /// Found by looking at the lines rather than named by the user.
     pub detected: bool,
+}
+
+/// How lines of a format become entries.
+#[derive(Debug, Clone)]
+// There is one per run: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Reader {
+    /// An nginx `log_format` (a preset or the user's), read by variable name.
+    Nginx { format: LogFormat, fields: Fields },
+    /// HAProxy's `option httplog`.
+    Haproxy,
+}
+
+/// The name `--format` takes for HAProxy's `option httplog`.
+pub const HAPROXY: &str = "haproxy";
+
+impl Reader {
+    fn nginx(format: LogFormat) -> Reader {
+        let fields = Fields::of(&format);
+        Reader::Nginx { format, fields }
+    }
+
+    pub fn entry<'a>(&self, line: &'a str) -> Result<Entry<'a>, String> {
+        match self {
+            Reader::Nginx { format, fields } => match format.parse(line) {
+                Ok(record) => Ok(fields.entry(&record)),
+                Err(e) => Err(e.to_string()),
+            },
+            Reader::Haproxy => haproxy::entry(line),
+        }
+    }
+
+    /// Whether lines say which node answered.
+    pub fn has_node(&self) -> bool {
+        match self {
+            Reader::Nginx { fields, .. } => fields.has_node(),
+            Reader::Haproxy => true,
+        }
+    }
+
+    /// Which timing latency figures come from, as the report names it.
+    pub fn timing(&self) -> Option<&'static str> {
+        match self {
+            Reader::Nginx { fields, .. } => fields.timing(),
+            Reader::Haproxy => Some("HAProxy's Ta (total active time)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -34,7 +84,8 @@ pub enum FormatChoiceError {
 }
 
 fn preset_names() -> String {
-    let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    names.push(HAPROXY);
     names.join(", ")
 }
 
@@ -43,10 +94,14 @@ pub fn named(name: &str) -> Result<Option<Chosen>, FormatChoiceError> {
     if name == "auto" {
         return Ok(None);
     }
-    let format = preset(name).ok_or_else(|| FormatChoiceError::Unknown(name.to_string()))?;
+    let reader = if name == HAPROXY {
+        Reader::Haproxy
+    } else {
+        Reader::nginx(preset(name).ok_or_else(|| FormatChoiceError::Unknown(name.to_string()))?)
+    };
     Ok(Some(Chosen {
         name: name.to_string(),
-        format,
+        reader,
         detected: false,
     }))
 }
@@ -70,7 +125,7 @@ pub fn custom(text: &str) -> Result<Chosen, FormatChoiceError> {
     format.check_parseable()?;
     Ok(Chosen {
         name: "log_format".to_string(),
-        format,
+        reader: Reader::nginx(format),
         detected: false,
     })
 }
@@ -100,38 +155,42 @@ pub fn from_config(
             .map_err(|e| unusable(format!("lines in this format cannot be read back: {e}")))?;
         return Ok(Some(Chosen {
             name: format!("log_format {}", def.name),
-            format,
+            reader: Reader::nginx(format),
             detected: false,
         }));
     }
     named(&log.format)
 }
 
-/// The preset that parses most of `lines`; among equals, the one that
-/// reads more variables (`upstream_log` over `main`, which it extends).
+/// The known format that reads most of `lines`; among equals, the one that
+/// reads more fields (`upstream_log` over `main`, which it extends).
 pub fn detect(lines: &[&str]) -> Result<Chosen, FormatChoiceError> {
     let lines: Vec<&str> = lines
         .iter()
         .copied()
         .filter(|l| !l.trim().is_empty())
         .collect();
-    let mut best: Option<(usize, usize, &str, LogFormat)> = None;
-    for (name, _) in PRESETS {
-        let Some(format) = preset(name) else { continue };
-        let parsed = lines.iter().filter(|l| format.parse(l).is_ok()).count();
-        let vars = format.variables().len();
+    let nginx = PRESETS.iter().filter_map(|(name, _)| {
+        let format = preset(name)?;
+        Some((*name, format.variables().len(), Reader::nginx(format)))
+    });
+    // httplog has 12 fields before its request.
+    let candidates = nginx.chain([(HAPROXY, 12, Reader::Haproxy)]);
+    let mut best: Option<(usize, usize, &str, Reader)> = None;
+    for (name, fields, reader) in candidates {
+        let parsed = lines.iter().filter(|l| reader.entry(l).is_ok()).count();
         let better = match &best {
             None => parsed > 0,
-            Some((p, v, _, _)) => (parsed, vars) > (*p, *v),
+            Some((p, f, _, _)) => (parsed, fields) > (*p, *f),
         };
         if better {
-            best = Some((parsed, vars, name, format));
+            best = Some((parsed, fields, name, reader));
         }
     }
     match best {
-        Some((_, _, name, format)) => Ok(Chosen {
+        Some((_, _, name, reader)) => Ok(Chosen {
             name: name.to_string(),
-            format,
+            reader,
             detected: true,
         }),
         None => Err(FormatChoiceError::Unrecognised {
@@ -164,6 +223,10 @@ mod tests {
         assert_eq!(detect(&[loadgen]).unwrap().name, "loadgen");
         let lbkit = format!("{UPSTREAM} rt=0.012 urt=0.011 us=200");
         assert_eq!(detect(&[&lbkit]).unwrap().name, "lbkit");
+        let haproxy: Vec<&str> = include_str!("../tests/data/haproxy-httplog-syslog.log")
+            .lines()
+            .collect();
+        assert_eq!(detect(&haproxy).unwrap().name, "haproxy");
     }
 
     #[test]
@@ -191,13 +254,21 @@ mod tests {
     #[test]
     fn a_custom_log_format() {
         let c = custom("$remote_addr $status $request_time $upstream_addr").unwrap();
-        assert!(c.format.parse("10.0.0.1 200 0.004 127.0.0.1:8002").is_ok());
+        let e = c.reader.entry("10.0.0.1 200 0.004 127.0.0.1:8002").unwrap();
+        assert_eq!(
+            (e.node, e.request_time),
+            (Some("127.0.0.1:8002"), Some(0.004))
+        );
         let json = custom(r#"escape=json {"addr":"$upstream_addr","status":$status}"#).unwrap();
-        assert_eq!(json.format.escape(), Escape::Json);
-        assert!(json
-            .format
-            .parse(r#"{"addr":"127.0.0.1:8001","status":200}"#)
-            .is_ok());
+        let Reader::Nginx { format, .. } = &json.reader else {
+            panic!("a log_format is read as nginx's")
+        };
+        assert_eq!(format.escape(), Escape::Json);
+        let e = json
+            .reader
+            .entry(r#"{"addr":"127.0.0.1:8001","status":200}"#)
+            .unwrap();
+        assert_eq!(e.status, Some(200));
         assert!(custom("$remote_addr$status")
             .unwrap_err()
             .to_string()

@@ -18,6 +18,7 @@ pub mod expect;
 pub mod export;
 pub mod fairness;
 pub mod formats;
+pub mod haproxy;
 pub mod read;
 pub mod report;
 pub mod summary;

@@ -254,7 +254,9 @@ pub fn markdown(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
 /// Three significant digits, the histograms' precision: `12.0`, `700`,
 /// `1.25`, `0.342`.
 fn significant(ms: f64) -> String {
-    if ms >= 100.0 {
+    if ms == 0.0 {
+        "0".to_string()
+    } else if ms >= 100.0 {
         format!("{ms:.0}")
     } else if ms >= 10.0 {
         format!("{ms:.1}")

@@ -344,3 +344,31 @@ fn json_junit_and_markdown_files_for_ci() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("/nonexistent/dir/r.json"));
 }
+
+#[test]
+fn a_real_haproxy_log() {
+    let log = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/haproxy-httplog-syslog.log"
+    );
+    let o = analyzer(
+        &[
+            log,
+            "--expect-weights",
+            "ai/s1=3,ai/s2=2,ai/s3=1",
+            "--report-only",
+        ],
+        None,
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("format haproxy (recognised)"), "{out}");
+    assert!(out.contains("Latency from HAProxy's Ta"), "{out}");
+    let row = |node: &str| out.lines().find(|l| l.contains(node)).unwrap().to_string();
+    assert!(row("ai/s1").contains(" 4 "), "{out}");
+    assert!(row("ai/s3").contains(" 1 "), "{out}");
+    assert!(
+        out.contains("Retried: 1 requests (3 extra attempts); answered without an upstream: 1"),
+        "{out}"
+    );
+}
