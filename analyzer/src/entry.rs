@@ -33,8 +33,9 @@ pub struct Entry<'a> {
 pub struct Fields {
     node: Option<usize>,
     status: Option<usize>,
-    request_time: Option<usize>,
-    upstream_time: Option<usize>,
+    /// Where, and the factor to seconds (other tools log milliseconds).
+    request_time: Option<(usize, f64)>,
+    upstream_time: Option<(usize, f64)>,
     client: Option<usize>,
     time: Option<(usize, TimeField)>,
 }
@@ -48,18 +49,25 @@ enum TimeField {
 
 impl Fields {
     pub fn of(format: &LogFormat) -> Fields {
-        let at = |name| format.var_index(name);
-        let time = at("msec")
+        let at = |name: &str| format.var_index(name);
+        let logged_at = at("msec")
             .map(|i| (i, TimeField::Msec))
             .or_else(|| at("time_iso8601").map(|i| (i, TimeField::Iso8601)))
             .or_else(|| at("time_local").map(|i| (i, TimeField::Local)));
+        // `name` in seconds, as nginx writes it, or `name_ms` in
+        // milliseconds, as the Envoy and Traefik formats here name it.
+        let duration = |name: &str| {
+            at(name)
+                .map(|i| (i, 1.0))
+                .or_else(|| at(&format!("{name}_ms")).map(|i| (i, 1e-3)))
+        };
         Fields {
             node: at("upstream_addr"),
             status: at("status"),
-            request_time: at("request_time"),
-            upstream_time: at("upstream_response_time"),
+            request_time: duration("request_time"),
+            upstream_time: duration("upstream_response_time"),
             client: at("remote_addr"),
-            time,
+            time: logged_at,
         }
     }
 
@@ -71,30 +79,38 @@ impl Fields {
 
     /// Which timing the latency figures come from, by its nginx name.
     pub fn timing(&self) -> Option<&'static str> {
-        if self.request_time.is_some() {
-            Some("$request_time")
-        } else if self.upstream_time.is_some() {
-            Some("$upstream_response_time")
-        } else {
-            None
+        match (self.request_time, self.upstream_time) {
+            (Some((_, 1.0)), _) => Some("$request_time"),
+            (Some(_), _) => Some("the request's duration"),
+            (None, Some((_, 1.0))) => Some("$upstream_response_time"),
+            (None, Some(_)) => Some("the upstream's time"),
+            (None, None) => None,
         }
     }
 
     pub fn entry<'a>(&self, record: &Record<'a>) -> Entry<'a> {
         let value = |i: Option<usize>| i.and_then(|i| record.value(i));
+        let time = |field: Option<(usize, f64)>, last_attempt: bool| {
+            let (i, scale) = field?;
+            let v = record.value(i)?;
+            let v = if last_attempt {
+                *upstream_attempts(v).last()?
+            } else {
+                v
+            };
+            seconds(v).map(|s| s * scale)
+        };
         let attempts = value(self.node).map(upstream_attempts).unwrap_or_default();
         let node = attempts.last().copied().filter(|n| *n != "-");
         // The answering attempt's time is the last entry, like its address.
-        let upstream_time = value(self.upstream_time)
-            .and_then(|v| upstream_attempts(v).last().copied())
-            .and_then(seconds);
+        let upstream_time = time(self.upstream_time, true);
         Entry {
             node,
             attempts: if node.is_some() { attempts.len() } else { 0 },
             status: value(self.status)
                 .and_then(|s| s.parse().ok())
                 .filter(|s| *s > 0),
-            request_time: value(self.request_time).and_then(seconds),
+            request_time: time(self.request_time, false),
             upstream_time,
             client: value(self.client).filter(|c| *c != "-"),
             at: self.time.and_then(|(i, kind)| {

@@ -33,6 +33,30 @@ pub enum Reader {
 /// The name `--format` takes for HAProxy's `option httplog`.
 pub const HAPROXY: &str = "haproxy";
 
+/// Other proxies' default formats, written as nginx `log_format` text with
+/// the variable names the entry reader knows (`_ms`: milliseconds).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    // Envoy's default access log format: START_TIME, the request line,
+    // RESPONSE_CODE, RESPONSE_FLAGS, BYTES_RECEIVED, BYTES_SENT, DURATION,
+    // X-ENVOY-UPSTREAM-SERVICE-TIME, X-FORWARDED-FOR, USER-AGENT,
+    // X-REQUEST-ID, :AUTHORITY, UPSTREAM_HOST.
+    (
+        "envoy",
+        r#"[$time_iso8601] "$request" $status $response_flags $bytes_received $bytes_sent $request_time_ms $upstream_response_time_ms "$http_x_forwarded_for" "$http_user_agent" "$request_id" "$authority" "$upstream_addr""#,
+    ),
+    // Traefik's CLF: combined, then the request count, router name, server
+    // URL and the duration in milliseconds.
+    (
+        "traefik",
+        r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_count "$router_name" "$upstream_addr" ${request_time_ms}ms"#,
+    ),
+];
+
+fn template(name: &str) -> Option<LogFormat> {
+    let (_, text) = TEMPLATES.iter().find(|(n, _)| *n == name)?;
+    LogFormat::compile(text, Escape::Default).ok()
+}
+
 impl Reader {
     fn nginx(format: LogFormat) -> Reader {
         let fields = Fields::of(&format);
@@ -84,7 +108,7 @@ pub enum FormatChoiceError {
 }
 
 fn preset_names() -> String {
-    let mut names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = PRESETS.iter().chain(TEMPLATES).map(|(n, _)| *n).collect();
     names.push(HAPROXY);
     names.join(", ")
 }
@@ -97,7 +121,8 @@ pub fn named(name: &str) -> Result<Option<Chosen>, FormatChoiceError> {
     let reader = if name == HAPROXY {
         Reader::Haproxy
     } else {
-        Reader::nginx(preset(name).ok_or_else(|| FormatChoiceError::Unknown(name.to_string()))?)
+        let format = preset(name).or_else(|| template(name));
+        Reader::nginx(format.ok_or_else(|| FormatChoiceError::Unknown(name.to_string()))?)
     };
     Ok(Some(Chosen {
         name: name.to_string(),
@@ -170,8 +195,8 @@ pub fn detect(lines: &[&str]) -> Result<Chosen, FormatChoiceError> {
         .copied()
         .filter(|l| !l.trim().is_empty())
         .collect();
-    let nginx = PRESETS.iter().filter_map(|(name, _)| {
-        let format = preset(name)?;
+    let nginx = PRESETS.iter().chain(TEMPLATES).filter_map(|(name, _)| {
+        let format = preset(name).or_else(|| template(name))?;
         Some((*name, format.variables().len(), Reader::nginx(format)))
     });
     // httplog has 12 fields before its request.
@@ -227,6 +252,38 @@ mod tests {
             .lines()
             .collect();
         assert_eq!(detect(&haproxy).unwrap().name, "haproxy");
+        assert_eq!(detect(&[ENVOY]).unwrap().name, "envoy");
+        assert_eq!(detect(&[TRAEFIK]).unwrap().name, "traefik");
+        let ingress = r#"10.0.0.7 - - [21/Nov/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.0" 89 0.004 [default-ai-8080] [] 10.244.0.5:8080 5 0.004 200 7f3a"#;
+        assert_eq!(detect(&[ingress]).unwrap().name, "upstreaminfo");
+    }
+
+    // Envoy's documentation example of its default format.
+    const ENVOY: &str = r#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations" "tcp://10.0.2.1:80""#;
+    const TRAEFIK: &str = r#"192.168.1.10 - - [21/Nov/2026:08:00:00 +0000] "GET /v1/models HTTP/1.1" 200 512 "-" "curl/8.0" 42 "ai@docker" "http://172.18.0.3:8000" 3ms"#;
+
+    #[test]
+    fn envoy_and_traefik_times_are_milliseconds() {
+        let envoy = named("envoy")
+            .unwrap()
+            .unwrap()
+            .reader
+            .entry(ENVOY)
+            .unwrap();
+        assert_eq!(envoy.node, Some("tcp://10.0.2.1:80"));
+        assert_eq!(
+            (envoy.status, envoy.request_time, envoy.upstream_time),
+            (Some(204), Some(0.226), Some(0.1))
+        );
+        assert_eq!(envoy.at, Some(1_460_751_420.31));
+        let traefik = named("traefik")
+            .unwrap()
+            .unwrap()
+            .reader
+            .entry(TRAEFIK)
+            .unwrap();
+        assert_eq!(traefik.node, Some("http://172.18.0.3:8000"));
+        assert_eq!(traefik.request_time, Some(0.003));
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub enum FormatError {
 pub(crate) enum Shape {
     Any,
     Number,
+    /// nginx's per-attempt `$upstream_*` lists (`a, b : c`): entries joined
+    /// by `, ` and ` : `, so a value never starts or ends with a separator.
+    /// Knowing that lets two lists side by side, as ingress-nginx logs
+    /// them, split where nginx joined them.
+    List,
+    /// Values nginx writes without spaces (`$request_id` is 32 hex digits),
+    /// so one last in a line cannot swallow the end of a list before it.
+    Word,
 }
 
 impl Shape {
@@ -61,8 +69,23 @@ impl Shape {
             "msec",
             "pid",
         ];
+        const LISTS: &[&str] = &[
+            "upstream_addr",
+            "upstream_status",
+            "upstream_response_time",
+            "upstream_connect_time",
+            "upstream_header_time",
+            "upstream_response_length",
+            "upstream_bytes_received",
+            "upstream_bytes_sent",
+        ];
+        const WORDS: &[&str] = &["request_id", "req_id"];
         if NUMBERS.contains(&name) {
             Shape::Number
+        } else if LISTS.contains(&name) {
+            Shape::List
+        } else if WORDS.contains(&name) {
+            Shape::Word
         } else {
             Shape::Any
         }

@@ -79,6 +79,20 @@ pub enum ParseError {
         variable: String,
         found: String,
     },
+    /// A variable nginx writes without spaces would hold one.
+    #[error("column {column}: ${variable} has no spaces, found `{found}`")]
+    NotAWord {
+        column: usize,
+        variable: String,
+        found: String,
+    },
+    /// A `$upstream_*` list would start or end with a separator.
+    #[error("column {column}: ${variable} should be a list such as `a, b : c`, found `{found}`")]
+    NotAList {
+        column: usize,
+        variable: String,
+        found: String,
+    },
     /// Only a value with a `"` in it would make the line match, and
     /// escape=default never writes one.
     #[error(
@@ -154,8 +168,9 @@ enum Miss {
     Literal(usize),
     /// The var segment at this index has no following literal in the rest.
     NoDelimiter(usize),
-    /// The value for this var slot, ending at this byte, is not a number.
-    NotANumber {
+    /// The value for this var slot, ending at this byte, does not have its
+    /// variable's shape (a number, a list).
+    Misshapen {
         slot: usize,
         end: usize,
     },
@@ -210,7 +225,7 @@ impl<'l> Search<'_, 'l> {
                 }
                 self.miss(
                     pos,
-                    Miss::NotANumber {
+                    Miss::Misshapen {
                         slot,
                         end: self.line.len(),
                     },
@@ -237,7 +252,7 @@ impl<'l> Search<'_, 'l> {
             } else if !self.fits(slot, value) {
                 self.miss(
                     pos,
-                    Miss::NotANumber {
+                    Miss::Misshapen {
                         slot,
                         end: pos + at,
                     },
@@ -269,6 +284,8 @@ impl<'l> Search<'_, 'l> {
                     || (value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
                         && value.bytes().any(|b| b.is_ascii_digit()))
             }
+            Shape::List => !value.starts_with([',', ':', ' ']) && !value.ends_with([',', ':', ' ']),
+            Shape::Word => !value.contains(' '),
         }
     }
 
@@ -321,11 +338,27 @@ impl<'l> Search<'_, 'l> {
                 variable: text(seg),
                 expected: text(seg + 1),
             },
-            Miss::NotANumber { slot, end } => ParseError::NotANumber {
-                column,
-                variable: self.format.names[slot].clone(),
-                found: self.line[pos..end].chars().take(40).collect(),
-            },
+            Miss::Misshapen { slot, end } => {
+                let variable = self.format.names[slot].clone();
+                let found = self.line[pos..end].chars().take(40).collect();
+                match self.format.shapes[slot] {
+                    Shape::List => ParseError::NotAList {
+                        column,
+                        variable,
+                        found,
+                    },
+                    Shape::Word => ParseError::NotAWord {
+                        column,
+                        variable,
+                        found,
+                    },
+                    _ => ParseError::NotANumber {
+                        column,
+                        variable,
+                        found,
+                    },
+                }
+            }
             Miss::RawQuote { slot } => ParseError::RawQuote {
                 column,
                 variable: self.format.names[slot].clone(),

@@ -56,6 +56,11 @@ pub const LBKIT: &str = concat!(
 /// answered (`-` when unknown).
 pub const LOADGEN: &str = "$msec $status $request_time $body_bytes_sent $upstream_addr";
 
+/// ingress-nginx's default `upstreaminfo` format: `combined` plus the
+/// request length and time, the upstream's name, and the four per-attempt
+/// lists side by side (address, length, time, status), then the request id.
+pub const UPSTREAMINFO: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
+
 /// Every preset by the name a user would type (`--format upstream_log`).
 pub const PRESETS: &[(&str, &str)] = &[
     ("combined", COMBINED),
@@ -64,6 +69,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("upstream_log_port", UPSTREAM_LOG_PORT),
     ("lbkit", LBKIT),
     ("loadgen", LOADGEN),
+    ("upstreaminfo", UPSTREAMINFO),
 ];
 
 /// The preset called `name` (see [`PRESETS`]), compiled.
@@ -121,6 +127,23 @@ mod tests {
             Some(" rt=$request_time urt=$upstream_response_time us=$upstream_status")
         );
         assert!(MAIN.starts_with(COMBINED) && UPSTREAM_LOG.starts_with(MAIN));
+    }
+
+    #[test]
+    fn lists_side_by_side_split_where_nginx_joined_them() {
+        let f = preset("upstreaminfo").unwrap();
+        let line = r#"10.0.0.7 - - [21/Nov/2026:08:00:00 +0000] "POST /v1/chat/completions HTTP/1.1" 200 512 "-" "curl/8.0" 89 0.104 [default-ai-8080] [] 10.244.0.5:8080, 10.244.0.6:8080 : 10.244.0.7:8080 0, 0 : 512 0.001, 0.002 : 0.100 502, 502 : 200 7f3a"#;
+        let r = f.parse(line).unwrap();
+        let addr = r.get("upstream_addr").unwrap();
+        assert_eq!(addr, "10.244.0.5:8080, 10.244.0.6:8080 : 10.244.0.7:8080");
+        assert_eq!(r.get("upstream_response_length"), Some("0, 0 : 512"));
+        assert_eq!(
+            r.get("upstream_response_time"),
+            Some("0.001, 0.002 : 0.100")
+        );
+        assert_eq!(r.get("upstream_status"), Some("502, 502 : 200"));
+        assert_eq!(r.get("req_id"), Some("7f3a"));
+        assert_eq!(upstream_attempts(addr).len(), 3);
     }
 
     #[test]
