@@ -9,8 +9,9 @@ use clap::Parser;
 
 use crate::check::{self, Check};
 use crate::formats::{self, Chosen, SAMPLE_LINES};
-use crate::read::{lines, Input};
+use crate::read::Input;
 use crate::report::{self, Context};
+use crate::scan::{scan, Blocks};
 use crate::summary::{seed_alerts, Judged, Summary};
 use crate::Threshold;
 use crate::{expect, export};
@@ -174,46 +175,37 @@ impl Outcome {
 pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     let mut chosen = plan.format.clone();
     let mut summary = Summary::default();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Lines before this input, so the earliest malformed lines of all
+    // inputs are the examples kept.
+    let mut before = 0;
     for input in &plan.inputs {
         let name = input.name();
         let mut reader = input.open().with_context(|| name.clone())?;
-        // The first lines are read ahead to recognise the format, then
-        // counted like the rest.
-        let mut head = Vec::new();
-        lines(&mut *reader, |_, l| {
-            head.push(l.to_string());
-            head.len() < SAMPLE_LINES
-        })
-        .with_context(|| name.clone())?;
+        let mut blocks = Blocks::new(&mut *reader);
+        let Some(first) = blocks.next_block().with_context(|| name.clone())? else {
+            continue;
+        };
         let format = match &chosen {
             Some(c) => c,
             None => {
-                let sample: Vec<&str> = head.iter().map(String::as_str).collect();
-                if sample.is_empty() {
-                    continue;
-                }
+                let sample: Vec<String> = first
+                    .split(|b| *b == b'\n')
+                    .take(SAMPLE_LINES)
+                    .map(|l| {
+                        String::from_utf8_lossy(l)
+                            .trim_end_matches('\r')
+                            .to_string()
+                    })
+                    .collect();
+                let sample: Vec<&str> = sample.iter().map(String::as_str).collect();
                 chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)
             }
         };
-        let read_line = &format.reader;
-        let mut add = |number: u64, line: &str| {
-            if line.trim().is_empty() {
-                return;
-            }
-            match read_line.entry(line) {
-                Ok(entry) => summary.add(&entry),
-                Err(e) => summary.add_malformed(|| format!("{name}:{number}: {e}")),
-            }
-        };
-        for (i, line) in head.iter().enumerate() {
-            add(i as u64 + 1, line);
-        }
-        let offset = head.len() as u64;
-        lines(&mut *reader, |n, l| {
-            add(n + offset, l);
-            true
-        })
-        .with_context(|| name.clone())?;
+        let (part, lines) = scan(first, &mut blocks, &format.reader, &name, workers, before)
+            .with_context(|| name.clone())?;
+        before += lines;
+        summary.merge(&part);
     }
     let has_node = chosen.as_ref().is_some_and(|c| c.reader.has_node());
     let timing = chosen.as_ref().and_then(|c| c.reader.timing());

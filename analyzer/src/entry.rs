@@ -93,20 +93,16 @@ impl Fields {
         let time = |field: Option<(usize, f64)>, last_attempt: bool| {
             let (i, scale) = field?;
             let v = record.value(i)?;
-            let v = if last_attempt {
-                *upstream_attempts(v).last()?
-            } else {
-                v
-            };
+            let v = if last_attempt { last(v).0? } else { v };
             seconds(v).map(|s| s * scale)
         };
-        let attempts = value(self.node).map(upstream_attempts).unwrap_or_default();
-        let node = attempts.last().copied().filter(|n| *n != "-");
+        let (node, attempts) = value(self.node).map_or((None, 0), last);
+        let node = node.filter(|n| *n != "-");
         // The answering attempt's time is the last entry, like its address.
         let upstream_time = time(self.upstream_time, true);
         Entry {
             node,
-            attempts: if node.is_some() { attempts.len() } else { 0 },
+            attempts: if node.is_some() { attempts } else { 0 },
             status: value(self.status)
                 .and_then(|s| s.parse().ok())
                 .filter(|s| *s > 0),
@@ -123,6 +119,20 @@ impl Fields {
             }),
         }
     }
+}
+
+/// The last entry of an `$upstream_*` list and how many there are. Lists
+/// join entries with `, ` and ` : `, and no entry holds a space, so a value
+/// without one is a single attempt: the common case needs no splitting.
+fn last(list: &str) -> (Option<&str>, usize) {
+    if !list.as_bytes().contains(&b' ') {
+        return (
+            (!list.is_empty()).then_some(list),
+            usize::from(!list.is_empty()),
+        );
+    }
+    let all = upstream_attempts(list);
+    (all.last().copied(), all.len())
 }
 
 /// nginx's times (`0.012`); `-` is "no time" (an attempt that never got a

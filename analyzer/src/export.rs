@@ -68,7 +68,7 @@ pub fn json(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
         "timing_field": cx.timing,
         "lines": s.lines,
         "malformed": s.malformed,
-        "malformed_examples": s.malformed_examples,
+                "malformed_examples": s.malformed_examples.iter().map(|(_, e)| e).collect::<Vec<_>>(),
         "requests": s.all.requests,
         "retried": s.retried,
         "extra_attempts": s.extra_attempts,

@@ -21,6 +21,7 @@ pub mod formats;
 pub mod haproxy;
 pub mod read;
 pub mod report;
+pub mod scan;
 pub mod summary;
 pub mod threshold;
 

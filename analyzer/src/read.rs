@@ -53,39 +53,22 @@ impl Input {
     }
 }
 
-/// Calls `each` with every line (numbered from 1, without its line end;
-/// bytes that are not UTF-8 replaced) until the reader ends or `each`
-/// returns false.
-pub fn lines(reader: &mut dyn BufRead, mut each: impl FnMut(u64, &str) -> bool) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut number = 0;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(());
-        }
-        number += 1;
-        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !each(number, &String::from_utf8_lossy(line)) {
-            return Ok(());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::{each_line, Blocks};
     use flate2::write::GzEncoder;
-    use std::io::{Cursor, Write};
+    use std::io::{BufRead, Cursor, Write};
 
     fn collect(reader: &mut dyn BufRead) -> Vec<(u64, String)> {
+        let mut blocks = Blocks::new(reader);
         let mut out = Vec::new();
-        lines(reader, |n, l| {
-            out.push((n, l.to_string()));
-            true
-        })
-        .unwrap();
+        while let Some(block) = blocks.next_block().unwrap() {
+            let block = block.strip_suffix(b"\n").unwrap_or(&block);
+            each_line(block, out.len() as u64 + 1, |n, l| {
+                out.push((n, l.to_string()))
+            });
+        }
         out
     }
 

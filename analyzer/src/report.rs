@@ -52,7 +52,7 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
             "{} lines do not match the format, the first:",
             s.malformed
         );
-        for example in &s.malformed_examples {
+        for (_, example) in &s.malformed_examples {
             let _ = writeln!(out, "  {example}");
         }
     }
@@ -296,7 +296,7 @@ mod tests {
                 at: None,
             });
         }
-        s.add_malformed(|| "access.log:5: column 1: expected a number".into());
+        s.add_malformed(5, || "access.log:5: column 1: expected a number".into());
         s
     }
 

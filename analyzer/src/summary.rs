@@ -1,7 +1,7 @@
 //! The figures of a log, built line by line in flat memory (counts and HDR
 //! histograms, never the samples) and merged across chunks and files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
@@ -124,8 +124,9 @@ impl Tally {
 pub struct Summary {
     pub lines: u64,
     pub malformed: u64,
-    /// The first malformed lines: where and why (`access.log:17: ...`).
-    pub malformed_examples: Vec<String>,
+    /// The first malformed lines: their place in the whole input (for
+    /// ordering), and where and why (`access.log:17: ...`).
+    pub malformed_examples: Vec<(u64, String)>,
     pub all: Tally,
     pub nodes: BTreeMap<String, Tally>,
     /// Requests nginx answered itself, with no upstream (`-`).
@@ -137,7 +138,7 @@ pub struct Summary {
     pub first_at: Option<f64>,
     pub last_at: Option<f64>,
     /// Requests and the nodes that served them, per client address.
-    pub clients: BTreeMap<String, ClientTally>,
+    pub clients: HashMap<String, ClientTally>,
     /// More than [`MAX_CLIENTS`] clients: `clients` holds the first ones.
     pub clients_overflow: bool,
 }
@@ -217,24 +218,26 @@ impl Summary {
         }
     }
 
-    /// Counts a line that did not match the format; `why` says where and
-    /// why, and is only asked for while examples are still kept.
-    pub fn add_malformed(&mut self, why: impl FnOnce() -> String) {
+    /// Counts a line that did not match the format. `order` is its place
+    /// in the whole input (lines come in order within a summary); `why`
+    /// says where and why, and is only asked for while examples are kept.
+    pub fn add_malformed(&mut self, order: u64, why: impl FnOnce() -> String) {
         self.lines += 1;
         self.malformed += 1;
         if self.malformed_examples.len() < MALFORMED_SHOWN {
-            self.malformed_examples.push(why());
+            self.malformed_examples.push((order, why()));
         }
     }
 
-    /// Folds in the summary of a later part of the log (the next chunk or
-    /// file), keeping the earliest malformed examples.
+    /// Folds in the summary of another part of the log (a block, a file),
+    /// keeping the earliest malformed examples of both.
     pub fn merge(&mut self, other: &Summary) {
         self.lines += other.lines;
         self.malformed += other.malformed;
-        let room = MALFORMED_SHOWN.saturating_sub(self.malformed_examples.len());
-        let more = other.malformed_examples.iter().take(room).cloned();
-        self.malformed_examples.extend(more);
+        self.malformed_examples
+            .extend(other.malformed_examples.iter().cloned());
+        self.malformed_examples.sort_by_key(|(order, _)| *order);
+        self.malformed_examples.truncate(MALFORMED_SHOWN);
         self.all.merge(&other.all);
         for (name, t) in &other.nodes {
             self.nodes.entry(name.clone()).or_default().merge(t);
@@ -389,15 +392,23 @@ mod tests {
         ];
         let whole = log(&lines);
         let mut first = log(&lines[..2]);
-        first.add_malformed(|| "first".into());
+        first.add_malformed(3, || "first".into());
         let mut second = log(&lines[2..]);
-        second.add_malformed(|| "second".into());
+        second.add_malformed(9, || "second".into());
         first.merge(&second);
         assert_eq!(first.all.requests, whole.all.requests);
         assert_eq!(first.lines, whole.lines + 2);
         assert_eq!(first.nodes["a"].errors, 1);
         assert_eq!(first.all.request_time, whole.all.request_time);
-        assert_eq!(first.malformed_examples, ["first", "second"]);
+        assert_eq!(
+            first.malformed_examples,
+            [(3, "first".into()), (9, "second".into())]
+        );
+        // Merged the other way round, the earliest still come first.
+        let mut earlier = Summary::default();
+        earlier.add_malformed(1, || "earlier".into());
+        second.merge(&earlier);
+        assert_eq!(second.malformed_examples[0], (1, "earlier".into()));
         assert_eq!(
             (first.first_at, first.last_at),
             (whole.first_at, whole.last_at)
@@ -440,11 +451,15 @@ mod tests {
     fn only_the_first_malformed_lines_are_kept() {
         let mut s = Summary::default();
         for i in 1..=20 {
-            s.add_malformed(|| format!("line {i}"));
+            s.add_malformed(21 - i, || format!("line {i}"));
         }
         assert_eq!(s.malformed, 20);
         assert_eq!(s.malformed_examples.len(), MALFORMED_SHOWN);
-        assert_eq!(s.malformed_examples[0], "line 1");
+        assert_eq!(
+            s.malformed_examples[0],
+            (20, "line 1".into()),
+            "the first met, within one summary"
+        );
     }
 
     #[test]
