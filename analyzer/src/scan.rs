@@ -68,8 +68,7 @@ impl<'r> Blocks<'r> {
 /// Calls `each` with every line of `block` (without its line end; bytes
 /// that are not UTF-8 replaced) and its number, `first` being the first's.
 pub fn each_line(block: &[u8], first: u64, mut each: impl FnMut(u64, &str)) {
-    let mut number = first;
-    for line in block.split(|b| *b == b'\n') {
+    for (number, line) in (first..).zip(block.split(|b| *b == b'\n')) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // Valid UTF-8 is the rule; checking for it first is much faster
         // than the lossy conversion's chunking.
@@ -77,7 +76,6 @@ pub fn each_line(block: &[u8], first: u64, mut each: impl FnMut(u64, &str)) {
             Ok(text) => each(number, text),
             Err(_) => each(number, &String::from_utf8_lossy(line)),
         }
-        number += 1;
     }
 }
 
