@@ -17,8 +17,9 @@ pub const MALFORMED_SHOWN: usize = 5;
 /// (memory stays flat whatever the log holds).
 pub const MAX_CLIENTS: usize = 100_000;
 
-/// Distinct nodes remembered per client: enough to tell "stuck" from "split".
-const NODES_PER_CLIENT: usize = 8;
+/// Nodes told apart per client (a bit each): stickiness only needs to know
+/// whether a client met one node or several.
+const CLIENT_NODE_BITS: usize = 64;
 
 /// Seed 000's alert table, as thresholds: error rate above 5%, response
 /// time above 500 ms (read as the 95th percentile), task success rate below
@@ -37,6 +38,9 @@ pub struct Tally {
     pub request_time: Histogram<u64>,
     /// The answering attempt's `$upstream_response_time`, microseconds.
     pub upstream_time: Histogram<u64>,
+    /// The node's place in [`Summary::node_order`]: its bit in clients'
+    /// node sets.
+    index: usize,
 }
 
 impl Default for Tally {
@@ -47,6 +51,7 @@ impl Default for Tally {
             errors: 0,
             request_time: histogram(),
             upstream_time: histogram(),
+            index: 0,
         }
     }
 }
@@ -141,23 +146,30 @@ pub struct Summary {
     pub clients: HashMap<String, ClientTally>,
     /// More than [`MAX_CLIENTS`] clients: `clients` holds the first ones.
     pub clients_overflow: bool,
+    /// Node names in the order first seen: bit `i` of a client's node set
+    /// is `node_order[i]`. A set per client rather than names keeps 100,000
+    /// clients within a few MB.
+    node_order: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ClientTally {
     pub requests: u64,
-    /// Distinct nodes that served this client, first seen first.
-    pub nodes: Vec<String>,
+    /// The nodes that served this client, a bit each (see `node_order`).
+    nodes: u64,
 }
 
 impl ClientTally {
-    fn served_by(&mut self, node: Option<&str>, requests: u64) {
+    fn served_by(&mut self, index: Option<usize>, requests: u64) {
         self.requests += requests;
-        if let Some(n) = node {
-            if self.nodes.len() < NODES_PER_CLIENT && !self.nodes.iter().any(|x| x == n) {
-                self.nodes.push(n.to_string());
-            }
+        if let Some(i) = index.filter(|i| *i < CLIENT_NODE_BITS) {
+            self.nodes |= 1 << i;
         }
+    }
+
+    /// How many distinct nodes served this client.
+    pub fn node_count(&self) -> usize {
+        self.nodes.count_ones() as usize
     }
 }
 
@@ -175,17 +187,17 @@ impl Summary {
     pub fn add(&mut self, e: &Entry<'_>) {
         self.lines += 1;
         self.all.add(e);
-        match e.node {
-            Some(n) => match self.nodes.get_mut(n) {
-                Some(t) => t.add(e),
-                None => {
-                    let mut t = Tally::default();
-                    t.add(e);
-                    self.nodes.insert(n.to_string(), t);
-                }
-            },
-            None => self.no_upstream += 1,
-        }
+        let index = match e.node {
+            Some(n) => {
+                let t = self.node_mut(n);
+                t.add(e);
+                Some(t.index)
+            }
+            None => {
+                self.no_upstream += 1;
+                None
+            }
+        };
         if e.attempts > 1 {
             self.retried += 1;
             self.extra_attempts += (e.attempts - 1) as u64;
@@ -195,8 +207,31 @@ impl Summary {
             self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
         }
         if let Some(c) = e.client {
-            self.client(c, |t| t.served_by(e.node, 1));
+            self.client(c, |t| t.served_by(index, 1));
         }
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Tally {
+        // Two lookups for a new node, one for the rest: a node is new once.
+        if !self.nodes.contains_key(name) {
+            let t = Tally {
+                index: self.node_order.len(),
+                ..Tally::default()
+            };
+            self.node_order.push(name.to_string());
+            self.nodes.insert(name.to_string(), t);
+        }
+        self.nodes.get_mut(name).expect("inserted above")
+    }
+
+    /// The nodes that served `client`, in the order they were first seen.
+    pub fn client_nodes(&self, client: &str) -> Vec<&str> {
+        let Some(t) = self.clients.get(client) else {
+            return Vec::new();
+        };
+        let served = |(i, _): &(usize, &String)| t.nodes & (1 << i) != 0;
+        let named = self.node_order.iter().take(CLIENT_NODE_BITS).enumerate();
+        named.filter(served).map(|(_, n)| n.as_str()).collect()
     }
 
     fn client(&mut self, name: &str, update: impl FnOnce(&mut ClientTally)) {
@@ -210,11 +245,11 @@ impl Summary {
     }
 
     pub fn stickiness(&self) -> Stickiness {
-        let served = || self.clients.values().filter(|c| !c.nodes.is_empty());
+        let served = || self.clients.values().filter(|c| c.nodes != 0);
         Stickiness {
             clients: served().count(),
-            split: served().filter(|c| c.nodes.len() > 1).count(),
-            most_nodes: served().map(|c| c.nodes.len()).max().unwrap_or(0),
+            split: served().filter(|c| c.node_count() > 1).count(),
+            most_nodes: served().map(ClientTally::node_count).max().unwrap_or(0),
         }
     }
 
@@ -240,7 +275,7 @@ impl Summary {
         self.malformed_examples.truncate(MALFORMED_SHOWN);
         self.all.merge(&other.all);
         for (name, t) in &other.nodes {
-            self.nodes.entry(name.clone()).or_default().merge(t);
+            self.node_mut(name).merge(t);
         }
         self.no_upstream += other.no_upstream;
         self.retried += other.retried;
@@ -252,11 +287,19 @@ impl Summary {
         self.first_at = pick(self.first_at, other.first_at, f64::min);
         self.last_at = pick(self.last_at, other.last_at, f64::max);
         self.clients_overflow |= other.clients_overflow;
+        // Their node bits, renumbered to ours (nodes are merged above).
+        let ours: Vec<usize> = other
+            .node_order
+            .iter()
+            .map(|n| self.nodes[n].index)
+            .collect();
         for (name, theirs) in &other.clients {
             self.client(name, |t| {
                 t.served_by(None, theirs.requests);
-                for n in &theirs.nodes {
-                    t.served_by(Some(n), 0);
+                for (bit, index) in ours.iter().enumerate().take(CLIENT_NODE_BITS) {
+                    if theirs.nodes & (1 << bit) != 0 {
+                        t.served_by(Some(*index), 0);
+                    }
                 }
             });
         }
@@ -441,10 +484,15 @@ mod tests {
             (2, 1, 2),
             "c3 had no node"
         );
-        assert_eq!(s.clients["c2"].nodes, ["a", "b"]);
+        assert_eq!(s.client_nodes("c2"), ["a", "b"]);
         first.merge(&s);
         assert_eq!(first.clients["c1"].requests, 4);
-        assert_eq!(first.clients["c1"].nodes, ["a"]);
+        assert_eq!(first.client_nodes("c1"), ["a"]);
+        assert_eq!(
+            first.client_nodes("c2"),
+            ["a", "b"],
+            "renumbered in the merge"
+        );
     }
 
     #[test]
