@@ -84,7 +84,12 @@ pub fn json(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
             "most_nodes": sticky.most_nodes,
             "clients_overflow": s.clients_overflow,
         },
-        "notes": cx.notes,
+                "notes": cx.notes,
+        "over_time": s.over_time(crate::report::TIME_BUCKETS).iter().map(|(start, seconds, rates)| json!({
+            "start": start,
+            "seconds": seconds,
+            "requests_per_second": s.nodes.keys().zip(rates).map(|(n, r)| (n.clone(), json!(r))).collect::<Map<_, _>>(),
+        })).collect::<Vec<_>>(),
         "checks": checks.iter().map(|c| json!({
             "name": c.name,
             "ok": c.ok,

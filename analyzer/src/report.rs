@@ -85,6 +85,7 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
     for note in cx.notes {
         let _ = writeln!(out, "{note}");
     }
+    out.push_str(&over_time_table(s));
     if let Some(rate) = s.rate() {
         let _ = writeln!(out, "Rate: {rate:.1} requests/s over the log's span");
     }
@@ -208,6 +209,35 @@ fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
         }
     }
     format!("{table}\n")
+}
+
+/// Spans of the log's time the over-time view splits it into.
+pub const TIME_BUCKETS: usize = 10;
+
+/// Requests per second by node over the log's time, when it covers more
+/// than a few seconds: a node that died and came back shows as a dip.
+fn over_time_table(s: &Summary) -> String {
+    let spans = s.over_time(TIME_BUCKETS);
+    if spans.len() < 2 {
+        return String::new();
+    }
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_FULL_CONDENSED);
+    let mut header = vec!["from".to_string(), "seconds".to_string()];
+    header.extend(s.nodes.keys().cloned());
+    table.set_header(header);
+    let first = spans[0].0;
+    for (start, seconds, rates) in &spans {
+        let mut row = vec![format!("+{}s", start - first), seconds.to_string()];
+        row.extend(rates.iter().map(|r| format!("{r:.1}")));
+        table.add_row(row);
+    }
+    for i in 1..=s.nodes.len() + 1 {
+        if let Some(c) = table.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!("\nRequests per second by node over time:\n{table}\n")
 }
 
 /// The report as Markdown, for a CI job summary: what was read, the table,

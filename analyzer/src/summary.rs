@@ -17,6 +17,10 @@ pub const MALFORMED_SHOWN: usize = 5;
 /// (memory stays flat whatever the log holds).
 pub const MAX_CLIENTS: usize = 100_000;
 
+/// Seconds followed for the over-time view (11 days of a busy log); later
+/// seconds are still counted, just not placed in time.
+pub const MAX_SECONDS: usize = 1_000_000;
+
 /// Nodes told apart per client (a bit each): stickiness only needs to know
 /// whether a client met one node or several.
 const CLIENT_NODE_BITS: usize = 64;
@@ -146,6 +150,9 @@ pub struct Summary {
     pub clients: HashMap<String, ClientTally>,
     /// More than [`MAX_CLIENTS`] clients: `clients` holds the first ones.
     pub clients_overflow: bool,
+    /// Requests per logged second, by node (in `node_order`), so a node that
+    /// went away and came back shows. Requests with no node are not here.
+    timeline: BTreeMap<i64, Vec<u64>>,
     /// Node names in the order first seen: bit `i` of a client's node set
     /// is `node_order[i]`. A set per client rather than names keeps 100,000
     /// clients within a few MB.
@@ -202,6 +209,9 @@ impl Summary {
             self.retried += 1;
             self.extra_attempts += (e.attempts - 1) as u64;
         }
+        if let (Some(at), Some(i)) = (e.at, index) {
+            self.count_at(at.floor() as i64, i, 1);
+        }
         if let Some(at) = e.at {
             self.first_at = Some(self.first_at.map_or(at, |f| f.min(at)));
             self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
@@ -209,6 +219,46 @@ impl Summary {
         if let Some(c) = e.client {
             self.client(c, |t| t.served_by(index, 1));
         }
+    }
+
+    fn count_at(&mut self, second: i64, node: usize, n: u64) {
+        if !self.timeline.contains_key(&second) && self.timeline.len() >= MAX_SECONDS {
+            return;
+        }
+        let counts = self.timeline.entry(second).or_default();
+        if counts.len() <= node {
+            counts.resize(node + 1, 0);
+        }
+        counts[node] += n;
+    }
+
+    /// Requests per second of each node over `buckets` equal spans of the
+    /// log's time (at least a second each): `(start, seconds, rates)` with
+    /// rates in [`Summary::nodes`] order.
+    pub fn over_time(&self, buckets: usize) -> Vec<(i64, i64, Vec<f64>)> {
+        let (Some(&first), Some(&last)) =
+            (self.timeline.keys().next(), self.timeline.keys().last())
+        else {
+            return Vec::new();
+        };
+        let span = last - first + 1;
+        let width = (span + buckets as i64 - 1) / (buckets.max(1) as i64);
+        let index: Vec<usize> = self.nodes.values().map(|t| t.index).collect();
+        let mut out: Vec<(i64, i64, Vec<f64>)> = (0..)
+            .map(|b| first + b * width)
+            .take_while(|start| *start <= last)
+            .map(|start| (start, width.min(last + 1 - start), vec![0.0; index.len()]))
+            .collect();
+        for (second, counts) in &self.timeline {
+            let bucket = &mut out[((second - first) / width) as usize];
+            for (column, i) in index.iter().enumerate() {
+                bucket.2[column] += counts.get(*i).copied().unwrap_or(0) as f64;
+            }
+        }
+        for (_, seconds, rates) in &mut out {
+            rates.iter_mut().for_each(|r| *r /= *seconds as f64);
+        }
+        out
     }
 
     fn node_mut(&mut self, name: &str) -> &mut Tally {
@@ -287,6 +337,12 @@ impl Summary {
         self.first_at = pick(self.first_at, other.first_at, f64::min);
         self.last_at = pick(self.last_at, other.last_at, f64::max);
         self.clients_overflow |= other.clients_overflow;
+        for (second, counts) in &other.timeline {
+            for (bit, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let node = self.nodes[&other.node_order[bit]].index;
+                self.count_at(*second, node, *n);
+            }
+        }
         // Their node bits, renumbered to ours (nodes are merged above).
         let ours: Vec<usize> = other
             .node_order
@@ -322,9 +378,15 @@ impl Summary {
 
     /// Requests per second over the span the log covers.
     pub fn rate(&self) -> Option<f64> {
-        let span = self.last_at? - self.first_at?;
-        // Logs stamp whole seconds: a log within one second spans one.
-        Some(self.all.requests as f64 / span.max(1.0))
+        let (first, last) = (self.first_at?, self.last_at?);
+        // Whole-second stamps ($time_local) cover the last second too: a
+        // log stamped 08:00:00 to 08:00:02 spans three seconds.
+        let span = if first.fract() == 0.0 && last.fract() == 0.0 {
+            last - first + 1.0
+        } else {
+            last - first
+        };
+        Some(self.all.requests as f64 / span.max(1e-3))
     }
 }
 
@@ -493,6 +555,38 @@ mod tests {
             ["a", "b"],
             "renumbered in the merge"
         );
+    }
+
+    #[test]
+    fn a_node_that_went_away_shows_over_time() {
+        // a serves throughout 0..100 s; b is gone from 40 s to 70 s.
+        let mut s = Summary::default();
+        let mut other = Summary::default();
+        for second in 0..100 {
+            // Two halves merged later-first, numbering the nodes the other
+            // way round (b first in the early half, a first in the late one).
+            let (part, order) = if second >= 50 {
+                (&mut s, ["a", "b"])
+            } else {
+                (&mut other, ["b", "a"])
+            };
+            for node in order {
+                if node == "b" && (40..70).contains(&second) {
+                    continue;
+                }
+                part.add(&Entry {
+                    at: Some(f64::from(second) + 0.5),
+                    ..entry(node, 200, 1.0)
+                });
+            }
+        }
+        s.merge(&other);
+        let t = s.over_time(10);
+        assert_eq!(t.len(), 10);
+        assert_eq!(t[0], (0, 10, vec![1.0, 1.0]));
+        assert_eq!(t[4].2, [1.0, 0.0], "b gone from 40 s");
+        assert_eq!(t[6].2, [1.0, 0.0]);
+        assert_eq!(t[7].2, [1.0, 1.0], "b back at 70 s");
     }
 
     #[test]

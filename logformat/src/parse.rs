@@ -284,7 +284,18 @@ impl<'l> Search<'_, 'l> {
                     || (value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
                         && value.bytes().any(|b| b.is_ascii_digit()))
             }
-            Shape::List => !value.starts_with([',', ':', ' ']) && !value.ends_with([',', ':', ' ']),
+            // Entries never hold a space, so every space in a list is part
+            // of a separator: `a, b : c` fits, `a rt=0.1` does not (that is
+            // the next field of another format).
+            Shape::List => {
+                !value.starts_with([',', ':', ' '])
+                    && !value.ends_with([',', ':', ' '])
+                    && (!value.contains(' ')
+                        || value
+                            .split(" : ")
+                            .flat_map(|group| group.split(", "))
+                            .all(|entry| !entry.is_empty() && !entry.contains(' ')))
+            }
             Shape::Word => !value.contains(' '),
         }
     }

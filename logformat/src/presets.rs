@@ -144,6 +144,17 @@ mod tests {
         assert_eq!(r.get("upstream_status"), Some("502, 502 : 200"));
         assert_eq!(r.get("req_id"), Some("7f3a"));
         assert_eq!(upstream_attempts(addr).len(), 3);
+        // A list ends where its entries do: another format's next field
+        // after the address is not part of it.
+        let other = format!("{} rt=0.005", SEED_LINES[0]);
+        let e = preset("upstream_log_port")
+            .unwrap()
+            .parse(&other)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("$upstream_addr should be a list"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -332,6 +332,21 @@ fn json_junit_and_markdown_files_for_ci() {
         .unwrap()
         .iter()
         .all(|c| c["ok"] == true));
+    // Stamped over 60 whole seconds: 100 requests at 100/60 per second,
+    // and a node's requests per second in each tenth of that.
+    assert!(
+        (v["rate"].as_f64().unwrap() - 100.0 / 60.0).abs() < 1e-9,
+        "{}",
+        v["rate"]
+    );
+    let spans = v["over_time"].as_array().unwrap();
+    assert_eq!(spans.len(), 10);
+    assert_eq!(spans[0]["seconds"], 6);
+    let total: f64 = spans
+        .iter()
+        .map(|s| s["requests_per_second"]["127.0.0.1:8002"].as_f64().unwrap() * 6.0)
+        .sum();
+    assert!((total - 40.0).abs() < 1e-9, "{spans:?}");
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("tests=\"3\" failures=\"0\""), "{xml}");
