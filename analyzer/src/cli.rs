@@ -9,10 +9,11 @@ use clap::Parser;
 
 use crate::check::{self, Check};
 use crate::formats::{self, Chosen, SAMPLE_LINES};
+use crate::judged::{seed_alerts, Judged};
 use crate::read::Input;
 use crate::report::{self, Context};
 use crate::scan::{scan, Blocks};
-use crate::summary::{seed_alerts, Judged, Summary};
+use crate::summary::Summary;
 use crate::Threshold;
 use crate::{expect, export};
 

@@ -19,6 +19,7 @@ pub mod export;
 pub mod fairness;
 pub mod formats;
 pub mod haproxy;
+pub mod judged;
 pub mod read;
 pub mod report;
 pub mod scan;

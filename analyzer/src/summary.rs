@@ -7,7 +7,6 @@ use hdrhistogram::Histogram;
 
 use crate::entry::Entry;
 use crate::fairness::{self, Fairness};
-use crate::threshold::{Measurements, Metric, Threshold};
 
 /// Malformed lines kept as examples; the rest are only counted.
 pub const MALFORMED_SHOWN: usize = 5;
@@ -24,11 +23,6 @@ pub const MAX_SECONDS: usize = 1_000_000;
 /// Nodes told apart per client (a bit each): stickiness only needs to know
 /// whether a client met one node or several.
 const CLIENT_NODE_BITS: usize = 64;
-
-/// Seed 000's alert table, as thresholds: error rate above 5%, response
-/// time above 500 ms (read as the 95th percentile), task success rate below
-/// 95%.
-pub const SEED_ALERTS: [&str; 3] = ["error_rate<=5%", "p(95)<=500ms", "success_rate>=95%"];
 
 /// Requests, outcomes and times of one node, or of the whole log.
 #[derive(Debug, Clone)]
@@ -390,63 +384,11 @@ impl Summary {
     }
 }
 
-/// A summary with what it is judged against, as thresholds see it.
-pub struct Judged<'a> {
-    pub summary: &'a Summary,
-    pub expected: Option<&'a [(String, f64)]>,
-}
-
-impl Measurements for Judged<'_> {
-    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
-        let s = self.summary;
-        let tally = match filter {
-            None => &s.all,
-            Some(("node", n)) => s.nodes.get(n)?,
-            Some(_) => return None,
-        };
-        let seconds = |us: u64| us as f64 / 1e6;
-        let h = || Some(tally.latency()).filter(|h| !h.is_empty());
-        Some(match metric {
-            Metric::Percentile { p, of: None } => seconds(percentile(h()?, *p)),
-            Metric::Percentile { p, of: Some(field) } => {
-                let h = match field.as_str() {
-                    "request_time" => &tally.request_time,
-                    "upstream_response_time" | "upstream_time" => &tally.upstream_time,
-                    _ => return None,
-                };
-                seconds(percentile(Some(h).filter(|h| !h.is_empty())?, *p))
-            }
-            Metric::Avg => h()?.mean() / 1e6,
-            Metric::Min => seconds(h()?.median_equivalent(h()?.min())),
-            Metric::Med => seconds(percentile(h()?, 50.0)),
-            Metric::Max => seconds(percentile(h()?, 100.0)),
-            Metric::ErrorRate => tally.error_rate()?,
-            Metric::SuccessRate => 1.0 - tally.error_rate()?,
-            Metric::Imbalance => s.fairness(self.expected)?.max_relative_deviation,
-            Metric::Rps => s.rate()?,
-            Metric::Requests => tally.requests as f64,
-            Metric::Named(name) => match name.as_str() {
-                "retries" => s.retried as f64,
-                "malformed" => s.malformed as f64,
-                _ => return None,
-            },
-        })
-    }
-}
-
-/// The thresholds to apply when none are given: seed 000's alert table.
-pub fn seed_alerts() -> Vec<Threshold> {
-    SEED_ALERTS
-        .iter()
-        .map(|t| Threshold::parse(t).expect("the seed's alert thresholds parse"))
-        .collect()
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(node: &'static str, status: u16, ms: f64) -> Entry<'static> {
+    pub(crate) fn entry(node: &'static str, status: u16, ms: f64) -> Entry<'static> {
         Entry {
             node: (node != "-").then_some(node),
             attempts: usize::from(node != "-"),
@@ -458,7 +400,7 @@ mod tests {
         }
     }
 
-    fn log(lines: &[(&'static str, u16, f64)]) -> Summary {
+    pub(crate) fn log(lines: &[(&'static str, u16, f64)]) -> Summary {
         let mut s = Summary::default();
         for &(n, status, ms) in lines {
             s.add(&entry(n, status, ms));
@@ -602,54 +544,5 @@ mod tests {
             (20, "line 1".into()),
             "the first met, within one summary"
         );
-    }
-
-    #[test]
-    fn the_seed_alerts_judge_a_log() {
-        let healthy: Vec<_> = (0..100).map(|i| ("a", 200, 50.0 + f64::from(i))).collect();
-        let s = log(&healthy);
-        let judged = Judged {
-            summary: &s,
-            expected: None,
-        };
-        assert!(seed_alerts().iter().all(|t| t.evaluate(&judged).ok));
-
-        let mut slow_and_failing = healthy.clone();
-        for i in 0..10 {
-            slow_and_failing[i * 10] = ("b", 502, 900.0);
-        }
-        let s = log(&slow_and_failing);
-        let judged = Judged {
-            summary: &s,
-            expected: None,
-        };
-        let failed: Vec<String> = seed_alerts()
-            .iter()
-            .filter(|t| !t.evaluate(&judged).ok)
-            .map(|t| t.source.clone())
-            .collect();
-        assert_eq!(failed, SEED_ALERTS, "10% errors at 900 ms breach all three");
-    }
-
-    #[test]
-    fn per_node_thresholds_and_imbalance() {
-        let mut lines = vec![("a", 200, 10.0); 60];
-        lines.extend(vec![("b", 200, 700.0); 40]);
-        let s = log(&lines);
-        let weights = [("a".to_string(), 3.0), ("b".to_string(), 2.0)];
-        let judged = Judged {
-            summary: &s,
-            expected: Some(&weights),
-        };
-        let check = |t: &str| Threshold::parse(t).unwrap().evaluate(&judged);
-        assert!(check("p(99){node=a}<20ms").ok);
-        assert!(!check("p(99){node=b}<500ms").ok);
-        assert!(check("imbalance<1%").ok, "60/40 is exactly 3:2");
-        let even = Judged {
-            summary: &s,
-            expected: None,
-        };
-        let v = Threshold::parse("imbalance<10%").unwrap().evaluate(&even);
-        assert!(!v.ok && (v.measured.unwrap() - 0.2).abs() < 1e-9, "{v}");
     }
 }
