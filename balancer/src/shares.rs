@@ -56,8 +56,8 @@ pub fn expected_shares(spec: &UpstreamSpec, population: Population<'_>) -> Expec
         (Method::LeastTime, _) => Expected::LoadDependent("least_time follows measured response times"),
         (Method::RoundRobin | Method::Random { two: false }, _) => by_weight(),
         (Method::Random { two: true }, _) => random_two(servers, &tier),
-        (_, Population::Clients(ips)) => simulate(spec, ips.iter().map(|ip| (by_addr(*ip), 1.0))),
-        (_, Population::WeightedClients(ips)) => simulate(spec, ips.iter().map(|(ip, n)| (by_addr(*ip), *n as f64))),
+        (_, Population::Clients(ips)) => simulate(spec, ips.iter().map(|ip| (Client::from_addr(*ip), 1.0))),
+        (_, Population::WeightedClients(ips)) => simulate(spec, ips.iter().map(|(ip, n)| (Client::from_addr(*ip), *n as f64))),
         (_, Population::Keys(keys)) => simulate(spec, keys.iter().map(|k| (Client { addr: None, key: k.clone() }, 1.0))),
         (Method::IpHash, Population::Any) => ip_hash_all_prefixes(servers),
         (Method::Hash { consistent: false, .. }, Population::Any) => memcached_any_key(servers),
@@ -104,13 +104,6 @@ fn random_two(servers: &[Server], tier: &[bool]) -> Expected {
         return shares_from(servers, &p);
     }
     shares_from(servers, &counts)
-}
-
-fn by_addr(ip: IpAddr) -> Client {
-    Client {
-        addr: Some(ip),
-        key: String::new(),
-    }
 }
 
 /// Runs each client through the real selection, one request at a time;

@@ -177,6 +177,16 @@ pub struct Client {
     pub key: String,
 }
 
+impl Client {
+    /// A client known by its address only (ip_hash and the rest; no key).
+    pub fn from_addr(addr: IpAddr) -> Client {
+        Client {
+            addr: Some(addr),
+            key: String::new(),
+        }
+    }
+}
+
 /// One request's walk over the upstream (`ngx_http_upstream_rr_peer_data_t`
 /// and the hash modules' per-request data).
 #[derive(Debug, Clone)]

@@ -237,12 +237,7 @@ fn client_of(
     };
     let key = match &group.lock().method {
         Balancing::Hash { key, .. } => key.clone(),
-        _ => {
-            return Client {
-                addr: Some(addr),
-                key: String::new(),
-            }
-        }
+        _ => return Client::from_addr(addr),
     };
     let key = key.eval(|name| variable(parts, name, addr));
     Client {

@@ -54,10 +54,7 @@ pub fn picks(up: &mut Upstream, client: &Client, n: usize) -> Vec<String> {
 }
 
 pub fn client(ip: &str) -> Client {
-    Client {
-        addr: Some(ip.parse::<IpAddr>().unwrap()),
-        key: String::new(),
-    }
+    Client::from_addr(ip.parse::<IpAddr>().unwrap())
 }
 
 pub fn keyed(key: &str) -> Client {

@@ -120,13 +120,7 @@ fn ip_hash_over_all_prefixes_matches_a_sample_of_clients() {
         let s = spec(Method::IpHash, weighted(&weights));
         let e = shares(&expected_shares(&s, Population::Any));
         let clients = random_clients(30_000);
-        let o = observed(
-            &s,
-            clients.iter().map(|ip| Client {
-                addr: Some(*ip),
-                key: String::new(),
-            }),
-        );
+        let o = observed(&s, clients.iter().map(|ip| Client::from_addr(*ip)));
         assert_close(&e, &o, 0.015, &format!("ip_hash {weights:?}"));
         // A given population is simulated exactly.
         let exact = shares(&expected_shares(&s, Population::Clients(&clients)));
@@ -142,13 +136,7 @@ fn ip_hash_with_a_down_server_walks_every_prefix() {
     let e = shares(&expected_shares(&s, Population::Any));
     assert_eq!(e[0], 0.0);
     let clients = random_clients(30_000);
-    let o = observed(
-        &s,
-        clients.iter().map(|ip| Client {
-            addr: Some(*ip),
-            key: String::new(),
-        }),
-    );
+    let o = observed(&s, clients.iter().map(|ip| Client::from_addr(*ip)));
     assert_close(&e, &o, 0.015, "ip_hash with a down server");
 }
 
