@@ -137,12 +137,7 @@ pub fn custom(text: &str) -> Result<Chosen, FormatChoiceError> {
     let (escape, text) = match text.trim_start().strip_prefix("escape=") {
         Some(rest) => {
             let (mode, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            let escape = match mode {
-                "json" => Escape::Json,
-                "none" => Escape::None,
-                _ => Escape::Default,
-            };
-            (escape, text.trim_start())
+            (mode.parse::<Escape>()?, text.trim_start())
         }
         None => (Escape::Default, text),
     };
@@ -164,15 +159,14 @@ pub fn from_config(
         return Ok(None);
     };
     if let Some(def) = config.log_formats.iter().find(|d| d.name == log.format) {
-        let escape = match def.escape.as_str() {
-            "json" => Escape::Json,
-            "none" => Escape::None,
-            _ => Escape::Default,
-        };
         let unusable = |why: String| FormatChoiceError::FromConfig {
             name: def.name.clone(),
             why,
         };
+        let escape: Escape = def
+            .escape
+            .parse()
+            .map_err(|e: FormatError| unusable(e.to_string()))?;
         let format =
             LogFormat::compile(&def.format, escape).map_err(|e| unusable(e.to_string()))?;
         format
@@ -326,6 +320,8 @@ mod tests {
             .entry(r#"{"addr":"127.0.0.1:8001","status":200}"#)
             .unwrap();
         assert_eq!(e.status, Some(200));
+        let e = custom("escape=yaml $status").unwrap_err().to_string();
+        assert!(e.starts_with("--log-format:") && e.contains("yaml"), "{e}");
         assert!(custom("$remote_addr$status")
             .unwrap_err()
             .to_string()
