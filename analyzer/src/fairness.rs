@@ -126,6 +126,19 @@ pub fn test(observed: &[(String, u64)], expected: &[(String, f64)]) -> Fairness 
     }
 }
 
+/// [`test`] against `expected`, or, without it, against equal shares among
+/// the nodes observed (what both tools assume when given no weights).
+pub fn test_or_equal(observed: &[(String, u64)], expected: Option<&[(String, f64)]>) -> Fairness {
+    match expected {
+        Some(expected) => test(observed, expected),
+        None => {
+            let equal: Vec<(String, f64)> =
+                observed.iter().map(|(n, _)| (n.clone(), 1.0)).collect();
+            test(observed, &equal)
+        }
+    }
+}
+
 /// `a=3,b=2` as (name, weight) pairs.
 pub fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, String> {
     text.split(',')

@@ -366,8 +366,7 @@ impl Summary {
             .iter()
             .map(|(n, t)| (n.clone(), t.requests))
             .collect();
-        let equal: Vec<(String, f64)> = observed.iter().map(|(n, _)| (n.clone(), 1.0)).collect();
-        Some(fairness::test(&observed, expected.unwrap_or(&equal)))
+        Some(fairness::test_or_equal(&observed, expected))
     }
 
     /// Requests per second over the span the log covers.

@@ -41,8 +41,7 @@ impl RunFigures<'_> {
         if observed.is_empty() {
             return None;
         }
-        let equal: Vec<(String, f64)> = observed.iter().map(|(n, _)| (n.clone(), 1.0)).collect();
-        Some(fairness::test(&observed, self.expected.unwrap_or(&equal)))
+        Some(fairness::test_or_equal(&observed, self.expected))
     }
 }
 
