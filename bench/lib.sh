@@ -41,6 +41,16 @@ free_port() {
     echo "$p"
 }
 
+# Waits up to 5 s for something to listen on loopback TCP port $1.
+wait_port() {
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing is listening on 127.0.0.1:$1" >&2
+    return 1
+}
+
 # The start of an nginx.conf that runs unprivileged out of directory $1:
 # pid, logs and temp paths there, access_log off. Closes nothing: the caller
 # adds its upstream and server blocks and the final "}".

@@ -46,7 +46,7 @@ CONF
 conf 3 2 >"$work/nginx.conf"
 conf 1 1 >"$work/even.conf"
 nginx -c "$work/nginx.conf" -p "$work"
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+wait_port "$port"
 
 "$bins/loadgen" -q -n 1000 -c 10 "http://127.0.0.1:$port/" >"$work/loadgen.out"
 grep -E '^(Complete|Failed) requests' "$work/loadgen.out"

@@ -41,7 +41,7 @@ backend ai
 CFG
     haproxy -db -f "$work/haproxy.cfg" >"$work/raw" 2>&1 &
     local pid=$!
-    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    wait_port "$port"
     for _ in $(seq 6); do curl -s -o /dev/null "http://127.0.0.1:$port/"; done
     curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"message": "hi"}' "http://127.0.0.1:$port/chat"
     kill "$pid"; wait "$pid" 2>/dev/null || true
