@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{anyhow, Context as _};
 use balancer::UpstreamSpec;
 use clap::Parser;
 
 use crate::check::{self, Check};
 use crate::formats::{self, Chosen, SAMPLE_LINES};
 use crate::judged::{seed_alerts, Judged};
+use crate::plot;
 use crate::read::Input;
 use crate::report::{self, Context};
 use crate::scan::{scan, Blocks};
@@ -78,6 +79,11 @@ pub struct Opts {
     /// Also write the report as Markdown, e.g. to $GITHUB_STEP_SUMMARY.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+
+    /// Also write charts to this directory, as SVG and PNG: share.* (share
+    /// per node against expected), latency-cdf.* and over-time.*.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
 }
 
 /// What to read and how to judge it, checked before any log is opened.
@@ -98,6 +104,7 @@ pub struct Plan {
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
 }
 
 impl Opts {
@@ -152,6 +159,7 @@ impl Opts {
             json: self.json,
             junit: self.junit,
             markdown: self.markdown,
+            plot: self.plot,
         })
     }
 }
@@ -161,8 +169,9 @@ impl Opts {
 pub struct Outcome {
     pub report: String,
     pub checks: Vec<Check>,
-    /// The files asked for (--json, --junit, --markdown) and their bytes.
-    pub files: Vec<(PathBuf, String)>,
+    /// The files asked for (--json, --junit, --markdown, --plot) and their
+    /// bytes.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl Outcome {
@@ -264,13 +273,25 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     };
     let mut files = Vec::new();
     if let Some(path) = &plan.json {
-        files.push((path.clone(), export::json(&summary, &cx, &checks)));
+        files.push((path.clone(), export::json(&summary, &cx, &checks).into()));
     }
     if let Some(path) = &plan.junit {
-        files.push((path.clone(), export::junit(&checks)));
+        files.push((path.clone(), export::junit(&checks).into()));
     }
     if let Some(path) = &plan.markdown {
-        files.push((path.clone(), report::markdown(&summary, &cx, &checks)));
+        files.push((
+            path.clone(),
+            report::markdown(&summary, &cx, &checks).into(),
+        ));
+    }
+    if let Some(dir) = &plan.plot {
+        for chart in plot::charts(&summary, &cx) {
+            let stem = chart.file_stem();
+            let svg = plot::svg(&chart).map_err(|e| anyhow!("--plot: {stem}.svg: {e}"))?;
+            let png = plot::png(&chart).map_err(|e| anyhow!("--plot: {stem}.png: {e}"))?;
+            files.push((dir.join(format!("{stem}.svg")), svg));
+            files.push((dir.join(format!("{stem}.png")), png));
+        }
     }
     Ok(Outcome {
         report: report::text(&summary, &cx, &checks),

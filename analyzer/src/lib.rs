@@ -20,6 +20,7 @@ pub mod fairness;
 pub mod formats;
 pub mod haproxy;
 pub mod judged;
+pub mod plot;
 pub mod read;
 pub mod report;
 pub mod scan;

@@ -14,6 +14,12 @@ fn main() -> ExitCode {
             // A closed pipe (`analyzer log | head`) is the reader's choice,
             // not an error worth a panic; the exit code still tells.
             let _ = std::io::stdout().write_all(outcome.report.as_bytes());
+            // --plot names a directory that need not exist yet.
+            if let Some(dir) = &plan.plot {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    return usage(&anyhow::anyhow!("--plot {}: {e}", dir.display()));
+                }
+            }
             for (path, bytes) in &outcome.files {
                 if let Err(e) = std::fs::write(path, bytes) {
                     return usage(&anyhow::anyhow!("{}: {e}", path.display()));

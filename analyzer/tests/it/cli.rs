@@ -361,6 +361,46 @@ fn json_junit_and_markdown_files_for_ci() {
 }
 
 #[test]
+fn plot_writes_svg_and_png_charts() {
+    let log = Log::new(
+        "plot.log",
+        lbkit(&[
+            ("127.0.0.1:8001", 60, 200, "0.010"),
+            ("127.0.0.1:8002", 40, 200, "0.200"),
+        ])
+        .as_bytes(),
+    );
+    let dir = log.dir.join("charts/nested");
+    let o = analyzer(
+        &[
+            log.arg(),
+            "--expect-weights",
+            "127.0.0.1:8001=3,127.0.0.1:8002=2",
+            "--plot",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    for stem in ["share", "latency-cdf", "over-time"] {
+        let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("127.0.0.1:8002"), "{stem}.svg names the nodes");
+        let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG", "{stem}.png");
+    }
+    let share = std::fs::read_to_string(dir.join("share.svg")).unwrap();
+    assert!(share.contains("expected"), "the promised shares are drawn");
+
+    // Without a timing field there is no latency chart to draw.
+    let bare = Log::new("bare.log", SEED.as_bytes());
+    let dir = bare.dir.join("charts");
+    let o = analyzer(&[bare.arg(), "--plot", dir.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(dir.join("share.svg").exists());
+    assert!(!dir.join("latency-cdf.svg").exists());
+}
+
+#[test]
 fn a_real_haproxy_log() {
     let log = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -1,0 +1,370 @@
+//! Charts for `--plot DIR`: share per node against expected, latency CDF
+//! per node, and requests over time per node, each as SVG and PNG. Only
+//! bytes; the caller writes them.
+//!
+//! Text is laid out with a small subset of DejaVu Sans embedded in the
+//! binary (assets/), so charts look the same on every machine and nothing
+//! depends on system font libraries.
+
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::report::{rows, Context};
+use crate::summary::{Summary, Tally};
+
+const SIZE: (u32, u32) = (900, 540);
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+/// Enough points for a smooth curve; the tail past p99 gets its own.
+const CDF_STEPS: u32 = 200;
+const TAIL: [f64; 4] = [0.995, 0.999, 0.9999, 1.0];
+const TIME_BUCKETS: usize = 120;
+
+/// One chart's data, taken from a summary; rendering it is separate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chart {
+    /// Node, observed share, expected share (when one is promised).
+    Shares(Vec<(String, f64, Option<f64>)>),
+    /// Per node: (latency in ms, fraction of requests at or below it); and
+    /// the field the latency came from.
+    Cdf(&'static str, Vec<(String, Vec<(f64, f64)>)>),
+    /// Per node: (seconds since the first line, requests per second).
+    OverTime(Vec<(String, Vec<(f64, f64)>)>),
+}
+
+impl Chart {
+    pub fn file_stem(&self) -> &'static str {
+        match self {
+            Chart::Shares(_) => "share",
+            Chart::Cdf(..) => "latency-cdf",
+            Chart::OverTime(_) => "over-time",
+        }
+    }
+}
+
+/// The charts a summary can fill: no latency chart without a timing field,
+/// none at all without nodes.
+pub fn charts(s: &Summary, cx: &Context<'_>) -> Vec<Chart> {
+    let empty = Tally::default();
+    let mut nodes = rows(s, cx.expected, &empty);
+    nodes.pop(); // `all`
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![Chart::Shares(
+        nodes
+            .iter()
+            .map(|r| (r.node.to_string(), r.share, r.expected))
+            .collect(),
+    )];
+    if let Some(field) = cx.timing {
+        let series: Vec<_> = nodes
+            .iter()
+            .filter(|r| !r.tally.latency().is_empty())
+            .map(|r| (r.node.to_string(), cdf(r.tally)))
+            .collect();
+        if !series.is_empty() {
+            out.push(Chart::Cdf(field, series));
+        }
+    }
+    let buckets = s.over_time(TIME_BUCKETS);
+    if let Some((first, ..)) = buckets.first() {
+        // over_time's columns are in `s.nodes` order.
+        let series = s
+            .nodes
+            .keys()
+            .enumerate()
+            .map(|(column, node)| {
+                let points = buckets
+                    .iter()
+                    .map(|(start, _, rates)| ((start - first) as f64, rates[column]))
+                    .collect();
+                (node.clone(), points)
+            })
+            .collect();
+        out.push(Chart::OverTime(series));
+    }
+    out
+}
+
+fn cdf(t: &Tally) -> Vec<(f64, f64)> {
+    let h = t.latency();
+    (0..=CDF_STEPS)
+        .map(|i| f64::from(i) / f64::from(CDF_STEPS) * 0.99)
+        .chain(TAIL)
+        .map(|q| (h.value_at_quantile(q).max(1) as f64 / 1000.0, q))
+        .collect()
+}
+
+/// The chart as an SVG document.
+pub fn svg(chart: &Chart) -> Result<Vec<u8>, String> {
+    register_font();
+    let mut text = String::new();
+    {
+        let area = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        draw(&area, chart).map_err(|e| e.to_string())?;
+        area.present().map_err(|e| e.to_string())?;
+    }
+    Ok(text.into_bytes())
+}
+
+/// The chart as a PNG image.
+pub fn png(chart: &Chart) -> Result<Vec<u8>, String> {
+    register_font();
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        draw(&area, chart).map_err(|e| e.to_string())?;
+        area.present().map_err(|e| e.to_string())?;
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Charts are mostly flat colour: the best compression is 10x smaller
+    // than the default and still takes milliseconds.
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is ours and checked by the tests; failing here would
+        // only mean text-less charts, never a wrong figure.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Drawn<DB> {
+    area.fill(&WHITE)?;
+    match chart {
+        Chart::Shares(nodes) => shares(area, nodes),
+        Chart::Cdf(field, series) => latency(area, field, series),
+        Chart::OverTime(series) => over_time(area, series),
+    }
+}
+
+fn shares<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    nodes: &[(String, f64, Option<f64>)],
+) -> Drawn<DB> {
+    let top = nodes
+        .iter()
+        .map(|(_, share, expected)| share.max(expected.unwrap_or(0.0)))
+        .fold(0.0, f64::max);
+    let n = nodes.len() as i32;
+    let mut chart = ChartBuilder::on(area)
+        .caption("Share of requests per node", ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        // A segmented 0..k has k+1 segments.
+        .build_cartesian_2d(
+            (0..(n - 1).max(1)).into_segmented(),
+            0.0..(top * 1.15).max(0.01),
+        )?;
+    let name = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) => nodes.get(*i as usize).map_or("", |n| &n.0).to_string(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(nodes.len())
+        .x_label_formatter(&name)
+        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .y_desc("share")
+        .draw()?;
+    chart
+        .draw_series(nodes.iter().enumerate().map(|(i, (_, share, _))| {
+            let i = i as i32;
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *share),
+                ],
+                BLUE.mix(0.6).filled(),
+            );
+            bar.set_margin(0, 0, 12, 12);
+            bar
+        }))?
+        .label("observed")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], BLUE.mix(0.6).filled()));
+    if nodes.iter().any(|n| n.2.is_some()) {
+        chart
+            .draw_series(nodes.iter().enumerate().filter_map(|(i, (_, _, e))| {
+                let i = i as i32;
+                let e = (*e)?;
+                Some(PathElement::new(
+                    vec![(SegmentValue::Exact(i), e), (SegmentValue::Exact(i + 1), e)],
+                    BLACK.stroke_width(3),
+                ))
+            }))?
+            .label("expected")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(3)));
+    }
+    legend(&mut chart)
+}
+
+fn latency<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    field: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Drawn<DB> {
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.0))
+        .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("Latency CDF per node ({field})"),
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        // Log time: a fast median and a slow tail both stay readable.
+        .build_cartesian_2d((lo * 0.9..hi * 1.1).log_scale(), 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (ms)")
+        .y_desc("requests at or below")
+        .x_label_formatter(&|v| format!("{v}"))
+        .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+        .draw()?;
+    lines(&mut chart, series)
+}
+
+fn over_time<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Drawn<DB> {
+    let (end, top) = series
+        .iter()
+        .flat_map(|(_, points)| points.iter().copied())
+        .fold((0.0f64, 0.0f64), |(end, top), (x, y)| {
+            (end.max(x), top.max(y))
+        });
+    let mut chart = ChartBuilder::on(area)
+        .caption("Requests per second per node", ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..end.max(1.0), 0.0..(top * 1.15).max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the first line")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("requests/s")
+        .draw()?;
+    lines(&mut chart, series)
+}
+
+fn lines<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Drawn<DB> {
+    for (i, (node, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(i);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(node.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    legend(chart)
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Drawn<DB> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Chart> {
+        vec![
+            Chart::Shares(vec![
+                ("127.0.0.1:8001".into(), 0.61, Some(0.6)),
+                ("127.0.0.1:8002".into(), 0.39, Some(0.4)),
+            ]),
+            Chart::Cdf(
+                "$request_time",
+                vec![(
+                    "127.0.0.1:8001".into(),
+                    vec![(1.0, 0.0), (5.0, 0.5), (80.0, 1.0)],
+                )],
+            ),
+            Chart::OverTime(vec![(
+                "a".into(),
+                vec![(0.0, 10.0), (1.0, 0.0), (2.0, 12.0)],
+            )]),
+        ]
+    }
+
+    #[test]
+    fn svg_names_the_nodes_and_titles() {
+        for chart in sample() {
+            let svg = String::from_utf8(svg(&chart).unwrap()).unwrap();
+            assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+            match &chart {
+                Chart::Shares(_) => {
+                    assert!(svg.contains("127.0.0.1:8002"));
+                    assert!(svg.contains("expected"));
+                }
+                Chart::Cdf(..) => assert!(svg.contains("($request_time)")),
+                Chart::OverTime(_) => assert!(svg.contains("requests/s")),
+            }
+        }
+    }
+
+    #[test]
+    fn png_is_a_png_with_text_drawn() {
+        let chart = &sample()[0];
+        let bytes = png(chart).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // Decode and check that something dark (bars, text) was drawn on
+        // the white page: a font that failed to load would still draw bars,
+        // so also compare against a chart whose only difference is text.
+        let decoded = decode(&bytes);
+        assert!(decoded.iter().any(|&b| b < 64));
+        let mut renamed = chart.clone();
+        if let Chart::Shares(nodes) = &mut renamed {
+            nodes[0].0 = "a-much-longer-node-name:9999".into();
+        }
+        assert_ne!(
+            decode(&png(&renamed).unwrap()),
+            decoded,
+            "labels must be rendered"
+        );
+    }
+
+    fn decode(bytes: &[u8]) -> Vec<u8> {
+        let mut reader = png::Decoder::new(bytes).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        reader.next_frame(&mut buf).unwrap();
+        buf
+    }
+}
