@@ -3,20 +3,20 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use balancer::UpstreamSpec;
 use clap::Parser;
 
 use crate::check::{self, Check};
 use crate::formats::{self, Chosen, SAMPLE_LINES};
 use crate::judged::{seed_alerts, Judged};
-use crate::plot;
 use crate::read::Input;
 use crate::report::{self, Context};
 use crate::scan::{scan, Blocks};
 use crate::summary::Summary;
 use crate::Threshold;
 use crate::{expect, export};
+use crate::{jsonl, plot};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,7 +31,8 @@ pub struct Opts {
     pub logs: Vec<String>,
 
     /// The log's format: auto (recognised from the first lines), combined,
-    /// main, upstream_log, upstream_log_port, lbkit or loadgen.
+    /// main, upstream_log, upstream_log_port, lbkit, loadgen, upstreaminfo,
+    /// envoy, traefik, haproxy or json (JSON lines).
     #[arg(long, value_name = "NAME", default_value = "auto")]
     pub format: String,
 
@@ -40,6 +41,19 @@ pub struct Opts {
     /// (prefix `escape=json ` as in nginx.conf).
     #[arg(long, value_name = "FORMAT", conflicts_with = "format")]
     pub log_format: Option<String>,
+
+    /// For JSON lines: the key a field is under, ROLE=KEY[:UNIT] with ROLE
+    /// one of upstream_addr, status, request_time, upstream_response_time,
+    /// remote_addr, time and UNIT s (default), ms, us or ns; repeatable,
+    /// e.g. --json-field upstream_addr=backend --json-field request_time=took:ms.
+    /// Without it the nginx names are tried, then common ones (Traefik's
+    /// ServiceURL, Duration, ...).
+    #[arg(
+        long = "json-field",
+        value_name = "ROLE=KEY[:UNIT]",
+        conflicts_with = "log_format"
+    )]
+    pub json_fields: Vec<String>,
 
     /// Expected shares by node, e.g. 127.0.0.1:8001=3,127.0.0.1:8002=2;
     /// equal shares among the nodes seen when absent.
@@ -120,6 +134,19 @@ impl Opts {
         };
         let format = match (&self.log_format, &config) {
             (Some(text), _) => Some(formats::custom(text)?),
+            (None, _) if !self.json_fields.is_empty() => {
+                if !matches!(self.format.as_str(), "auto" | jsonl::NAME) {
+                    bail!(
+                        "--json-field is for JSON lines, not --format {}",
+                        self.format
+                    );
+                }
+                Some(Chosen {
+                    name: jsonl::NAME.to_string(),
+                    reader: formats::Reader::Json(jsonl::Keys::with(&self.json_fields)?),
+                    detected: false,
+                })
+            }
             (None, Some((c, _))) if self.format == "auto" => formats::from_config(c)?,
             (None, _) => formats::named(&self.format)?,
         };

@@ -124,7 +124,7 @@ impl Fields {
 /// The last entry of an `$upstream_*` list and how many there are. Lists
 /// join entries with `, ` and ` : `, and no entry holds a space, so a value
 /// without one is a single attempt: the common case needs no splitting.
-fn last(list: &str) -> (Option<&str>, usize) {
+pub(crate) fn last(list: &str) -> (Option<&str>, usize) {
     if !list.as_bytes().contains(&b' ') {
         return (
             (!list.is_empty()).then_some(list),
@@ -137,7 +137,7 @@ fn last(list: &str) -> (Option<&str>, usize) {
 
 /// nginx's times (`0.012`); `-` is "no time" (an attempt that never got a
 /// response head).
-fn seconds(v: &str) -> Option<f64> {
+pub(crate) fn seconds(v: &str) -> Option<f64> {
     v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
 }
 

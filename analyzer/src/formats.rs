@@ -5,7 +5,7 @@ use logformat::presets::{preset, PRESETS};
 use logformat::{Escape, FormatError, LogFormat, ParseError};
 
 use crate::entry::{Entry, Fields};
-use crate::haproxy;
+use crate::{haproxy, jsonl};
 
 /// Lines looked at to recognise a format.
 pub const SAMPLE_LINES: usize = 20;
@@ -28,6 +28,8 @@ pub enum Reader {
     Nginx { format: LogFormat, fields: Fields },
     /// HAProxy's `option httplog`.
     Haproxy,
+    /// JSON lines, fields by name in any order.
+    Json(jsonl::Keys),
 }
 
 /// The name `--format` takes for HAProxy's `option httplog`.
@@ -70,6 +72,7 @@ impl Reader {
                 Err(e) => Err(e.to_string()),
             },
             Reader::Haproxy => haproxy::entry(line),
+            Reader::Json(keys) => keys.entry(line),
         }
     }
 
@@ -77,7 +80,9 @@ impl Reader {
     pub fn has_node(&self) -> bool {
         match self {
             Reader::Nginx { fields, .. } => fields.has_node(),
-            Reader::Haproxy => true,
+            // Known per line only; lines without one count as answered
+            // by nginx itself.
+            Reader::Haproxy | Reader::Json(_) => true,
         }
     }
 
@@ -86,6 +91,7 @@ impl Reader {
         match self {
             Reader::Nginx { fields, .. } => fields.timing(),
             Reader::Haproxy => Some("HAProxy's Ta (total active time)"),
+            Reader::Json(_) => Some("the JSON request_time (else upstream_response_time) field"),
         }
     }
 }
@@ -109,7 +115,7 @@ pub enum FormatChoiceError {
 
 fn preset_names() -> String {
     let mut names: Vec<&str> = PRESETS.iter().chain(TEMPLATES).map(|(n, _)| *n).collect();
-    names.push(HAPROXY);
+    names.extend([HAPROXY, jsonl::NAME]);
     names.join(", ")
 }
 
@@ -120,6 +126,8 @@ pub fn named(name: &str) -> Result<Option<Chosen>, FormatChoiceError> {
     }
     let reader = if name == HAPROXY {
         Reader::Haproxy
+    } else if name == jsonl::NAME {
+        Reader::Json(jsonl::Keys::default())
     } else {
         let format = preset(name).or_else(|| template(name));
         Reader::nginx(format.ok_or_else(|| FormatChoiceError::Unknown(name.to_string()))?)
@@ -194,7 +202,16 @@ pub fn detect(lines: &[&str]) -> Result<Chosen, FormatChoiceError> {
         Some((*name, format.variables().len(), Reader::nginx(format)))
     });
     // httplog has 12 fields before its request.
-    let candidates = nginx.chain([(HAPROXY, 12, Reader::Haproxy)]);
+    let keys = jsonl::Keys::default();
+    let json_fields = lines
+        .iter()
+        .filter_map(|l| keys.filled(l))
+        .max()
+        .unwrap_or(0);
+    let candidates = nginx.chain([
+        (HAPROXY, 12, Reader::Haproxy),
+        (jsonl::NAME, json_fields, Reader::Json(keys)),
+    ]);
     let mut best: Option<(usize, usize, &str, Reader)> = None;
     for (name, fields, reader) in candidates {
         let parsed = lines.iter().filter(|l| reader.entry(l).is_ok()).count();

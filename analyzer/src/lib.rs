@@ -19,6 +19,7 @@ pub mod export;
 pub mod fairness;
 pub mod formats;
 pub mod haproxy;
+pub mod jsonl;
 pub mod judged;
 pub mod plot;
 pub mod read;

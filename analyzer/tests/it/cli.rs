@@ -11,7 +11,8 @@ fn analyzer(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    // A usage error exits before reading: a closed pipe is its answer.
+    let _ = pipe.write_all(stdin.unwrap_or("").as_bytes());
     drop(pipe);
     child.wait_with_output().unwrap()
 }
@@ -358,6 +359,51 @@ fn json_junit_and_markdown_files_for_ci() {
     let o = analyzer(&[log.arg(), "--json", "/nonexistent/dir/r.json"], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("/nonexistent/dir/r.json"));
+}
+
+#[test]
+fn json_lines_detected_or_with_named_fields() {
+    let mut log = String::new();
+    for i in 0..30 {
+        let node = ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"][i % 3];
+        log.push_str(&format!(
+            "{{\"status\":\"200\",\"upstream_addr\":\"{node}\",\"request_time\":\"0.0{i:02}\"}}\n"
+        ));
+    }
+    let o = analyzer(&["-"], Some(&log));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("json (recognised"), "{out}");
+    assert!(out.contains("127.0.0.1:8003"), "{out}");
+
+    let renamed = log
+        .replace("upstream_addr", "node")
+        .replace("request_time", "took_ms");
+    let o = analyzer(
+        &[
+            "-",
+            "--json-field",
+            "upstream_addr=node",
+            "--json-field",
+            "request_time=took_ms:ms",
+            "--threshold",
+            "p(100)<0.03ms",
+        ],
+        Some(&renamed),
+    );
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("127.0.0.1:8002"), "{out}");
+
+    let o = analyzer(&["-", "--json-field", "node=x"], Some(&log));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("--json-field \"node=x\": unknown field"),
+        "{:?}",
+        text(&o)
+    );
 }
 
 #[test]
