@@ -1,3 +1,4 @@
 //! The `analyzer` command end to end: real files, real exit codes.
 
 mod cli;
+mod nginx_fixtures;
