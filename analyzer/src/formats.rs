@@ -4,7 +4,7 @@
 use logformat::presets::{preset, PRESETS};
 use logformat::{Escape, FormatError, LogFormat, ParseError};
 
-use crate::entry::{Entry, Fields};
+use crate::entry::{Entry, Fields, Scratch};
 use crate::{haproxy, jsonl};
 
 /// Lines looked at to recognise a format.
@@ -66,11 +66,18 @@ impl Reader {
     }
 
     pub fn entry<'a>(&self, line: &'a str) -> Result<Entry<'a>, String> {
+        self.read(line, &mut Scratch::default())
+    }
+
+    /// [`Reader::entry`] with a buffer for the values reused line after line.
+    pub fn read<'a>(&self, line: &'a str, scratch: &mut Scratch<'a>) -> Result<Entry<'a>, String> {
         match self {
-            Reader::Nginx { format, fields } => match format.parse(line) {
-                Ok(record) => Ok(fields.entry(&record)),
-                Err(e) => Err(e.to_string()),
-            },
+            Reader::Nginx { format, fields } => {
+                match format.parse_into(line, &mut scratch.values) {
+                    Ok(()) => Ok(fields.entry(scratch)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Reader::Haproxy => haproxy::entry(line),
             Reader::Json(keys) => keys.entry(line),
         }

@@ -216,10 +216,19 @@ impl Summary {
     }
 
     fn count_at(&mut self, second: i64, node: usize, n: u64) {
-        if !self.timeline.contains_key(&second) && self.timeline.len() >= MAX_SECONDS {
+        // Logs are written in time order: the line's second is nearly
+        // always the latest one, found without a search.
+        let latest = self
+            .timeline
+            .last_key_value()
+            .is_some_and(|(k, _)| *k == second);
+        if !latest && !self.timeline.contains_key(&second) && self.timeline.len() >= MAX_SECONDS {
             return;
         }
-        let counts = self.timeline.entry(second).or_default();
+        let counts = match self.timeline.last_entry() {
+            Some(e) if latest => e.into_mut(),
+            _ => self.timeline.entry(second).or_default(),
+        };
         if counts.len() <= node {
             counts.resize(node + 1, 0);
         }
