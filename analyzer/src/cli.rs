@@ -207,16 +207,20 @@ impl Outcome {
     }
 }
 
-/// Reads every input into one summary and judges it. Errors are about the
-/// input as a whole (unreadable, unrecognisable); bad lines are counted.
-pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
-    let mut chosen = plan.format.clone();
+/// Reads every input into one summary, in the format given or the one the
+/// first lines show (returned with it). Errors are about an input as a
+/// whole (unreadable, unrecognisable); bad lines are counted.
+pub fn summarize(
+    inputs: &[Input],
+    format: Option<Chosen>,
+) -> anyhow::Result<(Summary, Option<Chosen>)> {
+    let mut chosen = format;
     let mut summary = Summary::default();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Lines before this input, so the earliest malformed lines of all
     // inputs are the examples kept.
     let mut before = 0;
-    for input in &plan.inputs {
+    for input in inputs {
         let name = input.name();
         let mut reader = input.open().with_context(|| name.clone())?;
         let mut blocks = Blocks::new(&mut *reader);
@@ -244,6 +248,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         before += lines;
         summary.merge(&part);
     }
+    Ok((summary, chosen))
+}
+
+/// Reads every input into one summary and judges it.
+pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
+    let (summary, chosen) = summarize(&plan.inputs, plan.format.clone())?;
     let has_node = chosen.as_ref().is_some_and(|c| c.reader.has_node());
     let timing = chosen.as_ref().and_then(|c| c.reader.timing());
     let mut notes = Vec::new();

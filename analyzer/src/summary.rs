@@ -277,6 +277,16 @@ impl Summary {
         self.nodes.get_mut(name).expect("inserted above")
     }
 
+    /// The first logged second, at or after `after`, in which `node`
+    /// served a request: when a node came back into rotation.
+    pub fn first_served_after(&self, node: &str, after: i64) -> Option<i64> {
+        let i = self.nodes.get(node)?.index;
+        self.timeline
+            .range(after..)
+            .find(|(_, counts)| counts.get(i).is_some_and(|n| *n > 0))
+            .map(|(second, _)| *second)
+    }
+
     /// The nodes that served `client`, in the order they were first seen.
     pub fn client_nodes(&self, client: &str) -> Vec<&str> {
         let Some(t) = self.clients.get(client) else {

@@ -30,17 +30,21 @@ pub enum Metric {
 impl Metric {
     /// Latencies compare in seconds and print in milliseconds.
     fn is_latency(&self) -> bool {
-        matches!(
-            self,
-            Metric::Percentile { .. } | Metric::Avg | Metric::Min | Metric::Med | Metric::Max
-        )
+        match self {
+            Metric::Percentile { .. } | Metric::Avg | Metric::Min | Metric::Med | Metric::Max => {
+                true
+            }
+            Metric::Named(n) => n == "recovered_within",
+            _ => false,
+        }
     }
 
     fn is_rate(&self) -> bool {
-        matches!(
-            self,
-            Metric::ErrorRate | Metric::SuccessRate | Metric::Imbalance
-        )
+        match self {
+            Metric::ErrorRate | Metric::SuccessRate | Metric::Imbalance => true,
+            Metric::Named(n) => matches!(n.as_str(), "share" | "split_share"),
+            _ => false,
+        }
     }
 }
 

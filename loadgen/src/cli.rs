@@ -2,6 +2,7 @@
 //! plus the long flags for what ab never had.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::engine::{self, Schedule};
 use crate::files::{self, Rows};
 use crate::plan::{Flags, Plan, PlanError};
 use crate::report;
+use crate::stats::Stats;
 use crate::verdict::{judge, RunFigures};
 use analyzer::fairness::parse_weights;
 use analyzer::Threshold;
@@ -127,8 +129,14 @@ pub struct Opts {
     /// Print help
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
     help: Option<bool>,
+    /// Run a scenario file instead: start its mock backends and the
+    /// reference balancer in this process, drive its load and events, and
+    /// check its expectations (see scenarios/README.md)
+    #[arg(long, value_name = "FILE", conflicts_with = "url")]
+    scenario: Option<PathBuf>,
     /// URL to test: http://host[:port]/path
-    url: String,
+    #[arg(required_unless_present = "scenario")]
+    url: Option<String>,
 }
 
 /// How a run ended, for the exit code.
@@ -201,7 +209,7 @@ impl Opts {
         Flags {
             post: read("-p", &self.post)?,
             put: read("-u", &self.put)?,
-            url: self.url,
+            url: self.url.unwrap_or_default(),
             requests: self.requests,
             concurrency: self.concurrency,
             time_limit: self.time_limit,
@@ -226,6 +234,11 @@ impl Opts {
         .plan()
     }
 
+    /// The scenario file, when one is given instead of a URL.
+    pub fn scenario(&self) -> Option<&std::path::Path> {
+        self.scenario.as_deref()
+    }
+
     pub fn quiet(&self) -> bool {
         self.quiet
     }
@@ -246,12 +259,10 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     let plan = Arc::new(plan);
     if !checks.json_output {
         say(&format!(
-            "This is loadgen {}, an ab-compatible load generator (lbkit)
-",
+            "This is loadgen {}, an ab-compatible load generator (lbkit)\n",
             env!("CARGO_PKG_VERSION")
         ));
-        say("
-");
+        say("\n");
         let via = plan
             .proxy
             .as_ref()
@@ -262,40 +273,14 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
             plan.target.host
         ));
     }
-    let schedule = Arc::new(Schedule::new(&plan));
-    // ab's "Completed N requests" lines for logs; a live bar for people.
-    let progress = match (quiet, std::io::stderr().is_terminal()) {
-        (true, _) => None,
-        (false, true) => Some(tokio::spawn(progress_bar(schedule.clone()))),
-        (false, false) => heartbeat(plan.requests)
-            .map(|every| tokio::spawn(progress_lines(schedule.clone(), every))),
-    };
     let rows =
         Rows::open(checks.gnuplot.as_ref(), checks.log.as_ref()).map_err(anyhow::Error::msg)?;
-    let rows = Arc::new(rows);
-    let mut running = tokio::spawn(engine::run(
-        plan.clone(),
-        schedule.clone(),
-        addr,
-        rows.clone(),
-    ));
-    let (stats, interrupted) = tokio::select! {
-        stats = &mut running => (stats?, false),
-        _ = tokio::signal::ctrl_c() => {
-            // Like ab: stop sending, let requests in flight finish, report.
-            schedule.stop.store(true, Relaxed);
-            (running.await?, true)
-        }
-    };
-    let elapsed = schedule.started().elapsed();
-    schedule.finished.store(true, Relaxed);
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
-    if !quiet && heartbeat(plan.requests).is_some() {
-        eprintln!("Finished {} requests", stats.complete);
-    }
-    rows.flush();
+    let Ran {
+        stats,
+        elapsed,
+        interrupted,
+        stopped,
+    } = drive(plan.clone(), addr, Arc::new(rows), quiet).await?;
     if let Some(path) = &checks.csv {
         files::write_csv(path, &stats.total).map_err(anyhow::Error::msg)?;
     }
@@ -328,12 +313,68 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     }
     Ok(if interrupted {
         Outcome::Interrupted
-    } else if schedule.stop.load(Relaxed) {
+    } else if stopped {
         Outcome::Stopped
     } else if !held {
         Outcome::Breached
     } else {
         Outcome::Done
+    })
+}
+
+/// How a run went, once it is over.
+pub struct Ran {
+    pub stats: Stats,
+    pub elapsed: Duration,
+    /// Ctrl-C ended it early.
+    pub interrupted: bool,
+    /// It stopped at a receive error, as ab does without -r.
+    pub stopped: bool,
+}
+
+/// Runs a plan to its end with progress on stderr (a bar for people, ab's
+/// "Completed N requests" lines for logs); Ctrl-C stops sending and lets
+/// requests in flight finish, as ab does, so nothing measured is lost.
+pub async fn drive(
+    plan: Arc<Plan>,
+    addr: SocketAddr,
+    rows: Arc<Rows>,
+    quiet: bool,
+) -> anyhow::Result<Ran> {
+    let schedule = Arc::new(Schedule::new(&plan));
+    let progress = match (quiet, std::io::stderr().is_terminal()) {
+        (true, _) => None,
+        (false, true) => Some(tokio::spawn(progress_bar(schedule.clone()))),
+        (false, false) => heartbeat(plan.requests)
+            .map(|every| tokio::spawn(progress_lines(schedule.clone(), every))),
+    };
+    let mut running = tokio::spawn(engine::run(
+        plan.clone(),
+        schedule.clone(),
+        addr,
+        rows.clone(),
+    ));
+    let (stats, interrupted) = tokio::select! {
+        stats = &mut running => (stats?, false),
+        _ = tokio::signal::ctrl_c() => {
+            schedule.stop.store(true, Relaxed);
+            (running.await?, true)
+        }
+    };
+    let elapsed = schedule.started().elapsed();
+    schedule.finished.store(true, Relaxed);
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if !quiet && heartbeat(plan.requests).is_some() {
+        eprintln!("Finished {} requests", stats.complete);
+    }
+    rows.flush();
+    Ok(Ran {
+        stats,
+        elapsed,
+        interrupted,
+        stopped: schedule.stop.load(Relaxed) && !interrupted,
     })
 }
 

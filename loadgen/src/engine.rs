@@ -12,8 +12,11 @@ use tokio::net::TcpStream;
 
 use crate::files::{Row, Rows};
 use crate::http1::{self, Framing};
-use crate::plan::{Clients, ClientsVia, Pacing, Plan};
+use hyper::header::{HeaderName, HeaderValue};
+
+use crate::plan::{due_in_phases, Clients, ClientsVia, Pacing, Phase, PhaseLoad, Plan, Variant};
 use crate::stats::{Answer, Stats};
+use crate::template::Text;
 
 /// Hands out request tickets until the count or the time runs out, or the
 /// run is stopped.
@@ -23,6 +26,8 @@ pub struct Schedule {
     start: Instant,
     deadline: Option<Instant>,
     pacing: Pacing,
+    phases: Vec<Phase>,
+    due: Vec<Duration>,
     pub stop: AtomicBool,
     /// Every worker is done (progress displays end on it).
     pub finished: AtomicBool,
@@ -34,12 +39,20 @@ pub struct Schedule {
 impl Schedule {
     pub fn new(plan: &Plan) -> Schedule {
         let start = Instant::now();
+        let phased = (!plan.phases.is_empty())
+            .then(|| start + plan.phases.iter().map(|p| p.duration).sum::<Duration>());
+        let limit = plan.time_limit.map(|t| start + t);
         Schedule {
             next: AtomicU64::new(0),
             requests: plan.requests,
             start,
-            deadline: plan.time_limit.map(|t| start + t),
+            deadline: match (limit, phased) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             pacing: plan.pacing,
+            phases: plan.phases.clone(),
+            due: plan.due.clone(),
             stop: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             completed: AtomicU64::new(0),
@@ -56,38 +69,80 @@ impl Schedule {
         (self.requests, self.deadline)
     }
 
-    /// The next request to send, with the time it is due (open loop); waits
-    /// until then. `None` when the run is over.
-    async fn ticket(&self) -> Option<(u64, Option<Instant>)> {
-        if self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
-            return None;
+    /// How many workers may be busy now, under concurrency phases.
+    fn concurrency_now(&self) -> Option<usize> {
+        let mut end = Duration::ZERO;
+        let elapsed = self.start.elapsed();
+        for phase in &self.phases {
+            end += phase.duration;
+            match phase.load {
+                PhaseLoad::Concurrency(c) if elapsed < end => return Some(c),
+                PhaseLoad::Concurrency(_) => {}
+                PhaseLoad::Rate { .. } => return None,
+            }
+        }
+        None
+    }
+
+    /// Worker `worker`'s next request, with the time it is due (open
+    /// loop); waits until then. `None` when the run is over.
+    async fn ticket(&self, worker: usize) -> Option<(u64, Option<Instant>)> {
+        loop {
+            if self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            // A phase with fewer clients than workers idles the rest.
+            match self.concurrency_now() {
+                Some(c) if worker >= c => tokio::time::sleep(Duration::from_millis(10)).await,
+                _ => break,
+            }
         }
         let i = self.next.fetch_add(1, Relaxed);
         if i >= self.requests {
             return None;
         }
-        match self.pacing {
-            Pacing::Closed => Some((i, None)),
-            Pacing::Rate(r) => {
-                let due = self.start + Duration::from_secs_f64(i as f64 / r);
-                if self.deadline.is_some_and(|d| due >= d) {
-                    return None;
-                }
-                tokio::time::sleep_until(due.into()).await;
-                Some((i, Some(due)))
+        let due = match self.pacing {
+            Pacing::Closed => return Some((i, None)),
+            Pacing::Rate(_) if !self.due.is_empty() => self.start + *self.due.get(i as usize)?,
+            Pacing::Rate(_) if !self.phases.is_empty() => {
+                self.start + due_in_phases(&self.phases, i)?
             }
+            Pacing::Rate(r) => self.start + Duration::from_secs_f64(i as f64 / r),
+        };
+        if self.deadline.is_some_and(|d| due >= d) {
+            return None;
         }
+        tokio::time::sleep_until(due.into()).await;
+        Some((i, Some(due)))
     }
 }
 
-/// The request, rendered once to bytes: every request of a run is the same
-/// but for its client identity, which goes between `head` and `tail`.
+/// The requests of a run, rendered once to bytes where they never change:
+/// one request for ab's flags, a weighted mix for a scenario. A request's
+/// client identity goes between its head and tail.
 struct Template {
-    head: Vec<u8>,
-    /// The blank line and the body.
-    tail: Vec<u8>,
-    head_request: bool,
+    parts: Vec<Part>,
+    /// Running totals of the parts' weights: request `i` takes the part
+    /// its place in the cycle falls in.
+    cumulative: Vec<u64>,
     clients: Option<Clients>,
+}
+
+struct Part {
+    /// Fixed: the request line and headers. Templated: the headers only
+    /// (the request line and Content-Length depend on the request).
+    head: Vec<u8>,
+    /// Fixed: the blank line and the body.
+    tail: Vec<u8>,
+    templated: Option<Templated>,
+    head_request: bool,
+}
+
+struct Templated {
+    method: String,
+    path: Text,
+    version: &'static str,
+    body: Option<Text>,
 }
 
 /// `user-agent` -> `User-Agent`, as ab and browsers write header names.
@@ -101,11 +156,33 @@ fn title_case(name: &str) -> String {
     out
 }
 
+fn header_bytes<'h>(headers: impl Iterator<Item = &'h (HeaderName, HeaderValue)>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (name, value) in headers {
+        bytes.extend_from_slice(title_case(name.as_str()).as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes
+}
+
 impl Template {
     fn new(plan: &Plan) -> Template {
-        let target = match &plan.proxy {
-            Some(_) => format!("http://{}{}", plan.target.host_header(), plan.target.path),
-            None => plan.target.path.clone(),
+        let one = [Variant {
+            method: plan.method.clone(),
+            path: Text::literal(&plan.target.path),
+            headers: Vec::new(),
+            body: plan
+                .body
+                .as_ref()
+                .map(|b| Text::literal(&String::from_utf8_lossy(b))),
+            weight: 1,
+        }];
+        let variants = if plan.mix.is_empty() {
+            &one[..]
+        } else {
+            &plan.mix[..]
         };
         // ab: HTTP/1.0 and a new connection per request, unless -k.
         let version = if plan.keepalive {
@@ -113,38 +190,127 @@ impl Template {
         } else {
             "HTTP/1.0"
         };
-        let mut bytes = format!("{} {target} {version}\r\n", plan.method).into_bytes();
-        for (name, value) in &plan.headers {
-            bytes.extend_from_slice(title_case(name.as_str()).as_bytes());
-            bytes.extend_from_slice(b": ");
-            bytes.extend_from_slice(value.as_bytes());
-            bytes.extend_from_slice(b"\r\n");
-        }
-        if let Some(body) = &plan.body {
-            bytes.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-        }
-        let mut tail = b"\r\n".to_vec();
-        if let Some(body) = &plan.body {
-            tail.extend_from_slice(body);
-        }
+        let parts = variants
+            .iter()
+            .map(|v| {
+                // A variant's own headers replace the plan's of that name.
+                let shared = plan
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| !v.headers.iter().any(|(m, _)| m == n));
+                let headers = header_bytes(shared.chain(&v.headers));
+                let head_request = v.method == hyper::Method::HEAD;
+                let fixed_body = match &v.body {
+                    // The bytes as given (a -p file need not be UTF-8).
+                    Some(_) if plan.mix.is_empty() => plan.body.as_ref().map(|b| b.to_vec()),
+                    Some(b) if b.is_fixed() => {
+                        let mut out = Vec::new();
+                        b.render(0, &mut out);
+                        Some(out)
+                    }
+                    Some(_) => None,
+                    None => Some(Vec::new()),
+                };
+                match fixed_body {
+                    Some(body) if v.path.is_fixed() => {
+                        let mut path = Vec::new();
+                        v.path.render(0, &mut path);
+                        let target = match &plan.proxy {
+                            Some(_) => format!(
+                                "http://{}{}",
+                                plan.target.host_header(),
+                                String::from_utf8_lossy(&path)
+                            ),
+                            None => String::from_utf8_lossy(&path).into_owned(),
+                        };
+                        let mut head = format!("{} {target} {version}\r\n", v.method).into_bytes();
+                        head.extend_from_slice(&headers);
+                        if v.body.is_some() {
+                            head.extend_from_slice(
+                                format!("Content-Length: {}\r\n", body.len()).as_bytes(),
+                            );
+                        }
+                        let mut tail = b"\r\n".to_vec();
+                        tail.extend_from_slice(&body);
+                        Part {
+                            head,
+                            tail,
+                            templated: None,
+                            head_request,
+                        }
+                    }
+                    _ => Part {
+                        head: headers,
+                        tail: Vec::new(),
+                        templated: Some(Templated {
+                            method: v.method.to_string(),
+                            path: v.path.clone(),
+                            version,
+                            body: v.body.clone(),
+                        }),
+                        head_request,
+                    },
+                }
+            })
+            .collect();
+        let cumulative = variants
+            .iter()
+            .scan(0, |sum, v| {
+                *sum += u64::from(v.weight.max(1));
+                Some(*sum)
+            })
+            .collect();
         Template {
-            head: bytes,
-            tail,
-            head_request: plan.method == hyper::Method::HEAD,
+            parts,
+            cumulative,
             clients: plan.clients,
         }
     }
 
-    /// The bytes of request `i`.
-    fn render(&self, i: u64, out: &mut Vec<u8>) {
+    fn part(&self, i: u64) -> &Part {
+        let total = self.cumulative.last().copied().unwrap_or(1);
+        let at = i % total;
+        let n = self.cumulative.partition_point(|c| *c <= at);
+        &self.parts[n.min(self.parts.len() - 1)]
+    }
+
+    /// The bytes of request `i`, and whether it is a HEAD request.
+    fn render(&self, i: u64, out: &mut Vec<u8>) -> bool {
         out.clear();
-        out.extend_from_slice(&self.head);
-        if let Some(c) = self.clients.filter(|c| c.via == ClientsVia::ForwardedFor) {
-            out.extend_from_slice(b"X-Forwarded-For: ");
-            out.extend_from_slice(c.address(i).to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
+        let part = self.part(i);
+        let forwarded = self.clients.filter(|c| c.via == ClientsVia::ForwardedFor);
+        let forwarded_for = |out: &mut Vec<u8>| {
+            if let Some(c) = forwarded {
+                out.extend_from_slice(b"X-Forwarded-For: ");
+                out.extend_from_slice(c.address(i).to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        };
+        match &part.templated {
+            None => {
+                out.extend_from_slice(&part.head);
+                forwarded_for(out);
+                out.extend_from_slice(&part.tail);
+            }
+            Some(t) => {
+                out.extend_from_slice(t.method.as_bytes());
+                out.push(b' ');
+                t.path.render(i, out);
+                out.push(b' ');
+                out.extend_from_slice(t.version.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&part.head);
+                forwarded_for(out);
+                let mut body = Vec::new();
+                if let Some(b) = &t.body {
+                    b.render(i, &mut body);
+                    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&body);
+            }
         }
-        out.extend_from_slice(&self.tail);
+        part.head_request
     }
 
     /// The source address for a connection opened by request `i`.
@@ -196,6 +362,7 @@ enum Miss {
 
 /// One worker: take a ticket, send, measure, repeat.
 pub async fn worker(
+    worker: usize,
     plan: Arc<Plan>,
     schedule: Arc<Schedule>,
     addr: SocketAddr,
@@ -205,7 +372,7 @@ pub async fn worker(
     let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
     let mut stats = Stats::default();
     let mut conn: Option<Conn> = None;
-    let mut request = Vec::with_capacity(template.head.len() + template.tail.len() + 64);
+    let mut request = Vec::with_capacity(1024);
     if plan.verbosity >= 4 {
         template.render(0, &mut request);
         eprintln!(
@@ -214,14 +381,15 @@ pub async fn worker(
             String::from_utf8_lossy(&request).trim_end()
         );
     }
-    while let Some((i, due)) = schedule.ticket().await {
-        template.render(i, &mut request);
+    while let Some((i, due)) = schedule.ticket(worker).await {
+        let head_request = template.render(i, &mut request);
         let wall = rows.wanted().then(std::time::SystemTime::now);
         let start = Instant::now();
         let outcome = tokio::time::timeout(
             plan.timeout,
             once(
                 &template,
+                head_request,
                 &request,
                 i,
                 &node_headers,
@@ -333,6 +501,7 @@ pub async fn worker(
 /// connection's buffer for the caller to read names from.
 async fn once(
     template: &Template,
+    head_request: bool,
     request: &[u8],
     i: u64,
     node_headers: &[&str],
@@ -366,8 +535,8 @@ async fn once(
             return Err(Miss::Receive);
         }
         waiting.get_or_insert_with(|| sent.elapsed());
-        if let Some(head) = http1::parse_head(&c.buf, template.head_request, node_headers)
-            .map_err(|_| Miss::Receive)?
+        if let Some(head) =
+            http1::parse_head(&c.buf, head_request, node_headers).map_err(|_| Miss::Receive)?
         {
             break head;
         }
@@ -442,8 +611,21 @@ pub async fn run(
     addr: SocketAddr,
     rows: Arc<Rows>,
 ) -> Stats {
-    let workers: Vec<_> = (0..plan.concurrency)
-        .map(|_| tokio::spawn(worker(plan.clone(), schedule.clone(), addr, rows.clone())))
+    // Enough workers for the busiest phase.
+    let most = plan.phases.iter().filter_map(|p| match p.load {
+        PhaseLoad::Concurrency(c) => Some(c),
+        PhaseLoad::Rate { .. } => None,
+    });
+    let workers: Vec<_> = (0..most.fold(plan.concurrency, usize::max))
+        .map(|w| {
+            tokio::spawn(worker(
+                w,
+                plan.clone(),
+                schedule.clone(),
+                addr,
+                rows.clone(),
+            ))
+        })
         .collect();
     let mut stats = Stats::default();
     for w in workers {

@@ -24,5 +24,7 @@ pub mod files;
 pub mod http1;
 pub mod plan;
 pub mod report;
+pub mod scenario;
 pub mod stats;
+pub mod template;
 pub mod verdict;

@@ -6,6 +6,12 @@ use loadgen::cli::{run, Opts, Outcome};
 fn main() -> ExitCode {
     let opts = Opts::parse();
     let quiet = opts.quiet();
+    if let Some(file) = opts.scenario() {
+        return match runtime() {
+            Ok(r) => exit(r.block_on(loadgen::scenario::run(file, quiet))),
+            Err(e) => usage(&e),
+        };
+    }
     let checks = match opts.checks() {
         Ok(c) => c,
         Err(e) => return usage(&e),
@@ -14,14 +20,20 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match runtime() {
+        Ok(r) => exit(r.block_on(run(plan, checks, quiet))),
+        Err(e) => usage(&e),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => return usage(&e),
-    };
-    match runtime.block_on(run(plan, checks, quiet)) {
+}
+
+fn exit(outcome: anyhow::Result<Outcome>) -> ExitCode {
+    match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Breached) => ExitCode::from(1),
         Ok(Outcome::Stopped) => {
@@ -30,7 +42,7 @@ fn main() -> ExitCode {
         }
         // The shell's convention for a run ended by Ctrl-C.
         Ok(Outcome::Interrupted) => ExitCode::from(130),
-        Err(e) => usage(&e),
+        Err(e) => usage(&format!("{e:#}")),
     }
 }
 

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
+use crate::template::Text;
+
 /// What to hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -78,6 +80,9 @@ pub struct Clients {
     pub via: ClientsVia,
     pub base: u32,
     pub size: u32,
+    /// The step between identities: 1 for a CIDR pool, 256 to put each
+    /// client in its own /24 (ip_hash looks at three octets).
+    pub stride: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +95,8 @@ pub enum ClientsVia {
 
 impl Clients {
     pub fn address(&self, i: u64) -> std::net::Ipv4Addr {
-        std::net::Ipv4Addr::from(self.base.wrapping_add((i % u64::from(self.size)) as u32))
+        let k = (i % u64::from(self.size)) as u32;
+        std::net::Ipv4Addr::from(self.base.wrapping_add(k.wrapping_mul(self.stride)))
     }
 }
 
@@ -126,6 +132,61 @@ pub enum Pacing {
     Rate(f64),
 }
 
+/// One request of a scenario's weighted mix.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub method: Method,
+    pub path: Text,
+    /// Added to the plan's headers, replacing those of the same name.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Option<Text>,
+    pub weight: u32,
+}
+
+/// A stretch of a scenario's load: an arrival rate ramping linearly from
+/// one value to another (open loop), or a number of busy clients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    pub duration: Duration,
+    pub load: PhaseLoad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PhaseLoad {
+    Rate { from: f64, to: f64 },
+    Concurrency(usize),
+}
+
+/// When request `i` is due, counted from the start, under rate phases;
+/// `None` once the phases are over. Within a phase the rate is
+/// `from + (to - from) t / T`, so arrivals by time t are
+/// `from t + (to - from) t^2 / 2T`, solved for t.
+pub fn due_in_phases(phases: &[Phase], i: u64) -> Option<Duration> {
+    let mut before = 0.0; // arrivals in earlier phases
+    let mut offset = 0.0; // their seconds
+    let n = i as f64;
+    for phase in phases {
+        let PhaseLoad::Rate { from, to } = phase.load else {
+            return None;
+        };
+        let t_len = phase.duration.as_secs_f64();
+        let count = (from + to) / 2.0 * t_len;
+        if n < before + count {
+            let local = n - before;
+            let k = (to - from) / (2.0 * t_len);
+            let t = if k.abs() < 1e-12 {
+                local / from
+            } else {
+                (-from + (from * from + 4.0 * k * local).sqrt()) / (2.0 * k)
+            };
+            return Some(Duration::from_secs_f64(offset + t.clamp(0.0, t_len)));
+        }
+        before += count;
+        offset += t_len;
+    }
+    None
+}
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub target: Target,
@@ -153,6 +214,12 @@ pub struct Plan {
     /// ab's -v: 2 warns of each non-2xx answer, 4 prints the request and
     /// every response head.
     pub verbosity: u8,
+    /// A scenario's weighted requests; empty: the one the flags describe.
+    pub mix: Vec<Variant>,
+    /// A scenario's phases, run one after another; empty: none.
+    pub phases: Vec<Phase>,
+    /// A timed replay: when each request is due, from the start.
+    pub due: Vec<Duration>,
 }
 
 /// ab's flags as given, before checking.
@@ -334,6 +401,7 @@ impl Flags {
                     via: ClientsVia::ForwardedFor,
                     base,
                     size,
+                    stride: 1,
                 })
             }
             (None, Some(range)) => {
@@ -348,11 +416,15 @@ impl Flags {
                     via: ClientsVia::Source,
                     base,
                     size,
+                    stride: 1,
                 })
             }
             (None, None) => None,
         };
         Ok(Plan {
+            mix: Vec::new(),
+            phases: Vec::new(),
+            due: Vec::new(),
             verbosity: self.verbosity,
             node_field: self.node_field,
             clients,

@@ -181,7 +181,10 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let peer = remote.addr;
-    let mut record = Record::new(&req, peer, shared.log.is_some());
+    // With X-Forwarded-For trusted, the log's $remote_addr is the client it
+    // names, as nginx's realip module makes it.
+    let client = SocketAddr::new(client_ip(&shared, req.headers(), peer), peer.port());
+    let mut record = Record::new(&req, client, shared.log.is_some());
     let Some(route) = shared.route(req.uri().path()) else {
         return Ok(finish(
             own(StatusCode::NOT_FOUND, "not found\n"),
@@ -224,17 +227,7 @@ fn client_of(
     parts: &hyper::http::request::Parts,
     peer: SocketAddr,
 ) -> Client {
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok());
-    let addr = if shared.trust_forwarded_for {
-        forwarded.unwrap_or(peer.ip())
-    } else {
-        peer.ip()
-    };
+    let addr = client_ip(shared, &parts.headers, peer);
     let key = match &group.lock().method {
         Balancing::Hash { key, .. } => key.clone(),
         _ => return Client::from_addr(addr),
@@ -243,6 +236,21 @@ fn client_of(
     Client {
         addr: Some(addr),
         key,
+    }
+}
+
+/// The client's address: X-Forwarded-For's first entry when trusted.
+fn client_ip(shared: &Shared, headers: &hyper::HeaderMap, peer: SocketAddr) -> IpAddr {
+    let forwarded = || {
+        headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse::<IpAddr>().ok())
+    };
+    match shared.trust_forwarded_for {
+        true => forwarded().unwrap_or(peer.ip()),
+        false => peer.ip(),
     }
 }
 

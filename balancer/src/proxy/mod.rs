@@ -281,6 +281,24 @@ impl Proxy {
             .map(|g| g.lock().clone())
     }
 
+    /// Changes the weight of the server at `addr` (`127.0.0.1:8001`) in
+    /// every upstream that has it, as nginx Plus's API does at run time;
+    /// returns how many servers changed.
+    pub fn set_weight(&self, addr: &str, weight: u32) -> usize {
+        let mut changed = 0;
+        for group in &self.shared.groups {
+            let mut upstream = group.lock();
+            let peers: Vec<_> = upstream.peers().map(|(r, _)| r).collect();
+            for peer in peers {
+                if group.target(peer).text == addr {
+                    upstream.set_weight(peer, weight);
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to the grace
     /// period), flushes the access log.
     pub async fn shutdown(self) {

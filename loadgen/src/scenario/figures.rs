@@ -1,0 +1,93 @@
+//! A scenario's figures as its expectations see them: the balancer's access
+//! log (what the analyzer reads) for latencies, errors and shares, loadgen's
+//! own view for what clients saw, and the scenario's own measures
+//! (recovery after a revive, clients split across nodes). Nodes are named
+//! as the scenario names its backends.
+
+use analyzer::judged::Judged;
+use analyzer::summary::Summary;
+use analyzer::{Measurements, Metric};
+
+use crate::verdict::RunFigures;
+
+pub struct Figures<'a> {
+    pub client: RunFigures<'a>,
+    /// The balancer's log; `None` for an external balancer.
+    pub log: Option<Judged<'a>>,
+    /// Backend names and the addresses logs and headers call them by.
+    pub names: &'a [String],
+    pub addrs: &'a [String],
+    /// Revive events: backend index and when, in Unix seconds.
+    pub revived: &'a [(usize, f64)],
+}
+
+impl Figures<'_> {
+    fn addr(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| n == name)?;
+        Some(self.addrs[i].as_str())
+    }
+
+    /// The balancer's log when there is one, else what clients saw.
+    fn view(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
+        match &self.log {
+            Some(log) => log.measure(metric, filter),
+            None => self.client.measure(metric, filter),
+        }
+    }
+
+    fn summary(&self) -> Option<&Summary> {
+        self.log.as_ref().map(|j| j.summary)
+    }
+
+    /// Seconds from the latest revive (of `node`, if given) until the
+    /// node served again, by the balancer's log (to the second).
+    fn recovered_within(&self, node: Option<&str>) -> Option<f64> {
+        let s = self.summary()?;
+        let (i, at) = self
+            .revived
+            .iter()
+            .rev()
+            .find(|(i, _)| node.is_none_or(|n| self.addrs[*i] == n))?;
+        let back = s.first_served_after(&self.addrs[*i], at.floor() as i64)?;
+        Some((back as f64 - at).max(0.0))
+    }
+}
+
+impl Measurements for Figures<'_> {
+    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
+        let filter_by_name = filter;
+        let node = match filter {
+            Some(("node", name)) => Some(self.addr(name)?),
+            Some(_) => return None,
+            None => None,
+        };
+        let filter = node.map(|n| ("node", n));
+        if let Metric::Named(name) = metric {
+            match name.as_str() {
+                "client_errors" | "failed" | "non_2xx" => {
+                    return self.client.measure(metric, filter)
+                }
+                "recovered_within" => return self.recovered_within(node),
+                "share" => {
+                    let all = self.view(&Metric::Requests, None)?;
+                    let mine = self.measure(&Metric::Requests, filter_by_name)?;
+                    return Some(mine / all.max(1.0));
+                }
+                "split_clients" | "split_share" => {
+                    let st = self.summary()?.stickiness();
+                    return Some(if name == "split_clients" {
+                        st.split as f64
+                    } else {
+                        st.split as f64 / st.clients.max(1) as f64
+                    });
+                }
+                _ => {}
+            }
+        }
+        match (self.view(metric, filter), metric) {
+            // A backend that never appears in the log served nothing.
+            (None, Metric::Requests) if node.is_some() => Some(0.0),
+            (v, _) => v,
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! The scenario file format (see scenarios/README.md for every key), read
+//! and checked whole before anything starts. Errors name the file, the line
+//! and column, and the key.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use analyzer::{Metric, Threshold};
+use mockbackend::faults::{parse_control, Control};
+use mockbackend::profile::Profile;
+use mockbackend::units::parse_duration;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Run by `.ci/run`.
+    #[serde(default)]
+    pub ci: bool,
+    /// The verification must fail (exit 1): a scenario that proves a broken
+    /// balancer is caught.
+    #[serde(default)]
+    pub expect_failure: bool,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<Spanned<Backend>>,
+    #[serde(default)]
+    pub balancer: Balancer,
+    pub load: Load,
+    #[serde(default, rename = "event")]
+    pub events: Vec<Spanned<Event>>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// How events, routes and expectations refer to it; default `b1`, `b2`...
+    pub name: Option<String>,
+    /// In-process mock backend's port; 0 (default) picks a free one.
+    #[serde(default)]
+    pub port: u16,
+    /// An external node instead of an in-process one.
+    pub url: Option<String>,
+    /// The in-process backend's mockbackend profile keys.
+    #[serde(default)]
+    pub profile: BTreeMap<String, toml::Value>,
+    // The balancer's server parameters for this node.
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub backup: bool,
+    #[serde(default)]
+    pub down: bool,
+    pub max_fails: Option<u32>,
+    pub fail_timeout: Option<Dur>,
+    pub max_conns: Option<u32>,
+    /// The upstream (pool) it belongs to; default `backend`.
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balancer {
+    /// nginx's method line: round_robin, least_conn, ip_hash, 'hash KEY
+    /// [consistent]', random, 'random two least_conn', least_time.
+    pub method: Option<String>,
+    /// proxy_next_upstream.
+    pub next_upstream: Option<String>,
+    /// proxy_next_upstream_tries.
+    pub tries: Option<u32>,
+    /// proxy_read_timeout and proxy_connect_timeout.
+    pub timeout: Option<Dur>,
+    pub connect_timeout: Option<Dur>,
+    /// Load this nginx.conf (its upstreams, locations) instead; relative to
+    /// the scenario file.
+    pub nginx_conf: Option<String>,
+    /// Test this external balancer instead of the in-process one.
+    pub target: Option<String>,
+    /// Path routing to pools (task-type routing).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Spanned<Route>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub path: String,
+    pub pool: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub requests: Option<u64>,
+    pub duration: Option<Dur>,
+    pub concurrency: Option<usize>,
+    pub rate: Option<f64>,
+    #[serde(default = "yes")]
+    pub keepalive: bool,
+    /// Distinct client identities, sent as X-Forwarded-For.
+    pub clients: Option<u32>,
+    /// Per-request timeout.
+    pub timeout: Option<Dur>,
+    #[serde(default, rename = "phase")]
+    pub phases: Vec<Spanned<PhaseSpec>>,
+    #[serde(default, rename = "request")]
+    pub requests_mix: Vec<Spanned<RequestSpec>>,
+    /// Replay the request lines of this access log instead of a mix.
+    pub replay: Option<String>,
+    /// Replay at this multiple of the logged pace; absent: as fast as the
+    /// load allows.
+    pub speed: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    pub duration: Dur,
+    pub rate: Option<f64>,
+    /// Ramp linearly from `rate` to this over the phase.
+    pub ramp_to: Option<f64>,
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    #[serde(default = "get")]
+    pub method: String,
+    #[serde(default = "root")]
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body, written as a TOML table (strings may hold templates).
+    pub json: Option<toml::Value>,
+    pub body: Option<String>,
+    pub body_file: Option<String>,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// An OpenAI-style streamed answer (SSE) is expected.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+fn root() -> String {
+    "/".into()
+}
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at: Dur,
+    /// A backend's name or index (from 0).
+    pub backend: BackendRef,
+    /// kill, revive, weight, or any mockbackend fault action (slow, errors,
+    /// hang, reset-connections, drain, clear, reset...).
+    pub action: String,
+    /// The action's parameters as mockbackend takes them: `delay=500ms`,
+    /// `rate=0.5&status=503`.
+    #[serde(default)]
+    pub with: String,
+    /// For `weight`.
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BackendRef {
+    Index(usize),
+    Name(String),
+}
+
+impl std::fmt::Display for BackendRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendRef::Index(i) => write!(f, "{i}"),
+            BackendRef::Name(n) => write!(f, "{n:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The chi-square test of shares against what the balancer promises.
+    /// Default: on when the method has computable shares and no event
+    /// changes the nodes.
+    pub shares: Option<bool>,
+    /// Shares promised by hand, by backend name, instead of the balancer's.
+    pub weights: Option<BTreeMap<String, f64>>,
+    #[serde(default)]
+    pub thresholds: Vec<Spanned<Expr>>,
+}
+
+/// A duration written with a unit (`500ms`, `2s`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(Dur)
+            .map_err(|why| serde::de::Error::custom(format!("{text:?}: {why}")))
+    }
+}
+
+/// A threshold in the analyzer's language, on a metric a scenario measures.
+#[derive(Debug, Clone)]
+pub struct Expr(pub Threshold);
+
+/// Metrics by name beyond the analyzer's built-in ones.
+pub const NAMED_METRICS: [&str; 9] = [
+    "client_errors",
+    "share",
+    "failed",
+    "non_2xx",
+    "retries",
+    "malformed",
+    "recovered_within",
+    "split_clients",
+    "split_share",
+];
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Expr, D::Error> {
+        let text = String::deserialize(d)?;
+        let t = Threshold::parse(&text).map_err(serde::de::Error::custom)?;
+        let known = match &t.metric {
+            Metric::Named(name) => NAMED_METRICS.contains(&name.as_str()),
+            Metric::Percentile { of: Some(of), .. } => {
+                matches!(of.as_str(), "request_time" | "upstream_response_time")
+            }
+            _ => true,
+        };
+        if !known {
+            return Err(serde::de::Error::custom(format!(
+                "threshold '{text}': no such metric; besides p(N), avg, min, med, max, error_rate, success_rate, imbalance, rps and requests there are {}",
+                NAMED_METRICS.join(", ")
+            )));
+        }
+        match &t.filter {
+            None => {}
+            Some((key, _)) if key == "node" => {}
+            Some((key, _)) => {
+                return Err(serde::de::Error::custom(format!(
+                    "threshold '{text}': {{{key}=...}}: only {{node=NAME}} filters"
+                )))
+            }
+        }
+        Ok(Expr(t))
+    }
+}
+
+/// A scenario file that is wrong: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// A read scenario with its checked pieces, and where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub scenario: Scenario,
+    pub file: PathBuf,
+    text: String,
+    /// Each backend's name, in order.
+    pub names: Vec<String>,
+    /// Each backend's profile, built (in-process ones).
+    pub profiles: Vec<Profile>,
+    /// Each event's backend index and its control (None for `weight`).
+    pub events: Vec<(usize, Option<Control>)>,
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Loaded, SpecError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&file, &text).map(|(scenario, names, profiles, events)| Loaded {
+        scenario,
+        file: path.to_path_buf(),
+        text,
+        names,
+        profiles,
+        events,
+    })
+}
+
+impl Loaded {
+    /// An error at `span` of the file (its start when `None`).
+    pub fn error_at(&self, span: Option<Range<usize>>, message: String) -> SpecError {
+        locate(&self.file.display().to_string(), &self.text, span, message)
+    }
+}
+
+fn locate(file: &str, text: &str, span: Option<Range<usize>>, message: String) -> SpecError {
+    let start = span.map_or(0, |s| s.start).min(text.len());
+    let before = &text[..start];
+    SpecError {
+        file: file.to_string(),
+        line: before.matches('\n').count() + 1,
+        column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+        message,
+    }
+}
+
+type Parsed = (
+    Scenario,
+    Vec<String>,
+    Vec<Profile>,
+    Vec<(usize, Option<Control>)>,
+);
+
+/// Parses and checks scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Parsed, SpecError> {
+    let at = |span: Option<Range<usize>>, message: String| locate(file, text, span, message);
+    let scenario: Scenario =
+        toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+
+    let s = &scenario;
+    if s.backends.is_empty() && s.balancer.target.is_none() && s.balancer.nginx_conf.is_none() {
+        return Err(at(
+            None,
+            "no [[backend]]: a scenario needs nodes to balance".into(),
+        ));
+    }
+    let names: Vec<String> = s
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b.get_ref().name.clone().unwrap_or(format!("b{}", i + 1)))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(at(
+                Some(s.backends[i].span()),
+                format!("[[backend]] name: {n:?} is used twice"),
+            ));
+        }
+    }
+    let mut profiles = Vec::new();
+    for b in &s.backends {
+        let spec = b.get_ref();
+        if spec.fail_timeout.is_some_and(|t| t.0.subsec_nanos() != 0) {
+            return Err(at(
+                Some(b.span()),
+                "[[backend]] fail_timeout: nginx counts it in whole seconds".into(),
+            ));
+        }
+        let mut profile = Profile::default();
+        if spec.url.is_some() && !spec.profile.is_empty() {
+            return Err(at(
+                Some(b.span()),
+                "[[backend]] profile: an external backend (url) has no mock profile".into(),
+            ));
+        }
+        for (key, value) in &spec.profile {
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            profile.set(key, &value).map_err(|why| {
+                at(
+                    Some(b.span()),
+                    format!("[[backend]] profile.{key} = {value:?}: {why}"),
+                )
+            })?;
+        }
+        profiles.push(profile);
+    }
+    let index_of = |r: &BackendRef| match r {
+        BackendRef::Index(i) => (*i < names.len()).then_some(*i),
+        BackendRef::Name(n) => names.iter().position(|m| m == n),
+    };
+    let mut events = Vec::new();
+    for e in &s.events {
+        let ev = e.get_ref();
+        let err = |why: String| at(Some(e.span()), why);
+        let i = index_of(&ev.backend).ok_or_else(|| {
+            err(format!(
+                "[[event]] backend: no backend {} (there are {}: {})",
+                ev.backend,
+                names.len(),
+                names.join(", ")
+            ))
+        })?;
+        if s.backends[i].get_ref().url.is_some() && ev.action != "weight" {
+            return Err(err(
+                "[[event]] backend: an external backend cannot be faulted".into(),
+            ));
+        }
+        let control = match ev.action.as_str() {
+            "weight" => {
+                if ev.weight.is_none() {
+                    return Err(err(
+                        "[[event]] weight: the weight action needs weight = N".into()
+                    ));
+                }
+                None
+            }
+            action => {
+                let action = match action {
+                    "kill" => "down",
+                    "revive" => "up",
+                    a => a,
+                };
+                let (_, control) = parse_control(action, &ev.with)
+                    .map_err(|why| err(format!("[[event]] action: {why}")))?;
+                Some(control)
+            }
+        };
+        events.push((i, control));
+    }
+    for r in &s.balancer.routes {
+        let pool = &r.get_ref().pool;
+        let pools = || {
+            s.backends
+                .iter()
+                .map(|b| b.get_ref().pool.as_deref().unwrap_or("backend"))
+        };
+        if !pools().any(|p| p == pool) {
+            return Err(at(
+                Some(r.span()),
+                format!("[[balancer.route]] pool: no backend is in pool {pool:?}"),
+            ));
+        }
+    }
+    if let Some(w) = &s.expect.weights {
+        if let Some(n) = w.keys().find(|n| !names.contains(n)) {
+            return Err(at(
+                None,
+                format!("[expect] weights: no backend {n:?} ({})", names.join(", ")),
+            ));
+        }
+    }
+    for t in &s.expect.thresholds {
+        if let Some((_, node)) = &t.get_ref().0.filter {
+            if !names.contains(node) {
+                return Err(at(
+                    Some(t.span()),
+                    format!(
+                        "[expect] thresholds: {{node={node}}}: no backend {node:?} ({})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let load = &s.load;
+    if load.requests.is_none()
+        && load.duration.is_none()
+        && load.phases.is_empty()
+        && load.replay.is_none()
+    {
+        return Err(at(
+            None,
+            "[load]: say how much: requests, duration or [[load.phase]]".into(),
+        ));
+    }
+    let rates = load
+        .phases
+        .iter()
+        .filter(|p| p.get_ref().rate.is_some())
+        .count();
+    for p in &load.phases {
+        let ph = p.get_ref();
+        let err = |why: &str| at(Some(p.span()), format!("[[load.phase]] {why}"));
+        match (ph.rate, ph.concurrency) {
+            (Some(_), Some(_)) => return Err(err("rate and concurrency: give one")),
+            (None, None) => return Err(err("give rate (open loop) or concurrency (closed loop)")),
+            (Some(r), None) if !(r > 0.0 && r.is_finite()) => {
+                return Err(err("rate: must be above 0"))
+            }
+            (None, Some(0)) => return Err(err("concurrency: must be at least 1")),
+            _ => {}
+        }
+        if ph.ramp_to.is_some() && ph.rate.is_none() {
+            return Err(err("ramp_to: ramps go from a rate"));
+        }
+        if rates != 0 && rates != load.phases.len() {
+            return Err(err("phases are all rate or all concurrency, not a mix"));
+        }
+    }
+    for r in &load.requests_mix {
+        let rq = r.get_ref();
+        let bodies = [rq.json.is_some(), rq.body.is_some(), rq.body_file.is_some()];
+        if bodies.iter().filter(|b| **b).count() > 1 {
+            return Err(at(
+                Some(r.span()),
+                "[[load.request]]: give one of json, body, body_file".into(),
+            ));
+        }
+        if hyper::Method::from_bytes(rq.method.as_bytes()).is_err() {
+            return Err(at(
+                Some(r.span()),
+                format!(
+                    "[[load.request]] method: {:?} is not an HTTP method",
+                    rq.method
+                ),
+            ));
+        }
+        if !rq.path.starts_with('/') {
+            return Err(at(
+                Some(r.span()),
+                format!("[[load.request]] path: {:?} must start with /", rq.path),
+            ));
+        }
+    }
+    if load.replay.is_some() && !load.requests_mix.is_empty() {
+        return Err(at(
+            None,
+            "[load]: replay and [[load.request]]: give one".into(),
+        ));
+    }
+    Ok((scenario, names, profiles, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+name = "t"
+[[backend]]
+weight = 3
+[[backend]]
+name = "slow"
+profile = { latency = "50ms" }
+[load]
+requests = 100
+concurrency = 10
+[[event]]
+at = "1s"
+backend = "slow"
+action = "kill"
+[expect]
+thresholds = ["p(99)<500ms", "client_errors == 0"]
+"#;
+
+    #[test]
+    fn a_good_scenario_reads() {
+        let (s, names, profiles, events) = parse("t.toml", OK).unwrap();
+        assert_eq!(names, ["b1", "slow"]);
+        assert_eq!(s.load.requests, Some(100));
+        assert_ne!(profiles[1], Profile::default());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, 1);
+    }
+
+    fn error(text: &str) -> String {
+        parse("s.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        let e = error(&OK.replace("concurrency = 10", "concurency = 10"));
+        assert!(
+            e.starts_with("s.toml:10:1: unknown field `concurency`"),
+            "{e}"
+        );
+        let e = error(&OK.replace("at = \"1s\"", "at = \"1 sec\""));
+        assert!(e.starts_with("s.toml:12:6: \"1 sec\""), "{e}");
+        let e = error(&OK.replace("backend = \"slow\"", "backend = 7"));
+        assert!(
+            e.starts_with("s.toml:11:1: [[event]] backend: no backend 7 (there are 2: b1, slow)"),
+            "{e}"
+        );
+        let e = error(&OK.replace("client_errors == 0", "teapots < 3"));
+        assert!(
+            e.starts_with("s.toml:16:14: threshold 'teapots < 3': no such metric"),
+            "{e}"
+        );
+        let e = error(&OK.replace("latency = \"50ms\"", "latency = \"fast\""));
+        assert!(
+            e.starts_with("s.toml:5:1: [[backend]] profile.latency = \"fast\":"),
+            "{e}"
+        );
+        let e = error(&OK.replace("action = \"kill\"", "action = \"explode\""));
+        assert!(
+            e.contains("[[event]] action: unknown action 'explode'"),
+            "{e}"
+        );
+    }
+}

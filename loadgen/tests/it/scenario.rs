@@ -1,0 +1,141 @@
+//! `loadgen --scenario`: the scenario files in scenarios/ run whole (mock
+//! backends and balancer in this test's child process, real requests on
+//! 127.0.0.1), and broken files are refused before anything starts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn run(file: &Path) -> Output {
+    Command::new(BIN)
+        .args(["--scenario", file.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn quickstart_prints_ab_the_table_and_a_verdict() {
+    let o = run(&scenarios().join("quickstart.toml"));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("Complete requests:      1000"), "{out}");
+    assert!(out.contains("Failed requests:        0"), "{out}");
+    // The balancer's log, read by the analyzer: a row per backend.
+    assert_eq!(out.matches("┆      33").count(), 3, "{out}");
+    assert!(out.contains("✓ shares as expected"), "{out}");
+    assert!(
+        out.trim_end()
+            .ends_with("✓ scenario quickstart: all 5 checks held"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_broken_balancer_is_caught_with_exit_1() {
+    let o = run(&scenarios().join("broken-weights.toml"));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("✗ shares as expected"), "{out}");
+    assert!(out.contains("the verification caught it"), "{out}");
+}
+
+#[test]
+fn a_timed_kill_and_revive_is_verified_not_described() {
+    let o = run(&scenarios().join("failover-recovery.toml"));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("kill flaky") && out.contains("revive flaky"),
+        "{out}"
+    );
+    assert!(out.contains("✓ client_errors == 0"), "{out}");
+    assert!(out.contains("✓ recovered_within{node=flaky} < 5s"), "{out}");
+}
+
+/// A scenario in a fresh directory, removed with it.
+struct File {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl File {
+    fn new(name: &str, text: &str) -> File {
+        let dir =
+            std::env::temp_dir().join(format!("loadgen-scenario-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        File { dir, path }
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const GOOD: &str = r#"[[backend]]
+[[backend]]
+name = "b"
+[load]
+requests = 20
+[[event]]
+at = "1s"
+backend = "b"
+action = "kill"
+[expect]
+thresholds = ["client_errors == 0"]
+"#;
+
+#[test]
+fn mistakes_name_file_line_and_key_and_exit_2_before_anything_starts() {
+    for (name, from, to, says) in [
+        (
+            "unknown-key",
+            "requests = 20",
+            "requests = 20\nconcurency = 2",
+            ":6:1: unknown field `concurency`",
+        ),
+        (
+            "bad-duration",
+            "at = \"1s\"",
+            "at = \"soon\"",
+            ":7:6: \"soon\"",
+        ),
+        (
+            "no-such-backend",
+            "backend = \"b\"",
+            "backend = 5",
+            ":6:1: [[event]] backend: no backend 5",
+        ),
+        (
+            "no-such-metric",
+            "client_errors == 0",
+            "happiness > 3",
+            ":11:14: threshold 'happiness > 3': no such metric",
+        ),
+    ] {
+        let f = File::new(name, &GOOD.replace(from, to));
+        let o = run(&f.path);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {out}{err}");
+        assert!(out.is_empty(), "{name}: nothing ran: {out}");
+        let line = err.trim_end();
+        assert_eq!(line.lines().count(), 1, "{name}: one line: {err}");
+        let want = format!("{}{says}", f.path.display());
+        assert!(line.contains(&want), "{name}: {line}\nwants {want}");
+    }
+}
