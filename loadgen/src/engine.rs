@@ -388,10 +388,9 @@ pub async fn worker(
         let outcome = tokio::time::timeout(
             plan.timeout,
             once(
-                &template,
                 head_request,
                 &request,
-                i,
+                template.source(i),
                 &node_headers,
                 &mut conn,
                 addr,
@@ -500,10 +499,9 @@ pub async fn worker(
 /// Sends the request and reads the whole answer, leaving its head in the
 /// connection's buffer for the caller to read names from.
 async fn once(
-    template: &Template,
     head_request: bool,
     request: &[u8],
-    i: u64,
+    source: Option<std::net::Ipv4Addr>,
     node_headers: &[&str],
     conn: &mut Option<Conn>,
     addr: SocketAddr,
@@ -513,7 +511,7 @@ async fn once(
     let reused = conn.is_some();
     if conn.is_none() {
         *conn = Some(
-            Conn::open(addr, template.source(i))
+            Conn::open(addr, source)
                 .await
                 .map_err(|_| Miss::Connect)?,
         );

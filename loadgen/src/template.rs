@@ -143,6 +143,8 @@ fn placeholder(
         return Ok(Piece::RandomInt(lo, hi));
     }
     if let Some(arg) = call("line") {
+        // Inside a `json` table the quotes arrive escaped, as `\"`.
+        let arg = arg.replace("\\\"", "\"");
         let file = arg
             .trim()
             .strip_prefix('"')

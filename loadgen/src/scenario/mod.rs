@@ -223,7 +223,7 @@ pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
         out.push_str(&format!("  backend {name} = {}\n", addr_names[i]));
     }
     out.push('\n');
-    out.push_str(&report::ab(&plan, &stats, elapsed));
+    out.push_str(report::ab(&plan, &stats, elapsed).trim_start_matches('\n'));
     out.push_str(&report::beyond(&plan, &stats));
     let happened = happened.lock().map(|h| h.clone()).unwrap_or_default();
     if !s.events.is_empty() {

@@ -139,3 +139,69 @@ fn mistakes_name_file_line_and_key_and_exit_2_before_anything_starts() {
         assert!(line.contains(&want), "{name}: {line}\nwants {want}");
     }
 }
+
+#[test]
+fn phases_templates_and_a_weight_change_at_run_time() {
+    let f = File::new(
+        "phased",
+        r#"[[backend]]
+name = "a"
+[[backend]]
+name = "b"
+[load]
+[[load.phase]]
+duration = "1s"
+rate = 100
+[[load.phase]]
+duration = "1s"
+rate = 100
+ramp_to = 300
+[[load.request]]
+method = "POST"
+path = "/chat"
+json = { message = "{{line(\"words.txt\")}} {{seq}}" }
+[[event]]
+at = "1s"
+backend = "b"
+action = "weight"
+weight = 3
+[expect]
+thresholds = ["requests == 300", "client_errors == 0", "share{node=b} > 60%"]
+"#,
+    );
+    std::fs::write(f.dir.join("words.txt"), "hello\nworld\n").unwrap();
+    let o = run(&f.path);
+    let (out, err) = text(&o);
+    // 100 in the first second, (100 + 300) / 2 in the ramp; b at weight 3
+    // for the second: 50 + 150 of 300.
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("weight b"), "{out}");
+    assert!(out.contains("✓ share{node=b} > 60%"), "{out}");
+}
+
+#[test]
+fn an_access_log_is_replayed_request_line_by_request_line() {
+    let f = File::new(
+        "replay",
+        r#"[[backend]]
+[load]
+replay = "access.log"
+speed = 10.0
+[expect]
+thresholds = ["requests == 4", "client_errors == 0"]
+"#,
+    );
+    // Seed 003's format; the third line comes 2 s after the first.
+    let log = [
+        "127.0.0.1 - - [02/Mar/2025:21:10:11 +0800] \"GET /a HTTP/1.0\" 200 18 \"-\" \"ab\" \"-\" to: 127.0.0.1:8001",
+        "127.0.0.1 - - [02/Mar/2025:21:10:11 +0800] \"GET /b?x=1 HTTP/1.0\" 200 18 \"-\" \"ab\" \"-\" to: 127.0.0.1:8002",
+        "127.0.0.1 - - [02/Mar/2025:21:10:13 +0800] \"HEAD /c HTTP/1.0\" 200 0 \"-\" \"ab\" \"-\" to: 127.0.0.1:8001",
+        "127.0.0.1 - - [02/Mar/2025:21:10:13 +0800] \"GET /d HTTP/1.0\" 200 18 \"-\" \"ab\" \"-\" to: 127.0.0.1:8002",
+    ];
+    std::fs::write(f.dir.join("access.log"), log.join("\n")).unwrap();
+    let o = run(&f.path);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    // 2 s of log at 10x: the run lasts about 0.2 s, not 2.
+    assert!(out.contains("Complete requests:      4"), "{out}");
+}
