@@ -510,11 +510,7 @@ async fn once(
     let mut connect_time = Duration::ZERO;
     let reused = conn.is_some();
     if conn.is_none() {
-        *conn = Some(
-            Conn::open(addr, source)
-                .await
-                .map_err(|_| Miss::Connect)?,
-        );
+        *conn = Some(Conn::open(addr, source).await.map_err(|_| Miss::Connect)?);
         connect_time = start.elapsed();
     }
     let c = conn.as_mut().ok_or(Miss::Connect)?;
