@@ -176,7 +176,7 @@ impl Opts {
             parsed.context("--threshold")?
         };
         Ok(Plan {
-            inputs: self.logs.iter().map(|l| Input::from_arg(l)).collect(),
+            inputs: expand(&self.logs)?,
             format,
             expected,
             upstream,
@@ -189,6 +189,30 @@ impl Opts {
             plot: self.plot,
         })
     }
+}
+
+/// The inputs the LOG arguments name: `-`, files, and glob patterns the
+/// shell did not expand (quoted, or from a CI config), in name order.
+fn expand(args: &[String]) -> anyhow::Result<Vec<Input>> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        let pattern = arg.contains(['*', '?', '[']) && !std::path::Path::new(arg).exists();
+        if !pattern {
+            inputs.push(Input::from_arg(arg));
+            continue;
+        }
+        let mut found: Vec<PathBuf> = glob::glob(arg)
+            .map_err(|e| anyhow!("{arg}: not a usable pattern: {e}"))?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        if found.is_empty() {
+            bail!("{arg}: no file matches");
+        }
+        found.sort();
+        inputs.extend(found.into_iter().map(Input::File));
+    }
+    Ok(inputs)
 }
 
 /// A finished analysis.

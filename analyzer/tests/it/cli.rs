@@ -407,6 +407,28 @@ fn json_lines_detected_or_with_named_fields() {
 }
 
 #[test]
+fn a_quoted_glob_reads_every_matching_file() {
+    let one = Log::new(
+        "glob",
+        lbkit(&[("127.0.0.1:8001", 3, 200, "0.010")]).as_bytes(),
+    );
+    std::fs::write(
+        one.dir.join("glob.2"),
+        lbkit(&[("127.0.0.1:8002", 2, 200, "0.010")]),
+    )
+    .unwrap();
+    let pattern = format!("{}/glob*", one.dir.display());
+    let o = analyzer(&[&pattern, "--report-only"], None);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.starts_with("5 lines from "), "{out}");
+    let none = format!("{}/*.nothing", one.dir.display());
+    let o = analyzer(&[&none], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no file matches"), "{:?}", text(&o));
+}
+
+#[test]
 fn plot_writes_svg_and_png_charts() {
     let log = Log::new(
         "plot.log",
