@@ -42,7 +42,7 @@ impl Metric {
     fn is_rate(&self) -> bool {
         match self {
             Metric::ErrorRate | Metric::SuccessRate | Metric::Imbalance => true,
-            Metric::Named(n) => matches!(n.as_str(), "share" | "split_share"),
+            Metric::Named(n) => matches!(n.as_str(), "share" | "split_share" | "goodput"),
             _ => false,
         }
     }

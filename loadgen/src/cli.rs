@@ -118,6 +118,23 @@ pub struct Opts {
     /// `analyzer --format loadgen` reads
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Send OpenAI-style streaming requests (POST a chat request with
+    /// "stream": true unless -p gives a body) and read each event stream as
+    /// it arrives: TTFT, inter-token latency, TPOT, output tokens
+    #[arg(long)]
+    stream: bool,
+    /// Goodput objective for streams, e.g. 'ttft<500ms,tpot<50ms' (also itl, e2e)
+    #[arg(long, value_name = "LIMITS")]
+    slo: Option<String>,
+    /// Open-loop arrivals with --rate: even (default), poisson, or gamma
+    #[arg(long, value_name = "PROCESS")]
+    arrival: Option<String>,
+    /// Gamma arrivals' shape: 1 is Poisson, below 1 burstier, above steadier
+    #[arg(long, value_name = "F")]
+    burstiness: Option<f64>,
+    /// Seed for random arrivals, so a run repeats [default: 0]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// A k6-style check on the run, e.g. 'p(95)<500ms', 'error_rate<1%',
     /// 'p(99){node=127.0.0.1:8002}<800ms'; repeatable; exit 1 when one fails
     #[arg(long, value_name = "EXPR")]
@@ -230,6 +247,11 @@ impl Opts {
             source_ips: self.source_ips,
             verbosity: self.verbosity,
             node_field: self.node_field,
+            stream: self.stream,
+            slo: self.slo,
+            arrival: self.arrival,
+            burstiness: self.burstiness,
+            seed: self.seed,
         }
         .plan()
     }
@@ -303,6 +325,7 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         None => {
             say(&report::ab(&plan, &stats, elapsed));
             say(&report::beyond(&plan, &stats));
+            say(&report::streams(&plan, &stats, elapsed));
             if !results.is_empty() {
                 say("\nChecks\n");
                 for c in &results {

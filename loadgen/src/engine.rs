@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,8 +14,16 @@ use crate::files::{Row, Rows};
 use crate::http1::{self, Framing};
 use hyper::header::{HeaderName, HeaderValue};
 
-use crate::plan::{due_in_phases, Clients, ClientsVia, Pacing, Phase, PhaseLoad, Plan, Variant};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Gamma};
+
+use crate::plan::{
+    due_in_phases, Arrival, Clients, ClientsVia, Pacing, Phase, PhaseLoad, Plan, Variant,
+};
+use crate::sse::Stream;
 use crate::stats::{Answer, Stats};
+use crate::streams::Finished;
 use crate::template::Text;
 
 /// Hands out request tickets until the count or the time runs out, or the
@@ -28,6 +36,8 @@ pub struct Schedule {
     pacing: Pacing,
     phases: Vec<Phase>,
     due: Vec<Duration>,
+    /// Random arrivals: the next one's time, in seconds from the start.
+    arrivals: Option<std::sync::Mutex<Arrivals>>,
     pub stop: AtomicBool,
     /// Every worker is done (progress displays end on it).
     pub finished: AtomicBool,
@@ -53,6 +63,17 @@ impl Schedule {
             pacing: plan.pacing,
             phases: plan.phases.clone(),
             due: plan.due.clone(),
+            arrivals: match (plan.arrival, plan.pacing) {
+                (Arrival::Gamma { shape, seed }, Pacing::Rate(rate)) => {
+                    Some(std::sync::Mutex::new(Arrivals {
+                        next: 0.0,
+                        rng: SmallRng::seed_from_u64(seed),
+                        // Mean gap 1/rate whatever the shape.
+                        gaps: Gamma::new(shape, 1.0 / (rate * shape)).ok(),
+                    }))
+                }
+                _ => None,
+            },
             stop: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             completed: AtomicU64::new(0),
@@ -104,6 +125,20 @@ impl Schedule {
         let due = match self.pacing {
             Pacing::Closed => return Some((i, None)),
             Pacing::Rate(_) if !self.due.is_empty() => self.start + *self.due.get(i as usize)?,
+            Pacing::Rate(r) if self.arrivals.is_some() => {
+                let mut guard = self
+                    .arrivals
+                    .as_ref()?
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let a = &mut *guard;
+                let at = a.next;
+                a.next += match &a.gaps {
+                    Some(g) => g.sample(&mut a.rng),
+                    None => 1.0 / r,
+                };
+                self.start + Duration::from_secs_f64(at)
+            }
             Pacing::Rate(_) if !self.phases.is_empty() => {
                 self.start + due_in_phases(&self.phases, i)?
             }
@@ -115,6 +150,13 @@ impl Schedule {
         tokio::time::sleep_until(due.into()).await;
         Some((i, Some(due)))
     }
+}
+
+/// Where a random arrival process is: its next arrival and its draws.
+struct Arrivals {
+    next: f64,
+    rng: SmallRng,
+    gaps: Option<Gamma<f64>>,
 }
 
 /// The requests of a run, rendered once to bytes where they never change:
@@ -340,14 +382,14 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         Ok(Conn {
             stream,
-            buf: Vec::with_capacity(16 << 10),
+            buf: Vec::with_capacity(8 << 10),
         })
     }
 
     /// Reads more bytes; `Ok(0)` at the end of the stream.
     async fn fill(&mut self) -> std::io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(16 << 10);
+            self.buf.reserve(8 << 10);
         }
         self.stream.read_buf(&mut self.buf).await
     }
@@ -358,21 +400,50 @@ enum Miss {
     Connect,
     Receive,
     Timeout,
+    /// An event stream that ended or broke before `data: [DONE]`.
+    StreamCut,
+    /// An event stream that went quiet until the request timed out.
+    StreamStalled,
+}
+
+/// What is sent for one request.
+struct Send<'a> {
+    bytes: &'a [u8],
+    head_request: bool,
+    source: Option<std::net::Ipv4Addr>,
+}
+
+/// An event-stream answer as it arrives: read token by token, its gaps
+/// kept for the worker to record once the stream is judged.
+#[derive(Default)]
+struct Streaming {
+    active: bool,
+    sse: Stream,
+    gaps: Vec<Duration>,
+}
+
+impl Streaming {
+    fn reset(&mut self) {
+        self.active = false;
+        self.sse = Stream::default();
+        self.gaps.clear();
+    }
 }
 
 /// One worker: take a ticket, send, measure, repeat.
-pub async fn worker(
+async fn worker(
     worker: usize,
     plan: Arc<Plan>,
     schedule: Arc<Schedule>,
     addr: SocketAddr,
     rows: Arc<Rows>,
-) -> Stats {
-    let template = Template::new(&plan);
+    template: Arc<Template>,
+    shard: Arc<Mutex<Stats>>,
+) {
     let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
-    let mut stats = Stats::default();
     let mut conn: Option<Conn> = None;
     let mut request = Vec::with_capacity(1024);
+    let mut streaming = Streaming::default();
     if plan.verbosity >= 4 {
         template.render(0, &mut request);
         eprintln!(
@@ -385,26 +456,30 @@ pub async fn worker(
         let head_request = template.render(i, &mut request);
         let wall = rows.wanted().then(std::time::SystemTime::now);
         let start = Instant::now();
+        let send = Send {
+            bytes: &request,
+            head_request,
+            source: template.source(i),
+        };
+        streaming.reset();
         let outcome = tokio::time::timeout(
             plan.timeout,
-            once(
-                head_request,
-                &request,
-                template.source(i),
-                &node_headers,
-                &mut conn,
-                addr,
-                start,
-            ),
+            once(&send, &node_headers, &mut conn, addr, start, &mut streaming),
         )
         .await;
+        // Taken only to record, never across an await.
+        let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = &mut *guard;
         let answer = match outcome {
+            Ok(Ok(_)) if streaming.active && !streaming.sse.done => Err(Miss::StreamCut),
             Ok(Ok(mut a)) => {
                 a.lag = due.map(|d| start.saturating_duration_since(d));
                 a.since_due = a.lag.map(|lag| lag + a.total);
                 Ok(a)
             }
+            Ok(Err(Miss::Receive)) if streaming.active => Err(Miss::StreamCut),
             Ok(Err(miss)) => Err(miss),
+            Err(_) if streaming.active => Err(Miss::StreamStalled),
             Err(_) => Err(Miss::Timeout),
         };
         match answer {
@@ -423,6 +498,18 @@ pub async fn worker(
                     .and_then(|f| body_field(buf.get(a.head_bytes as usize..)?, f));
                 let (node, server) = (field.as_deref().or(text(a.node)), text(a.server));
                 stats.record(&a, node, server, plan.variable_length);
+                if streaming.active {
+                    for gap in &streaming.gaps {
+                        stats.streams.gap(*gap);
+                    }
+                    let finished = Finished {
+                        sse: &streaming.sse,
+                        worst_gap: streaming.gaps.iter().max().copied(),
+                        total: a.total,
+                        node,
+                    };
+                    stats.streams.record(&finished, plan.slo.as_ref());
+                }
                 if plan.verbosity >= 4 {
                     let head = conn.as_ref().map_or(&[][..], |c| {
                         &c.buf[..c.buf.len().min(a.head_bytes as usize)]
@@ -482,7 +569,24 @@ pub async fn worker(
                         stats.failed_receive += 1;
                         "timeout"
                     }
+                    Miss::StreamCut => {
+                        stats.failed_receive += 1;
+                        "stream cut"
+                    }
+                    Miss::StreamStalled => {
+                        stats.failed_receive += 1;
+                        "stream stalled"
+                    }
                 };
+                if streaming.active {
+                    let cut = Finished {
+                        sse: &streaming.sse,
+                        worst_gap: None,
+                        total: start.elapsed(),
+                        node: None,
+                    };
+                    stats.streams.record(&cut, None);
+                }
                 stats.error(kind);
                 schedule.failed.fetch_add(1, Relaxed);
                 // ab stops at a receive error unless told -r.
@@ -491,83 +595,102 @@ pub async fn worker(
                 }
             }
         }
+        drop(guard);
         schedule.completed.fetch_add(1, Relaxed);
     }
-    stats
 }
 
 /// Sends the request and reads the whole answer, leaving its head in the
 /// connection's buffer for the caller to read names from.
 async fn once(
-    head_request: bool,
-    request: &[u8],
-    source: Option<std::net::Ipv4Addr>,
+    send: &Send<'_>,
     node_headers: &[&str],
     conn: &mut Option<Conn>,
     addr: SocketAddr,
     start: Instant,
+    streaming: &mut Streaming,
 ) -> Result<Answer, Miss> {
     let mut connect_time = Duration::ZERO;
-    let reused = conn.is_some();
     if conn.is_none() {
-        *conn = Some(Conn::open(addr, source).await.map_err(|_| Miss::Connect)?);
+        *conn = Some(
+            Conn::open(addr, send.source)
+                .await
+                .map_err(|_| Miss::Connect)?,
+        );
         connect_time = start.elapsed();
     }
     let c = conn.as_mut().ok_or(Miss::Connect)?;
     c.stream
-        .write_all(request)
+        .write_all(send.bytes)
         .await
         .map_err(|_| Miss::Receive)?;
     let sent = Instant::now();
     let mut waiting = None;
     let head = loop {
-        let n = c.fill().await.map_err(|_| Miss::Receive)?;
-        if n == 0 {
-            // A kept-alive connection the server closed before answering:
-            // counted as a receive failure, as ab does.
-            let _ = reused;
+        // A kept-alive connection the server closed before answering is a
+        // receive failure, as ab counts it.
+        if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
             return Err(Miss::Receive);
         }
         waiting.get_or_insert_with(|| sent.elapsed());
         if let Some(head) =
-            http1::parse_head(&c.buf, head_request, node_headers).map_err(|_| Miss::Receive)?
+            http1::parse_head(&c.buf, send.head_request, node_headers).map_err(|_| Miss::Receive)?
         {
             break head;
         }
     };
+    // An event stream is read token by token as its bytes arrive, and its
+    // body is not kept: only the head stays (node names point into it).
+    streaming.active = head.event_stream;
+    let Streaming { active, sse, gaps } = streaming;
+    let mut feed = |data: &[u8]| {
+        if *active {
+            sse.feed(data, start.elapsed(), &mut |gap| gaps.push(gap));
+        }
+    };
+    let mut seen = head.len;
     let mut body_bytes = 0u64;
     match head.framing {
         Framing::None => {}
-        Framing::Length(len) => {
-            while ((c.buf.len() - head.len) as u64) < len {
-                if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
-                    return Err(Miss::Receive);
-                }
+        Framing::Length(len) => loop {
+            feed(&c.buf[seen..]);
+            seen = c.buf.len();
+            if ((c.buf.len() - head.len) as u64) >= len {
+                body_bytes = len;
+                break;
             }
-            body_bytes = len;
-        }
+            if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                return Err(Miss::Receive);
+            }
+        },
         Framing::Chunked => {
             let mut chunks = http1::Chunked::default();
-            let mut at = head.len;
             loop {
                 if chunks
-                    .feed(&c.buf[at..])
+                    .feed(&c.buf[seen..], &mut feed)
                     .map_err(|_| Miss::Receive)?
                     .is_some()
                 {
                     break;
                 }
-                at = c.buf.len();
+                if *active {
+                    c.buf.truncate(head.len);
+                }
+                seen = c.buf.len();
                 if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
                     return Err(Miss::Receive);
                 }
             }
             body_bytes = chunks.body;
         }
-        Framing::Close => {
-            while c.fill().await.map_err(|_| Miss::Receive)? > 0 {}
-            body_bytes = (c.buf.len() - head.len) as u64;
-        }
+        Framing::Close => loop {
+            feed(&c.buf[seen..]);
+            body_bytes += (c.buf.len() - seen) as u64;
+            seen = c.buf.len();
+            if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                break;
+            }
+        },
     }
     Ok(Answer {
         status: head.status,
@@ -610,7 +733,15 @@ pub async fn run(
         PhaseLoad::Concurrency(c) => Some(c),
         PhaseLoad::Rate { .. } => None,
     });
-    let workers: Vec<_> = (0..most.fold(plan.concurrency, usize::max))
+    let count = most.fold(plan.concurrency, usize::max);
+    // Workers record into a few shared shards, not a set of histograms
+    // each: 10,000 open streams would otherwise hold 10,000 sets.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shards: Vec<Arc<Mutex<Stats>>> = (0..count.clamp(1, 4 * cores))
+        .map(|_| Arc::new(Mutex::new(Stats::default())))
+        .collect();
+    let template = Arc::new(Template::new(&plan));
+    let workers: Vec<_> = (0..count)
         .map(|w| {
             tokio::spawn(worker(
                 w,
@@ -618,14 +749,18 @@ pub async fn run(
                 schedule.clone(),
                 addr,
                 rows.clone(),
+                template.clone(),
+                shards[w % shards.len()].clone(),
             ))
         })
         .collect();
-    let mut stats = Stats::default();
     for w in workers {
-        if let Ok(s) = w.await {
-            stats.merge(s);
-        }
+        let _ = w.await;
+    }
+    let mut stats = Stats::default();
+    for shard in shards {
+        let part = std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
+        stats.merge(part);
     }
     stats
 }

@@ -15,6 +15,8 @@ pub struct Head {
     /// node header found, and of the Server header.
     pub node: Option<(usize, usize)>,
     pub server: Option<(usize, usize)>,
+    /// `Content-Type: text/event-stream`: a token stream to read as it comes.
+    pub event_stream: bool,
 }
 
 /// How the body's end is known.
@@ -59,6 +61,7 @@ pub fn parse_head(
     let mut connection_close = !http11;
     let mut node: Option<(usize, (usize, usize))> = None;
     let mut server = None;
+    let mut event_stream = false;
     let base = buf.as_ptr() as usize;
     let range = |v: &[u8]| {
         let start = v.as_ptr() as usize - base;
@@ -83,6 +86,9 @@ pub fn parse_head(
             } else if v.windows(10).any(|w| w.eq_ignore_ascii_case(b"keep-alive")) {
                 connection_close = false;
             }
+        } else if name.eq_ignore_ascii_case("content-type") {
+            event_stream =
+                h.value.len() >= 17 && h.value[..17].eq_ignore_ascii_case(b"text/event-stream");
         } else if name.eq_ignore_ascii_case("server") {
             server = Some(range(h.value));
         } else if let Some(rank) = node_headers
@@ -111,6 +117,7 @@ pub fn parse_head(
         keep_alive: !connection_close && framing != Framing::Close,
         node: node.map(|(_, r)| r),
         server,
+        event_stream,
     }))
 }
 
@@ -137,8 +144,13 @@ enum ChunkState {
 
 impl Chunked {
     /// Consumes `data`; returns how many bytes belonged to the body (the
-    /// rest, if any, follows it), or `None` while the body goes on.
-    pub fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ParseError> {
+    /// rest, if any, follows it), or `None` while the body goes on. `body`
+    /// gets the decoded body bytes, piece by piece.
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        body: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<usize>, ParseError> {
         let mut i = 0;
         while i < data.len() {
             match self.state {
@@ -187,6 +199,7 @@ impl Chunked {
                 ChunkState::Data => {
                     let take =
                         (data.len() - i).min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                    body(&data[i..i + take]);
                     i += take;
                     self.left -= take as u64;
                     self.body += take as u64;
@@ -279,15 +292,18 @@ mod tests {
         let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
         for split in 1..body.len() {
             let mut c = Chunked::default();
-            let first = c.feed(&body[..split]).unwrap();
+            let mut got = Vec::new();
+            let mut keep = |d: &[u8]| got.extend_from_slice(d);
+            let first = c.feed(&body[..split], &mut keep).unwrap();
             let end = match first {
                 Some(n) => n,
-                None => split + c.feed(&body[split..]).unwrap().expect("ends"),
+                None => split + c.feed(&body[split..], &mut keep).unwrap().expect("ends"),
             };
             assert_eq!(&body[end..], b"NEXT", "split at {split}");
+            assert_eq!(got, b"hello world", "split at {split}");
             assert_eq!(c.body, 11);
         }
-        assert!(Chunked::default().feed(b"zz\r\n").is_err());
-        assert!(Chunked::default().feed(b"2\r\nabXY").is_err());
+        assert!(Chunked::default().feed(b"zz\r\n", &mut |_| {}).is_err());
+        assert!(Chunked::default().feed(b"2\r\nabXY", &mut |_| {}).is_err());
     }
 }

@@ -25,6 +25,8 @@ pub mod http1;
 pub mod plan;
 pub mod report;
 pub mod scenario;
+pub mod sse;
 pub mod stats;
+pub mod streams;
 pub mod template;
 pub mod verdict;

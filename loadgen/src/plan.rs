@@ -8,6 +8,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
+use crate::streams::Slo;
 use crate::template::Text;
 
 /// What to hit.
@@ -187,6 +188,18 @@ pub fn due_in_phases(phases: &[Phase], i: u64) -> Option<Duration> {
     None
 }
 
+/// How open-loop arrivals are spaced: evenly, or at random with gamma
+/// distributed gaps (shape 1 is a Poisson process; below 1 burstier, above
+/// 1 steadier), as vLLM's serving benchmark does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arrival {
+    Even,
+    Gamma { shape: f64, seed: u64 },
+}
+
+/// The OpenAI-style request `--stream` sends when no body is given.
+pub const STREAM_BODY: &str = r#"{"model":"mock-model","messages":[{"role":"user","content":"Say something."}],"stream":true}"#;
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub target: Target,
@@ -220,6 +233,9 @@ pub struct Plan {
     pub phases: Vec<Phase>,
     /// A timed replay: when each request is due, from the start.
     pub due: Vec<Duration>,
+    pub arrival: Arrival,
+    /// Streams that meet it count towards goodput.
+    pub slo: Option<Slo>,
 }
 
 /// ab's flags as given, before checking.
@@ -248,6 +264,13 @@ pub struct Flags {
     pub source_ips: Option<String>,
     pub verbosity: u8,
     pub node_field: Option<String>,
+    /// Send OpenAI-style streaming requests (a default chat body unless -p).
+    pub stream: bool,
+    pub slo: Option<String>,
+    /// even, poisson or gamma (with `burstiness`).
+    pub arrival: Option<String>,
+    pub burstiness: Option<f64>,
+    pub seed: Option<u64>,
 }
 
 /// With `-t` alone ab runs up to this many requests.
@@ -304,7 +327,49 @@ impl Flags {
             Some(r) if r > 0.0 && r.is_finite() => Pacing::Rate(r),
             Some(r) => return Err(err("--rate", format!("{r} is not a rate above 0"))),
         };
-        let (mut method, body) = match (self.post, self.put) {
+        let arrival = match (self.arrival.as_deref(), self.burstiness) {
+            (Some(_), _) if self.rate.is_none() => {
+                return Err(err(
+                    "--arrival",
+                    "needs --rate: arrivals are spaced around a rate",
+                ))
+            }
+            (None | Some("even"), None) => Arrival::Even,
+            (Some("poisson"), None) => Arrival::Gamma {
+                shape: 1.0,
+                seed: self.seed.unwrap_or(0),
+            },
+            (Some("gamma"), b) => {
+                let shape = b.unwrap_or(1.0);
+                if !(shape > 0.0 && shape.is_finite()) {
+                    return Err(err("--burstiness", format!("{shape} is not above 0")));
+                }
+                Arrival::Gamma {
+                    shape,
+                    seed: self.seed.unwrap_or(0),
+                }
+            }
+            (_, Some(_)) => return Err(err("--burstiness", "goes with --arrival gamma")),
+            (Some(other), None) => {
+                return Err(err(
+                    "--arrival",
+                    format!("'{other}': use even, poisson or gamma"),
+                ))
+            }
+        };
+        let slo = self
+            .slo
+            .as_deref()
+            .map(Slo::parse)
+            .transpose()
+            .map_err(|why| err("--slo", why))?;
+        let mut post = self.post;
+        let mut content_type = self.content_type;
+        if self.stream && post.is_none() && self.put.is_none() {
+            post = Some(Bytes::from_static(STREAM_BODY.as_bytes()));
+            content_type.get_or_insert_with(|| "application/json".to_string());
+        }
+        let (mut method, body) = match (post, self.put) {
             (Some(_), Some(_)) => return Err(err("-u", "cannot be used with -p")),
             (Some(b), None) => (Method::POST, Some(b)),
             (None, Some(b)) => (Method::PUT, Some(b)),
@@ -339,9 +404,9 @@ impl Flags {
             add(
                 "-T",
                 "content-type",
-                self.content_type.as_deref().unwrap_or("text/plain"),
+                content_type.as_deref().unwrap_or("text/plain"),
             )?;
-        } else if let Some(t) = &self.content_type {
+        } else if let Some(t) = &content_type {
             add("-T", "content-type", t)?;
         }
         if !self.cookies.is_empty() {
@@ -425,6 +490,8 @@ impl Flags {
             mix: Vec::new(),
             phases: Vec::new(),
             due: Vec::new(),
+            arrival,
+            slo,
             verbosity: self.verbosity,
             node_field: self.node_field,
             clients,
@@ -440,7 +507,8 @@ impl Flags {
             headers,
             timeout,
             keep_going: self.keep_going,
-            variable_length: self.variable_length,
+            // Streamed answers differ in length by nature (ids, times, token counts).
+            variable_length: self.variable_length || self.stream,
             node_headers,
         })
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::plan::Arrival;
 use crate::plan::{Pacing, Plan};
 use crate::stats::Stats;
 
@@ -171,7 +172,12 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
         line(&mut out, "  uncorrected:", &stats.total);
         let _ = writeln!(
             out,
-            "  schedule {r}/s; requests started late by p50={} p99={} max={} ms",
+            "  schedule {r}/s{}; requests started late by p50={} p99={} max={} ms",
+            match plan.arrival {
+                Arrival::Even => String::new(),
+                Arrival::Gamma { shape: 1.0, .. } => " (Poisson arrivals)".into(),
+                Arrival::Gamma { shape, .. } => format!(" (gamma arrivals, burstiness {shape})"),
+            },
             ms(stats.lag.value_at_quantile(0.5)),
             ms(stats.lag.value_at_quantile(0.99)),
             ms(stats.lag.max())
@@ -221,6 +227,85 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
                 ms(n.total.value_at_quantile(0.95)),
                 ms(n.total.value_at_quantile(0.99)),
                 n.errors
+            );
+        }
+    }
+    out
+}
+
+/// Token streams: TTFT, ITL, TPOT and end-to-end latency, overall and per
+/// node, output tokens per second, goodput; empty when no answer was an
+/// event stream.
+pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
+    let st = &stats.streams;
+    let mut out = String::new();
+    if st.streams == 0 {
+        return out;
+    }
+    let quantiles = [0.5, 0.9, 0.95, 0.99];
+    let line = |out: &mut String, label: &str, h: &Histogram<u64>| {
+        if h.is_empty() {
+            let _ = writeln!(out, "  {label:<22} (none)");
+            return;
+        }
+        let _ = write!(out, "  {label:<22}");
+        for q in quantiles {
+            let _ = write!(out, " p{}={}", q * 100.0, ms(h.value_at_quantile(q)));
+        }
+        let _ = writeln!(out, " max={} (ms)", ms(h.max()));
+    };
+    let _ = writeln!(
+        out,
+        "\nToken streams: {} answered, {} whole, {} cut or stalled",
+        st.streams,
+        st.complete,
+        st.streams - st.complete
+    );
+    line(&mut out, "time to first token:", &st.ttft);
+    line(&mut out, "inter-token latency:", &st.itl);
+    line(&mut out, "time per output token:", &st.tpot);
+    line(&mut out, "end to end:", &st.e2e);
+    let _ = writeln!(
+        out,
+        "  output tokens: {} ({:.1}/s), counted from {}{}",
+        st.output_tokens,
+        st.output_tokens as f64 / elapsed.as_secs_f64().max(1e-9),
+        st.token_source(),
+        if st.usage_disagrees > 0 {
+            format!(
+                "; {} streams' usage differs from their chunk count",
+                st.usage_disagrees
+            )
+        } else {
+            String::new()
+        }
+    );
+    if plan.slo.is_some() {
+        let attempts = stats.complete + stats.failed();
+        let _ = writeln!(
+            out,
+            "  goodput: {} of {} requests met the SLO ({:.1}%)",
+            st.good,
+            attempts,
+            100.0 * st.good as f64 / attempts.max(1) as f64
+        );
+    }
+    if !st.nodes.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>8} {:>12} {:>12} {:>12} {:>12}",
+            "node", "streams", "ttft p50", "ttft p95", "tpot p50", "tpot p95"
+        );
+        for (name, n) in &st.nodes {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                name,
+                n.streams,
+                ms(n.ttft.value_at_quantile(0.5)),
+                ms(n.ttft.value_at_quantile(0.95)),
+                ms(n.tpot.value_at_quantile(0.5)),
+                ms(n.tpot.value_at_quantile(0.95)),
             );
         }
     }

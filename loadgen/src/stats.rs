@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::streams::StreamStats;
+
 /// Longest latency a histogram holds: an hour, in microseconds (longer
 /// values are clamped to it).
 const LONGEST: u64 = 3_600_000_000;
@@ -68,6 +70,8 @@ pub struct Stats {
     /// The first answer's body length, and its Server header.
     pub document_length: Option<u64>,
     pub server: Option<String>,
+    /// Event-stream answers, when there were any.
+    pub streams: StreamStats,
 }
 
 impl Default for Stats {
@@ -94,6 +98,7 @@ impl Default for Stats {
             nodes: BTreeMap::new(),
             document_length: None,
             server: None,
+            streams: StreamStats::default(),
         }
     }
 }
@@ -191,6 +196,7 @@ impl Stats {
 
     /// Adds another worker's figures to these.
     pub fn merge(&mut self, other: Stats) {
+        self.streams.merge(&other.streams);
         self.complete += other.complete;
         self.failed_connect += other.failed_connect;
         self.failed_receive += other.failed_receive;

@@ -84,14 +84,37 @@ impl Measurements for RunFigures<'_> {
                 Some(n) => s.nodes.get(n)?.requests as f64,
                 None => s.complete as f64,
             },
+            Metric::Percentile { p, of: Some(of) } => {
+                let st = &s.streams;
+                let h = match (of.as_str(), node) {
+                    ("ttft", None) => &st.ttft,
+                    ("itl", None) => &st.itl,
+                    ("tpot", None) => &st.tpot,
+                    ("e2e", None) => &st.e2e,
+                    ("ttft", Some(n)) => &st.nodes.get(n)?.ttft,
+                    ("tpot", Some(n)) => &st.nodes.get(n)?.tpot,
+                    _ => return None,
+                };
+                seconds(
+                    Some(h)
+                        .filter(|h| !h.is_empty())?
+                        .value_at_quantile(p / 100.0),
+                )
+            }
             Metric::Named(name) => match name.as_str() {
+                // Requests that met the SLO, of all requests.
+                "goodput" if s.streams.streams > 0 => s.streams.good as f64 / attempts.max(1.0),
+                "output_tokens" => s.streams.output_tokens as f64,
+                "output_tokens_per_sec" => {
+                    s.streams.output_tokens as f64 / self.elapsed.as_secs_f64().max(1e-9)
+                }
+                "stream_errors" => (s.streams.streams - s.streams.complete) as f64,
                 "failed" => s.failed() as f64,
                 "non_2xx" => s.non_2xx as f64,
                 // What a client saw go wrong: no answer, or not a 2xx.
                 "client_errors" => errors,
                 _ => return None,
             },
-            Metric::Percentile { of: Some(_), .. } => return None,
         })
     }
 }

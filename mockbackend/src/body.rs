@@ -37,6 +37,7 @@ enum Source {
 /// late wake-up does not push every later token back.
 struct Tokens {
     answer: Answer,
+    stall_after: Option<u32>,
     next: u32,
     first_at: Instant,
     gap: Duration,
@@ -70,9 +71,15 @@ impl Reply {
     }
 
     /// An SSE stream of `answer`'s tokens, the first at `first_at`.
-    pub fn tokens(answer: Answer, first_at: Instant, gap: Duration) -> Reply {
+    pub fn tokens(
+        answer: Answer,
+        first_at: Instant,
+        gap: Duration,
+        stall_after: Option<u32>,
+    ) -> Reply {
         let tokens = Tokens {
             answer,
+            stall_after,
             next: 0,
             first_at,
             gap,
@@ -115,6 +122,15 @@ impl Tokens {
         if self.next >= self.answer.tokens {
             self.finished = true;
             return Poll::Ready(Some(self.answer.last_chunks()));
+        }
+        if self.stall_after.is_some_and(|n| self.next >= n) {
+            // Stalled: nothing more, and no end; the client gives up or the
+            // server shuts down. The far timer only keeps a waker in place.
+            self.sleep
+                .as_mut()
+                .reset(Instant::now() + Duration::from_secs(86_400));
+            let _ = self.sleep.as_mut().poll(cx);
+            return Poll::Pending;
         }
         let due = self.first_at + self.gap * self.next;
         if Instant::now() < due {

@@ -57,14 +57,19 @@ pub struct Opts {
     /// Token pace of /v1/* answers; 0 is as fast as possible [default: 0]
     #[arg(long, value_name = "N")]
     tokens_per_sec: Option<String>,
-    /// Tokens per answer unless max_tokens asks for fewer [default: 16]
+    /// Tokens per answer unless max_tokens asks for fewer: N, uniform(MIN,MAX)
+    /// or normal(MEAN,SD), drawn per request [default: 16]
     #[arg(long, value_name = "N")]
     output_tokens: Option<String>,
+    /// Streams stop after this many tokens and hang (a node that stalls
+    /// mid-stream) [default: never]
+    #[arg(long, value_name = "N")]
+    stall_after: Option<String>,
     /// Model name /v1/models lists [default: mock-model]
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
     /// Per-port settings: PORT:key=value,... (keys: name, latency, error_rate, error_status,
-    /// max_concurrency, queue, ttft, tokens_per_sec, output_tokens, model); repeatable
+    /// max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model); repeatable
     #[arg(long, value_name = "PORT:SETTINGS")]
     profile: Vec<String>,
     /// Seed for latency and error draws, so runs repeat
@@ -116,6 +121,7 @@ impl Opts {
             ("ttft", self.ttft),
             ("tokens_per_sec", self.tokens_per_sec),
             ("output_tokens", self.output_tokens),
+            ("stall_after", self.stall_after),
             ("model", self.model),
         ];
         for (key, value) in profile_flags {

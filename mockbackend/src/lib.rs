@@ -39,6 +39,7 @@ pub mod replies;
 pub mod routes;
 mod server;
 mod service;
+pub mod tokens;
 pub mod units;
 
 pub use config::{Config, ConfigError, PortConfig};

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+
+use crate::tokens::TokenCount;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -120,6 +122,14 @@ impl Node {
         let delay = latency.sample(&mut *rng);
         let fail = error_rate > 0.0 && rng.random_bool(error_rate.min(1.0));
         (delay, fail)
+    }
+
+    /// This answer's length, from the port's seeded generator.
+    pub fn draw_tokens(&self) -> u32 {
+        match self.profile.output_tokens {
+            TokenCount::Fixed(n) => n,
+            count => count.sample(&mut *self.rng.lock().unwrap_or_else(|e| e.into_inner())),
+        }
     }
 
     pub fn next_id(&self) -> u64 {

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::latency::Latency;
+use crate::tokens::TokenCount;
 use crate::units::parse_duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,8 +25,12 @@ pub struct Profile {
     pub ttft: Duration,
     /// Token pace after the first; 0 streams as fast as the socket takes it.
     pub tokens_per_sec: f64,
-    /// Tokens in an answer when the request sets no smaller `max_tokens`.
-    pub output_tokens: u32,
+    /// Tokens in an answer when the request sets no smaller `max_tokens`,
+    /// drawn per request.
+    pub output_tokens: TokenCount,
+    /// Streams stop sending after this many tokens and hold the
+    /// connection open (a node that stalls mid-stream); `None`: never.
+    pub stall_after: Option<u32>,
     /// The model `/v1/models` lists and answers name.
     pub model: String,
 }
@@ -41,14 +46,15 @@ impl Default for Profile {
             queue: 0,
             ttft: Duration::ZERO,
             tokens_per_sec: 0.0,
-            output_tokens: 16,
+            output_tokens: TokenCount::Fixed(16),
+            stall_after: None,
             model: "mock-model".to_string(),
         }
     }
 }
 
 /// The keys `set` accepts, for error messages and docs.
-pub const KEYS: &str = "name, latency, error_rate, error_status, max_concurrency, queue, ttft, tokens_per_sec, output_tokens, model";
+pub const KEYS: &str = "name, latency, error_rate, error_status, max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model";
 
 impl Profile {
     /// Applies one `key=value` setting. The error says what is wrong with the
@@ -85,12 +91,11 @@ impl Profile {
                 }
                 self.tokens_per_sec = v;
             }
-            "output_tokens" => {
+            "output_tokens" => self.output_tokens = TokenCount::parse(value)?,
+            "stall_after" => {
                 let n = parse_count(value)?;
-                self.output_tokens = u32::try_from(n)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| "must be between 1 and 4294967295".to_string())?;
+                let n = u32::try_from(n).map_err(|_| "is too large".to_string())?;
+                self.stall_after = (n > 0).then_some(n);
             }
             "model" => {
                 if value.is_empty() {
@@ -174,7 +179,7 @@ mod tests {
         assert_eq!(p.queue, 8);
         assert_eq!(p.ttft, Duration::from_millis(200));
         assert_eq!(p.token_gap(), Duration::from_millis(50));
-        assert_eq!(p.output_tokens, 32);
+        assert_eq!(p.output_tokens, TokenCount::Fixed(32));
         assert_eq!(p.model, "llama");
     }
 

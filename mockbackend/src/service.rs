@@ -366,7 +366,7 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
         id: format!("{prefix}-{}-{}", node.port(), node.next_id()),
         created: crate::metrics::unix_seconds() as u64,
         default_model: &node.profile.model,
-        output_tokens: node.profile.output_tokens,
+        output_tokens: node.draw_tokens(),
         server: node.port(),
     };
     let answer = match openai::parse(kind, body, cx) {
@@ -379,7 +379,7 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
         let mut r = respond(
             StatusCode::OK,
             HeaderValue::from_static("text/event-stream"),
-            Reply::tokens(answer, first_at, gap),
+            Reply::tokens(answer, first_at, gap, node.profile.stall_after),
         );
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

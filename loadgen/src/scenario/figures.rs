@@ -62,11 +62,21 @@ impl Measurements for Figures<'_> {
             None => None,
         };
         let filter = node.map(|n| ("node", n));
+        // Token streams are seen by the client only.
+        if let Metric::Percentile { of: Some(of), .. } = metric {
+            if matches!(of.as_str(), "ttft" | "itl" | "tpot" | "e2e") {
+                return self.client.measure(metric, filter);
+            }
+        }
         if let Metric::Named(name) = metric {
             match name.as_str() {
-                "client_errors" | "failed" | "non_2xx" => {
-                    return self.client.measure(metric, filter)
-                }
+                "client_errors"
+                | "failed"
+                | "non_2xx"
+                | "goodput"
+                | "output_tokens"
+                | "output_tokens_per_sec"
+                | "stream_errors" => return self.client.measure(metric, filter),
                 "recovered_within" => return self.recovered_within(node),
                 "share" => {
                     let all = self.view(&Metric::Requests, None)?;

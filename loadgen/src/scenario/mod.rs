@@ -225,6 +225,7 @@ pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
     out.push('\n');
     out.push_str(report::ab(&plan, &stats, elapsed).trim_start_matches('\n'));
     out.push_str(&report::beyond(&plan, &stats));
+    out.push_str(&report::streams(&plan, &stats, elapsed));
     let happened = happened.lock().map(|h| h.clone()).unwrap_or_default();
     if !s.events.is_empty() {
         out.push_str("\nEvents\n");
@@ -359,6 +360,9 @@ fn plan(loaded: &Loaded, mix: requests::Mix, target: SocketAddr) -> anyhow::Resu
         keep_going: true,
         // Templated requests and streams answer with bodies of any length.
         variable_length: true,
+        slo: load.slo.clone(),
+        arrival: load.arrival.clone(),
+        burstiness: load.burstiness,
         ..Flags::default()
     };
     let mut plan = flags.plan().map_err(|e| anyhow!("[load] {e}"))?;

@@ -106,6 +106,11 @@ pub struct Load {
     pub clients: Option<u32>,
     /// Per-request timeout.
     pub timeout: Option<Dur>,
+    /// Streams meeting it count towards goodput: `ttft<500ms,tpot<50ms`.
+    pub slo: Option<String>,
+    /// Open-loop arrivals with `rate`: even (default), poisson or gamma.
+    pub arrival: Option<String>,
+    pub burstiness: Option<f64>,
     #[serde(default, rename = "phase")]
     pub phases: Vec<Spanned<PhaseSpec>>,
     #[serde(default, rename = "request")]
@@ -225,8 +230,12 @@ impl<'de> Deserialize<'de> for Dur {
 pub struct Expr(pub Threshold);
 
 /// Metrics by name beyond the analyzer's built-in ones.
-pub const NAMED_METRICS: [&str; 9] = [
+pub const NAMED_METRICS: [&str; 13] = [
     "client_errors",
+    "goodput",
+    "output_tokens",
+    "output_tokens_per_sec",
+    "stream_errors",
     "share",
     "failed",
     "non_2xx",
@@ -244,7 +253,10 @@ impl<'de> Deserialize<'de> for Expr {
         let known = match &t.metric {
             Metric::Named(name) => NAMED_METRICS.contains(&name.as_str()),
             Metric::Percentile { of: Some(of), .. } => {
-                matches!(of.as_str(), "request_time" | "upstream_response_time")
+                matches!(
+                    of.as_str(),
+                    "request_time" | "upstream_response_time" | "ttft" | "itl" | "tpot" | "e2e"
+                )
             }
             _ => true,
         };

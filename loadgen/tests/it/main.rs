@@ -5,3 +5,4 @@ mod cli;
 mod engine;
 mod golden;
 mod scenario;
+mod streams;

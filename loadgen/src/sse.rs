@@ -1,0 +1,157 @@
+//! OpenAI-style server-sent events, read as the bytes arrive: `data:` lines
+//! carrying chunks (`choices[0].delta.content` for chat,
+//! `choices[0].text` for completions), a `usage` object near the end, and
+//! `data: [DONE]`. Pure: the caller says when each piece of body arrived.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One stream's progress.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stream {
+    /// An unfinished line carried over from the last piece.
+    line: Vec<u8>,
+    /// Chunks that carried output text.
+    pub chunks: u64,
+    /// `usage.completion_tokens`, when the server sent it.
+    pub usage_tokens: Option<u64>,
+    /// `data: [DONE]` arrived.
+    pub done: bool,
+    /// When the first token arrived, from the request's start.
+    pub first_token: Option<Duration>,
+    pub last_token: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    completion_tokens: Option<u64>,
+}
+
+/// Longest line kept while waiting for its end; a server that never ends
+/// a line cannot make the reader grow without bound.
+const MAX_LINE: usize = 1 << 20;
+
+impl Stream {
+    /// Reads body bytes that arrived `at` after the request started;
+    /// `gap` gets each inter-token gap.
+    pub fn feed(&mut self, data: &[u8], at: Duration, gap: &mut dyn FnMut(Duration)) {
+        let mut rest = data;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            let piece = &rest[..end];
+            rest = &rest[end + 1..];
+            if self.line.is_empty() {
+                self.event_line(piece, at, gap);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(piece);
+                self.event_line(&line, at, gap);
+            }
+        }
+        if self.line.len() + rest.len() <= MAX_LINE {
+            self.line.extend_from_slice(rest);
+        }
+    }
+
+    fn event_line(&mut self, line: &[u8], at: Duration, gap: &mut dyn FnMut(Duration)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return; // comments, `event:`, `id:`, blank separators
+        };
+        let data = data.trim_ascii();
+        if data == b"[DONE]" {
+            self.done = true;
+            return;
+        }
+        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+            return;
+        };
+        if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
+            self.usage_tokens = Some(n);
+        }
+        let text = chunk.choices.first().and_then(|c| {
+            c.delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref())
+                .or(c.text.as_deref())
+        });
+        if text.is_some_and(|t| !t.is_empty()) {
+            self.chunks += 1;
+            match self.last_token {
+                None => self.first_token = Some(at),
+                Some(last) => gap(at.saturating_sub(last)),
+            }
+            self.last_token = Some(at);
+        }
+    }
+
+    /// Output tokens: the server's own count when it gave one, else the
+    /// chunks that carried text; and whether it came from `usage`.
+    pub fn tokens(&self) -> (u64, bool) {
+        match self.usage_tokens {
+            Some(n) => (n, true),
+            None => (self.chunks, false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAT: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" wor\\\"ld\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn tokens_gaps_usage_and_done_in_pieces_of_any_size() {
+        for size in [1, 3, 7, 64, CHAT.len()] {
+            let mut s = Stream::default();
+            let mut gaps = Vec::new();
+            for (i, piece) in CHAT.as_bytes().chunks(size).enumerate() {
+                let at = Duration::from_millis(100 + 10 * i as u64);
+                s.feed(piece, at, &mut |g| gaps.push(g));
+            }
+            assert_eq!(s.chunks, 2, "piece size {size}");
+            assert_eq!(s.tokens(), (2, true));
+            assert!(s.done);
+            assert_eq!(gaps.len(), 1);
+            assert!(s.first_token.unwrap() >= Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn completions_text_counts_and_a_cut_stream_is_not_done() {
+        let mut s = Stream::default();
+        let body = "data: {\"choices\":[{\"text\":\"a\"}]}\r\n\r\ndata: {\"choices\":[{\"text\":\"b\"}]}\n\ndata: {\"choi";
+        s.feed(body.as_bytes(), Duration::from_millis(5), &mut |_| {});
+        assert_eq!(s.tokens(), (2, false), "no usage: chunks counted");
+        assert!(!s.done);
+    }
+}

@@ -1,0 +1,160 @@
+//! Token streams end to end: mockbackend's OpenAI-style SSE, read by
+//! loadgen as it arrives, directly and through the reference balancer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadgen::engine::{self, Schedule};
+use loadgen::plan::Flags;
+use loadgen::stats::Stats;
+use mockbackend::{Config, Profile, Server};
+
+async fn mock(settings: &[(&str, &str)]) -> Server {
+    let mut p = Profile::default();
+    for (k, v) in settings {
+        p.set(k, v).unwrap();
+    }
+    Server::start(Config::ephemeral(1, p)).await.unwrap()
+}
+
+async fn proxy_to(m: &Server) -> balancer::proxy::Proxy {
+    let conf = format!(
+        "upstream b {{ server {}; }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
+        m.addrs()[0]
+    );
+    let config = balancer::conf::load("t.conf", &conf).unwrap();
+    let options = balancer::proxy::Options::new("127.0.0.1:0".parse().unwrap(), config);
+    balancer::proxy::Proxy::start(options).await.unwrap()
+}
+
+async fn streams(url: String, n: u64, c: usize, timeout: Option<f64>) -> Stats {
+    let plan = Flags {
+        url,
+        requests: Some(n),
+        concurrency: Some(c),
+        stream: true,
+        keep_going: true,
+        keepalive: true,
+        timeout,
+        ..Flags::default()
+    }
+    .plan()
+    .unwrap();
+    let plan = Arc::new(plan);
+    let addr = engine::resolve(&plan).await.unwrap();
+    let schedule = Arc::new(Schedule::new(&plan));
+    let rows = Arc::new(loadgen::files::Rows::none());
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(plan, schedule, addr, rows),
+    )
+    .await
+    .expect("the run ends by itself")
+}
+
+fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttft_and_itl_match_the_mocks_pace_directly_and_through_the_balancer() {
+    let m = mock(&[
+        ("ttft", "200ms"),
+        ("tokens_per_sec", "20"),
+        ("output_tokens", "10"),
+    ])
+    .await;
+    let p = proxy_to(&m).await;
+    let url = |addr| format!("http://{addr}/v1/chat/completions");
+    for (how, addr) in [("direct", m.addrs()[0]), ("through the balancer", p.addr())] {
+        let s = streams(url(addr), 10, 5, None).await;
+        let st = &s.streams;
+        assert_eq!((st.streams, st.complete), (10, 10), "{how}");
+        assert_eq!(s.failed(), 0, "{how}: {:?}", s.errors);
+        let (ttft, itl) = (ms(&st.ttft, 0.5), ms(&st.itl, 0.5));
+        assert!(
+            (195.0..240.0).contains(&ttft),
+            "{how}: TTFT p50 {ttft} ms, configured 200"
+        );
+        assert!(
+            (45.0..60.0).contains(&itl),
+            "{how}: ITL p50 {itl} ms, configured 50"
+        );
+        // Usage says 10 tokens; so do the chunks that carried text.
+        assert_eq!(st.output_tokens, 100, "{how}");
+        assert_eq!((st.from_usage, st.usage_disagrees), (10, 0), "{how}");
+    }
+    p.shutdown().await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancer_passes_tokens_through_as_they_come() {
+    // First token at 300 ms, then 10 more over 2 s: a balancer that
+    // buffered would show a TTFT of 2.3 s; one that served one stream per
+    // upstream connection at a time would show TTFTs in steps of 2.3 s.
+    let m = mock(&[
+        ("ttft", "300ms"),
+        ("tokens_per_sec", "5"),
+        ("output_tokens", "11"),
+    ])
+    .await;
+    let p = proxy_to(&m).await;
+    let url = |addr| format!("http://{addr}/v1/chat/completions");
+    let direct = streams(url(m.addrs()[0]), 8, 8, None).await;
+    let through = streams(url(p.addr()), 8, 8, None).await;
+    for (how, s) in [("direct", &direct), ("through", &through)] {
+        assert_eq!(s.streams.complete, 8, "{how}: {:?}", s.errors);
+        assert!(
+            ms(&s.streams.e2e, 0.5) > 2000.0,
+            "{how}: the streams last seconds"
+        );
+    }
+    let worst = |s: &Stats| ms(&s.streams.ttft, 1.0);
+    let gap = (worst(&through) - worst(&direct)).abs();
+    assert!(
+        gap < 25.0,
+        "slowest TTFT of 8 concurrent streams: {} ms direct, {} ms through the balancer",
+        worst(&direct),
+        worst(&through)
+    );
+    p.shutdown().await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_is_counted_as_an_error_of_its_kind() {
+    let m = mock(&[
+        ("tokens_per_sec", "50"),
+        ("output_tokens", "8"),
+        ("stall_after", "3"),
+    ])
+    .await;
+    let s = streams(
+        format!("http://{}/v1/chat/completions", m.addrs()[0]),
+        4,
+        2,
+        Some(0.5),
+    )
+    .await;
+    assert_eq!(s.errors.get("stream stalled"), Some(&4), "{:?}", s.errors);
+    assert_eq!((s.streams.streams, s.streams.complete), (4, 0));
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_mid_way_is_counted_as_cut() {
+    let m = mock(&[("tokens_per_sec", "100"), ("output_tokens", "20")]).await;
+    let (_, reset) = mockbackend::faults::parse_control("reset-connections", "after=400").unwrap();
+    m.control(0, reset).await.unwrap();
+    let s = streams(
+        format!("http://{}/v1/chat/completions", m.addrs()[0]),
+        3,
+        1,
+        Some(5.0),
+    )
+    .await;
+    assert_eq!(s.errors.get("stream cut"), Some(&3), "{:?}", s.errors);
+    assert_eq!(s.streams.complete, 0);
+    m.shutdown().await;
+}
