@@ -378,8 +378,29 @@ pub fn json(
             "histogram_from_schedule": encode_histogram(&stats.corrected),
         }),
     };
+    let st = &stats.streams;
+    let streams = (st.streams > 0).then(|| {
+        serde_json::json!({
+            "answered": st.streams,
+            "whole": st.complete,
+            "ttft_ms": latency_json(&st.ttft),
+            "itl_ms": latency_json(&st.itl),
+            "tpot_ms": latency_json(&st.tpot),
+            "e2e_ms": latency_json(&st.e2e),
+            "output_tokens": st.output_tokens,
+            "output_tokens_per_second": st.output_tokens as f64 / secs,
+            "tokens_counted_from": st.token_source(),
+            "goodput": plan.slo.as_ref().map(|_| st.good as f64 / (stats.complete + stats.failed()).max(1) as f64),
+            "nodes": st.nodes.iter().map(|(name, n)| (name.clone(), serde_json::json!({
+                "streams": n.streams,
+                "ttft_ms": latency_json(&n.ttft),
+                "tpot_ms": latency_json(&n.tpot),
+            }))).collect::<serde_json::Map<_, _>>(),
+        })
+    });
     serde_json::json!({
         "tool": "loadgen",
+        "streams": streams,
         "version": env!("CARGO_PKG_VERSION"),
         "target": {"host": t.host, "port": t.port, "path": t.path},
         "concurrency": plan.concurrency,
