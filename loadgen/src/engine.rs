@@ -557,27 +557,16 @@ async fn worker(
                     rows.write(&row);
                 }
                 let kind = match miss {
-                    Miss::Connect => {
-                        stats.failed_connect += 1;
-                        "connect"
-                    }
-                    Miss::Receive => {
-                        stats.failed_receive += 1;
-                        "receive"
-                    }
-                    Miss::Timeout => {
-                        stats.failed_receive += 1;
-                        "timeout"
-                    }
-                    Miss::StreamCut => {
-                        stats.failed_receive += 1;
-                        "stream cut"
-                    }
-                    Miss::StreamStalled => {
-                        stats.failed_receive += 1;
-                        "stream stalled"
-                    }
+                    Miss::Connect => "connect",
+                    Miss::Receive => "receive",
+                    Miss::Timeout => "timeout",
+                    Miss::StreamCut => "stream cut",
+                    Miss::StreamStalled => "stream stalled",
                 };
+                match miss {
+                    Miss::Connect => stats.failed_connect += 1,
+                    _ => stats.failed_receive += 1,
+                }
                 if streaming.active {
                     let cut = Finished {
                         sse: &streaming.sse,

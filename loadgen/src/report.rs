@@ -158,10 +158,7 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
     let quantiles = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999];
     let line = |out: &mut String, label: &str, h: &Histogram<u64>| {
         let _ = write!(out, "{label:<24}");
-        for q in quantiles {
-            let _ = write!(out, " p{}={}", q * 100.0, ms(h.value_at_quantile(q)));
-        }
-        let _ = writeln!(out, " max={} (ms)", ms(h.max()));
+        percentiles(out, h, &quantiles);
     };
     let _ = writeln!(
         out,
@@ -233,6 +230,14 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
     out
 }
 
+/// ` p50=1.234 p90=... max=... (ms)` and the line's end.
+fn percentiles(out: &mut String, h: &Histogram<u64>, quantiles: &[f64]) {
+    for q in quantiles {
+        let _ = write!(out, " p{}={}", q * 100.0, ms(h.value_at_quantile(*q)));
+    }
+    let _ = writeln!(out, " max={} (ms)", ms(h.max()));
+}
+
 /// Token streams: TTFT, ITL, TPOT and end-to-end latency, overall and per
 /// node, output tokens per second, goodput; empty when no answer was an
 /// event stream.
@@ -242,17 +247,13 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
     if st.streams == 0 {
         return out;
     }
-    let quantiles = [0.5, 0.9, 0.95, 0.99];
     let line = |out: &mut String, label: &str, h: &Histogram<u64>| {
         if h.is_empty() {
             let _ = writeln!(out, "  {label:<22} (none)");
             return;
         }
         let _ = write!(out, "  {label:<22}");
-        for q in quantiles {
-            let _ = write!(out, " p{}={}", q * 100.0, ms(h.value_at_quantile(q)));
-        }
-        let _ = writeln!(out, " max={} (ms)", ms(h.max()));
+        percentiles(out, h, &[0.5, 0.9, 0.95, 0.99]);
     };
     let _ = writeln!(
         out,
