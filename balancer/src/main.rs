@@ -7,6 +7,7 @@ use anyhow::{anyhow, Context};
 use balancer::conf::{self, parse_time, ProxyConfig};
 use balancer::proxy::{Options, Proxy};
 use clap::Parser;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -222,6 +223,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             )
         })
         .collect();
+    // Listening before the "listening" line: a script that signals as soon
+    // as it reads it must be heard, not kill the process outright.
+    let listening = signals()?;
     let proxy = Proxy::start(options).await?;
     let _ = writeln!(
         std::io::stdout().lock(),
@@ -229,23 +233,26 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         proxy.addr(),
         summary.join("; ")
     );
-    wait_for_signal().await;
+    wait_for_signal(listening).await;
     eprintln!("balancer: shutting down");
     proxy.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+/// Waits for Ctrl-C or SIGTERM, caught from when `listening` was made.
+async fn wait_for_signal(listening: (Signal, Signal)) {
+    let (mut interrupt, mut terminate) = listening;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
     }
+}
+
+fn signals() -> std::io::Result<(Signal, Signal)> {
+    Ok((
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    ))
 }
 
 fn main() -> ExitCode {

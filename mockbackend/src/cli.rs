@@ -143,6 +143,9 @@ impl Opts {
 
 /// Serves `config` until Ctrl-C or SIGTERM, then finishes in-flight requests.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listening before the "serving" lines: a script that signals as soon
+    // as it reads them must be heard, not kill the process outright.
+    let mut signals = Signals::new()?;
     let server = Server::start(config).await?;
     for (node, addr) in server.nodes().iter().zip(server.addrs()) {
         let p = &node.profile;
@@ -155,34 +158,49 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             p.error_rate
         );
     }
-    wait_for_signal().await;
+    signals.next().await;
     eprintln!(
         "mockbackend: shutting down; finishing {} in-flight requests",
         server.in_flight()
     );
     tokio::select! {
         () = server.shutdown() => {}
-        () = wait_for_signal() => eprintln!("mockbackend: second signal, exiting now"),
+        () = signals.next() => eprintln!("mockbackend: second signal, exiting now"),
     }
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Ctrl-C and SIGTERM, caught from the moment this is made.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
