@@ -53,7 +53,7 @@ pub fn expected_shares(spec: &UpstreamSpec, population: Population<'_>) -> Expec
         (Method::LeastConn, _) => Expected::LoadDependent(
             "least_conn follows connections in flight; one request at a time, it is round robin by weight",
         ),
-        (Method::LeastTime, _) => Expected::LoadDependent("least_time follows measured response times"),
+        (Method::LeastTime { .. }, _) => Expected::LoadDependent("least_time follows measured response times"),
         (Method::RoundRobin | Method::Random { two: false }, _) => by_weight(),
         (Method::Random { two: true }, _) => random_two(servers, &tier),
         (_, Population::Clients(ips)) => simulate(spec, ips.iter().map(|ip| (Client::from_addr(*ip), 1.0))),

@@ -32,7 +32,12 @@ pub enum Method {
     },
     /// Lowest peak-EWMA response time × (requests in flight + 1) / weight: the
     /// "fastest node" of seed 001 (nginx's open-source build has no such method).
-    LeastTime,
+    /// The time is to the response head (nginx Plus's `header`), or with
+    /// `last_byte` to the end of the body: what a token stream's length and
+    /// time to first token show in.
+    LeastTime {
+        last_byte: bool,
+    },
 }
 
 impl Method {
@@ -52,7 +57,8 @@ impl Method {
             } => format!("hash {} consistent", key.source()),
             Method::Random { two: false } => "random".to_string(),
             Method::Random { two: true } => "random two least_conn".to_string(),
-            Method::LeastTime => "least_time".to_string(),
+            Method::LeastTime { last_byte: false } => "least_time".to_string(),
+            Method::LeastTime { last_byte: true } => "least_time last_byte".to_string(),
         }
     }
 
@@ -61,7 +67,7 @@ impl Method {
     pub fn allows_backup(&self) -> bool {
         matches!(
             self,
-            Method::RoundRobin | Method::LeastConn | Method::LeastTime
+            Method::RoundRobin | Method::LeastConn | Method::LeastTime { .. }
         )
     }
 }
@@ -416,7 +422,7 @@ impl Upstream {
         let chosen = match &self.method {
             Method::RoundRobin => self.round_robin(a, secs),
             Method::LeastConn => self.least_conn(a, secs, None),
-            Method::LeastTime => self.least_conn(a, secs, Some(now.as_secs_f64())),
+            Method::LeastTime { .. } => self.least_conn(a, secs, Some(now.as_secs_f64())),
             Method::IpHash => self.ip_hash(a, secs),
             Method::Hash {
                 consistent: false, ..

@@ -357,11 +357,26 @@ fn upstream(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
                 };
                 method = Method::Random { two };
             }
-            // nginx Plus's `least_time header|last_byte [inflight]`; this one
-            // measures the time to the response head either way.
+            // nginx Plus's `least_time header|last_byte [inflight]`; in-flight
+            // requests always count here, so `inflight` changes nothing.
             "least_time" => {
                 cx.args(e, 0, 2)?;
-                method = Method::LeastTime;
+                let mut last_byte = false;
+                for arg in &e.args {
+                    match arg.as_str() {
+                        "header" | "inflight" => {}
+                        "last_byte" => last_byte = true,
+                        other => {
+                            return Err(cx.err(
+                                e,
+                                format!(
+                                    "invalid parameter \"{other}\"; header, last_byte or inflight"
+                                ),
+                            ))
+                        }
+                    }
+                }
+                method = Method::LeastTime { last_byte };
             }
             "keepalive" => {
                 cx.args(e, 1, 1)?;
@@ -747,7 +762,10 @@ server {
         assert!(a.servers[1].down);
         assert_eq!(c.upstreams[1].method, Method::Random { two: true });
         assert_eq!(c.upstreams[2].method, Method::IpHash);
-        assert_eq!(c.upstreams[3].method, Method::LeastTime);
+        assert_eq!(
+            c.upstreams[3].method,
+            Method::LeastTime { last_byte: false }
+        );
         assert_eq!(c.upstreams[3].servers[1].fail_timeout, 60);
     }
 

@@ -105,13 +105,20 @@ struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         if let Some(mut held) = self.held.take() {
+            let mut upstream = held.group.lock();
+            // least_time learns from the head, or with last_byte from the
+            // whole answer (a token stream's length shows only there).
+            let last_byte = matches!(upstream.method, Balancing::LeastTime { last_byte: true });
             let outcome = Outcome {
                 failed: self.failed,
-                rtt: Some(held.rtt),
+                rtt: Some(if last_byte {
+                    held.sent_at.elapsed()
+                } else {
+                    held.rtt
+                }),
             };
-            held.group
-                .lock()
-                .finish(&mut held.attempt, outcome, self.shared.now());
+            upstream.finish(&mut held.attempt, outcome, self.shared.now());
+            drop(upstream);
             // nginx's $upstream_response_time runs to the answer's last byte.
             self.record.set_last_upstream_time(held.sent_at.elapsed());
         }

@@ -69,7 +69,7 @@ pub fn every_method() -> Vec<(Method, Client)> {
     vec![
         (Method::RoundRobin, Client::default()),
         (Method::LeastConn, Client::default()),
-        (Method::LeastTime, Client::default()),
+        (Method::LeastTime { last_byte: false }, Client::default()),
         (Method::IpHash, client("10.0.0.1")),
         (hash("$request_uri", false), keyed("/chat")),
         (hash("$request_uri", true), keyed("/chat")),

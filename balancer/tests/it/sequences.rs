@@ -204,7 +204,7 @@ fn least_conn_uses_backup_too() {
 #[test]
 fn least_time_prefers_the_faster_peer_and_retries_a_slow_one_later() {
     use std::time::Duration;
-    let mut up = upstream(Method::LeastTime, weighted(&[1, 1]));
+    let mut up = upstream(Method::LeastTime { last_byte: false }, weighted(&[1, 1]));
     let c = Default::default();
     let run = |up: &mut balancer::Upstream, t: f64, a_ms: u64, b_ms: u64| -> String {
         let now = Duration::from_secs_f64(t);
@@ -242,7 +242,7 @@ fn least_time_prefers_the_faster_peer_and_retries_a_slow_one_later() {
 fn least_time_counts_requests_in_flight() {
     use std::time::Duration;
     // Both measured at 10 ms; with two in flight on a, b (one in flight) is cheaper.
-    let mut up = upstream(Method::LeastTime, weighted(&[1, 1]));
+    let mut up = upstream(Method::LeastTime { last_byte: false }, weighted(&[1, 1]));
     let c = Default::default();
     for _ in 0..2 {
         let mut at = up.start(&c);
