@@ -205,3 +205,57 @@ thresholds = ["requests == 4", "client_errors == 0"]
     // 2 s of log at 10x: the run lasts about 0.2 s, not 2.
     assert!(out.contains("Complete requests:      4"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_balancer_is_judged_from_what_clients_saw() {
+    // A balancer and nodes that the scenario did not start: the weights
+    // promised in [expect] are checked against X-Upstream counts.
+    let mock = mockbackend::Server::start(mockbackend::Config::ephemeral(
+        2,
+        mockbackend::Profile::default(),
+    ))
+    .await
+    .unwrap();
+    let [a, b] = [mock.addrs()[0], mock.addrs()[1]];
+    let conf = format!(
+        "upstream u {{ server {a} weight=3; server {b}; }}\nserver {{ location / {{ proxy_pass http://u; }} }}"
+    );
+    let config = balancer::conf::load("t.conf", &conf).unwrap();
+    let proxy = balancer::proxy::Proxy::start(balancer::proxy::Options::new(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+    ))
+    .await
+    .unwrap();
+    let f = File::new(
+        "external",
+        &format!(
+            r#"[[backend]]
+name = "a"
+url = "http://{a}"
+[[backend]]
+name = "b"
+url = "http://{b}"
+[balancer]
+target = "http://{}"
+[load]
+requests = 400
+concurrency = 4
+[expect]
+weights = {{ a = 3, b = 1 }}
+thresholds = ["share{{node=a}} == 75%", "client_errors == 0"]
+"#,
+            proxy.addr()
+        ),
+    );
+    let path = f.path.clone();
+    let o = tokio::task::spawn_blocking(move || run(&path))
+        .await
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("✓ shares as expected"), "{out}");
+    assert!(out.contains("✓ share{node=a} == 75%"), "{out}");
+    proxy.shutdown().await;
+    mock.shutdown().await;
+}
