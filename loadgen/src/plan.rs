@@ -158,6 +158,16 @@ pub enum PhaseLoad {
     Concurrency(usize),
 }
 
+impl Phase {
+    /// Requests a rate phase starts (its mean rate times its length).
+    pub fn arrivals(&self) -> Option<f64> {
+        match self.load {
+            PhaseLoad::Rate { from, to } => Some((from + to) / 2.0 * self.duration.as_secs_f64()),
+            PhaseLoad::Concurrency(_) => None,
+        }
+    }
+}
+
 /// When request `i` is due, counted from the start, under rate phases;
 /// `None` once the phases are over. Within a phase the rate is
 /// `from + (to - from) t / T`, so arrivals by time t are
@@ -167,11 +177,10 @@ pub fn due_in_phases(phases: &[Phase], i: u64) -> Option<Duration> {
     let mut offset = 0.0; // their seconds
     let n = i as f64;
     for phase in phases {
-        let PhaseLoad::Rate { from, to } = phase.load else {
+        let (PhaseLoad::Rate { from, to }, Some(count)) = (phase.load, phase.arrivals()) else {
             return None;
         };
         let t_len = phase.duration.as_secs_f64();
-        let count = (from + to) / 2.0 * t_len;
         if n < before + count {
             let local = n - before;
             let k = (to - from) / (2.0 * t_len);

@@ -270,7 +270,7 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
         out,
         "  output tokens: {} ({:.1}/s), counted from {}{}",
         st.output_tokens,
-        st.output_tokens as f64 / elapsed.as_secs_f64().max(1e-9),
+        st.tokens_per_sec(elapsed),
         st.token_source(),
         if st.usage_disagrees > 0 {
             format!(
@@ -282,13 +282,12 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
         }
     );
     if plan.slo.is_some() {
-        let attempts = stats.complete + stats.failed();
         let _ = writeln!(
             out,
             "  goodput: {} of {} requests met the SLO ({:.1}%)",
             st.good,
-            attempts,
-            100.0 * st.good as f64 / attempts.max(1) as f64
+            stats.complete + stats.failed(),
+            100.0 * stats.goodput()
         );
     }
     if !st.nodes.is_empty() {
@@ -389,9 +388,9 @@ pub fn json(
             "tpot_ms": latency_json(&st.tpot),
             "e2e_ms": latency_json(&st.e2e),
             "output_tokens": st.output_tokens,
-            "output_tokens_per_second": st.output_tokens as f64 / secs,
+            "output_tokens_per_second": st.tokens_per_sec(elapsed),
             "tokens_counted_from": st.token_source(),
-            "goodput": plan.slo.as_ref().map(|_| st.good as f64 / (stats.complete + stats.failed()).max(1) as f64),
+            "goodput": plan.slo.as_ref().map(|_| stats.goodput()),
             "nodes": st.nodes.iter().map(|(name, n)| (name.clone(), serde_json::json!({
                 "streams": n.streams,
                 "ttft_ms": latency_json(&n.ttft),

@@ -126,6 +126,11 @@ impl Stats {
         self.failed_connect + self.failed_receive + self.failed_length + self.failed_exceptions
     }
 
+    /// Streams that met the SLO, of every request sent (failed ones too).
+    pub fn goodput(&self) -> f64 {
+        self.streams.good as f64 / (self.complete + self.failed()).max(1) as f64
+    }
+
     pub fn error(&mut self, kind: &'static str) {
         *self.errors.entry(kind).or_default() += 1;
     }

@@ -202,6 +202,10 @@ impl StreamStats {
         }
     }
 
+    pub fn tokens_per_sec(&self, elapsed: Duration) -> f64 {
+        self.output_tokens as f64 / elapsed.as_secs_f64().max(1e-9)
+    }
+
     /// Where the token counts came from, as the report says it.
     pub fn token_source(&self) -> &'static str {
         match (self.from_usage, self.from_chunks) {

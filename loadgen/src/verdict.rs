@@ -103,11 +103,9 @@ impl Measurements for RunFigures<'_> {
             }
             Metric::Named(name) => match name.as_str() {
                 // Requests that met the SLO, of all requests.
-                "goodput" if s.streams.streams > 0 => s.streams.good as f64 / attempts.max(1.0),
+                "goodput" if s.streams.streams > 0 => s.goodput(),
                 "output_tokens" => s.streams.output_tokens as f64,
-                "output_tokens_per_sec" => {
-                    s.streams.output_tokens as f64 / self.elapsed.as_secs_f64().max(1e-9)
-                }
+                "output_tokens_per_sec" => s.streams.tokens_per_sec(self.elapsed),
                 "stream_errors" => (s.streams.streams - s.streams.complete) as f64,
                 "failed" => s.failed() as f64,
                 "non_2xx" => s.non_2xx as f64,

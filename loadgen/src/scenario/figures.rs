@@ -27,6 +27,12 @@ impl Figures<'_> {
         Some(self.addrs[i].as_str())
     }
 
+    /// Requests in the view; a backend that never appears in it served
+    /// nothing.
+    fn requests(&self, filter: Option<(&str, &str)>) -> Option<f64> {
+        self.view(&Metric::Requests, filter).or(filter.map(|_| 0.0))
+    }
+
     /// The balancer's log when there is one, else what clients saw.
     fn view(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
         match &self.log {
@@ -55,7 +61,6 @@ impl Figures<'_> {
 
 impl Measurements for Figures<'_> {
     fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
-        let filter_by_name = filter;
         let node = match filter {
             Some(("node", name)) => Some(self.addr(name)?),
             Some(_) => return None,
@@ -78,11 +83,7 @@ impl Measurements for Figures<'_> {
                 | "output_tokens_per_sec"
                 | "stream_errors" => return self.client.measure(metric, filter),
                 "recovered_within" => return self.recovered_within(node),
-                "share" => {
-                    let all = self.view(&Metric::Requests, None)?;
-                    let mine = self.measure(&Metric::Requests, filter_by_name)?;
-                    return Some(mine / all.max(1.0));
-                }
+                "share" => return Some(self.requests(filter)? / self.requests(None)?.max(1.0)),
                 "split_clients" | "split_share" => {
                     let st = self.summary()?.stickiness();
                     return Some(if name == "split_clients" {
@@ -94,10 +95,9 @@ impl Measurements for Figures<'_> {
                 _ => {}
             }
         }
-        match (self.view(metric, filter), metric) {
-            // A backend that never appears in the log served nothing.
-            (None, Metric::Requests) if node.is_some() => Some(0.0),
-            (v, _) => v,
+        match metric {
+            Metric::Requests => self.requests(filter),
+            _ => self.view(metric, filter),
         }
     }
 }

@@ -306,10 +306,10 @@ fn verdict(
 
 /// `http://host:port[/...]` to a loopback socket address.
 fn external(url: &str) -> anyhow::Result<SocketAddr> {
-    let url = if url.contains("://") && !url[url.find("://").unwrap_or(0) + 3..].contains('/') {
-        format!("{url}/")
-    } else {
-        url.to_string()
+    // A balancer or node is named by its root; Target wants a path.
+    let url = match url.split_once("://") {
+        Some((_, rest)) if !rest.contains('/') => format!("{url}/"),
+        _ => url.to_string(),
     };
     let t = Target::parse(&url).map_err(anyhow::Error::msg)?;
     let ip: std::net::IpAddr = match t.host.as_str() {
@@ -390,16 +390,8 @@ fn plan(loaded: &Loaded, mix: requests::Mix, target: SocketAddr) -> anyhow::Resu
         .any(|p| matches!(p.load, PhaseLoad::Rate { .. }))
     {
         // Open loop: latency counts from when each request was due.
-        let (n, t) = plan
-            .phases
-            .iter()
-            .fold((0.0, 0.0), |(n, t), p| match p.load {
-                PhaseLoad::Rate { from, to } => (
-                    n + (from + to) / 2.0 * p.duration.as_secs_f64(),
-                    t + p.duration.as_secs_f64(),
-                ),
-                PhaseLoad::Concurrency(_) => (n, t),
-            });
+        let n: f64 = plan.phases.iter().filter_map(|p| p.arrivals()).sum();
+        let t: f64 = plan.phases.iter().map(|p| p.duration.as_secs_f64()).sum();
         plan.pacing = Pacing::Rate(n / t);
         plan.concurrency = plan.concurrency.max(load.concurrency.unwrap_or(64));
     }

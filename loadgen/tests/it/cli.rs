@@ -109,17 +109,10 @@ async fn loadgen(args: Vec<String>) -> (i32, String) {
 
 #[tokio::test]
 async fn thresholds_and_expected_weights_set_the_exit_code() {
-    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(2, Default::default()))
-        .await
-        .unwrap();
+    let m = crate::common::mock(2, &[]).await;
     let a = m.addrs();
-    let conf = format!(
-        "upstream b {{ server {} weight=3; server {} weight=2; }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-        a[0], a[1]
-    );
-    let config = balancer::conf::load("t.conf", &conf).unwrap();
-    let options = balancer::proxy::Options::new("127.0.0.1:0".parse().unwrap(), config);
-    let proxy = balancer::proxy::Proxy::start(options).await.unwrap();
+    let upstream = format!("server {} weight=3; server {} weight=2;", a[0], a[1]);
+    let (proxy, _) = crate::common::balancer(&upstream, false).await;
     let url = format!("http://{}/", proxy.addr());
     let args = |extra: &[String]| -> Vec<String> {
         let mut v: Vec<String> = ["-q", "-k", "-n", "500", "-c", "5"]

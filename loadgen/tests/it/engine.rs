@@ -4,15 +4,9 @@ use std::time::Duration;
 use loadgen::engine::{self, Schedule};
 use loadgen::plan::Flags;
 use loadgen::stats::Stats;
-use mockbackend::{Config, Control, Fault, Profile, Server};
+use mockbackend::{Control, Fault, Server};
 
-async fn mock(n: usize, settings: &[(&str, &str)]) -> Server {
-    let mut p = Profile::default();
-    for (k, v) in settings {
-        p.set(k, v).unwrap();
-    }
-    Server::start(Config::ephemeral(n, p)).await.unwrap()
-}
+use crate::common::{balancer, mock, servers};
 
 /// Runs `flags` to the end through the library, returning what it measured.
 async fn run(flags: Flags) -> (Stats, Arc<Schedule>) {
@@ -93,15 +87,7 @@ async fn posts_a_file_to_chat() {
 #[tokio::test]
 async fn distribution_through_the_balancer_is_read_from_x_upstream() {
     let m = mock(2, &[]).await;
-    let a = m.addrs();
-    let conf = format!("upstream b {{ server {}; server {}; }}\nserver {{ location / {{ proxy_pass http://b; }} }}", a[0], a[1]);
-    let config = balancer::conf::load("t.conf", &conf).unwrap();
-    let proxy = balancer::proxy::Proxy::start(balancer::proxy::Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-    ))
-    .await
-    .unwrap();
+    let (proxy, _) = balancer(&servers(&m), false).await;
     let (s, _) = run(Flags {
         keepalive: true,
         ..flags(format!("http://{}/", proxy.addr()), 400, 4)
@@ -216,19 +202,8 @@ async fn balanced(
     trust_forwarded_for: bool,
 ) -> (Server, balancer::proxy::Proxy, balancer::UpstreamSpec) {
     let m = mock(n, &[]).await;
-    let servers: String = m.addrs().iter().map(|a| format!("server {a}; ")).collect();
-    let conf = format!(
-        "upstream b {{ {method} {servers} }}\nserver {{ location / {{ proxy_pass http://b; }} }}"
-    );
-    let config = balancer::conf::load("t.conf", &conf).unwrap();
-    let spec = config.upstreams[0].clone();
-    let mut options = balancer::proxy::Options::new("127.0.0.1:0".parse().unwrap(), config);
-    options.trust_forwarded_for = trust_forwarded_for;
-    (
-        m,
-        balancer::proxy::Proxy::start(options).await.unwrap(),
-        spec,
-    )
+    let (proxy, spec) = balancer(&format!("{method} {}", servers(&m)), trust_forwarded_for).await;
+    (m, proxy, spec)
 }
 
 /// Per-node counts a run saw, against what the balancer library predicts

@@ -2,6 +2,7 @@
 //! balancer) on 127.0.0.1, real requests, assertions on the counts.
 
 mod cli;
+mod common;
 mod engine;
 mod golden;
 mod scenario;

@@ -210,23 +210,10 @@ thresholds = ["requests == 4", "client_errors == 0"]
 async fn an_external_balancer_is_judged_from_what_clients_saw() {
     // A balancer and nodes that the scenario did not start: the weights
     // promised in [expect] are checked against X-Upstream counts.
-    let mock = mockbackend::Server::start(mockbackend::Config::ephemeral(
-        2,
-        mockbackend::Profile::default(),
-    ))
-    .await
-    .unwrap();
+    let mock = crate::common::mock(2, &[]).await;
     let [a, b] = [mock.addrs()[0], mock.addrs()[1]];
-    let conf = format!(
-        "upstream u {{ server {a} weight=3; server {b}; }}\nserver {{ location / {{ proxy_pass http://u; }} }}"
-    );
-    let config = balancer::conf::load("t.conf", &conf).unwrap();
-    let proxy = balancer::proxy::Proxy::start(balancer::proxy::Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-    ))
-    .await
-    .unwrap();
+    let upstream = format!("server {a} weight=3; server {b};");
+    let (proxy, _) = crate::common::balancer(&upstream, false).await;
     let f = File::new(
         "external",
         &format!(

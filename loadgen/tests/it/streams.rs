@@ -7,24 +7,16 @@ use std::time::Duration;
 use loadgen::engine::{self, Schedule};
 use loadgen::plan::Flags;
 use loadgen::stats::Stats;
-use mockbackend::{Config, Profile, Server};
+use mockbackend::Server;
+
+use crate::common;
 
 async fn mock(settings: &[(&str, &str)]) -> Server {
-    let mut p = Profile::default();
-    for (k, v) in settings {
-        p.set(k, v).unwrap();
-    }
-    Server::start(Config::ephemeral(1, p)).await.unwrap()
+    common::mock(1, settings).await
 }
 
 async fn proxy_to(m: &Server) -> balancer::proxy::Proxy {
-    let conf = format!(
-        "upstream b {{ server {}; }}\nserver {{ location / {{ proxy_pass http://b; }} }}",
-        m.addrs()[0]
-    );
-    let config = balancer::conf::load("t.conf", &conf).unwrap();
-    let options = balancer::proxy::Options::new("127.0.0.1:0".parse().unwrap(), config);
-    balancer::proxy::Proxy::start(options).await.unwrap()
+    common::balancer(&common::servers(m), false).await.0
 }
 
 async fn streams(url: String, n: u64, c: usize, timeout: Option<f64>) -> Stats {
