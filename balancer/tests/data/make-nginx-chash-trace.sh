@@ -20,11 +20,11 @@ N=2000
 first_port=18101
 last_port=18110
 
+# shellcheck source=../../../bench/lib.sh
+source "$root/bench/lib.sh"
+
 # --- nginx ------------------------------------------------------------------
-if ! command -v nginx >/dev/null 2>&1; then
-    echo "nginx missing; installing it with apt-get" >&2
-    apt-get install -y nginx || { apt-get update && apt-get install -y nginx; }
-fi
+need nginx:nginx curl:curl
 nginx_version="$(nginx -v 2>&1)"
 echo "using: $nginx_version"
 
@@ -86,25 +86,11 @@ done
 "$mock" --ports "$first_port-$last_port" --bind 127.0.0.1 --grace 1s >"$tmp/mock.out" 2>&1 &
 mock_pid=$!
 for p in $(seq "$first_port" "$last_port"); do
-    ok=""
-    for i in $(seq 1 100); do
-        if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/"; then ok=1; break; fi
-        kill -0 "$mock_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z "$ok" ]]; then
-        echo "error: mockbackend did not come up on port $p" >&2
-        cat "$tmp/mock.out" >&2
-        exit 1
-    fi
+    wait_port "$p" || { cat "$tmp/mock.out" >&2; exit 1; }
 done
 
 # --- nginx on a free high port ------------------------------------------------------
-listen=""
-for p in $(seq 18180 18239); do
-    if ! port_busy "$p"; then listen="$p"; break; fi
-done
-[[ -n "$listen" ]] || { echo "error: no free port in 18180-18239" >&2; exit 1; }
+listen=$(free_port 18180)
 
 user_line=""
 if [[ "$(id -u)" == 0 ]]; then
@@ -140,18 +126,8 @@ EOF
 nginx -t -q -p "$tmp" -e "$tmp/logs/error.log" -c "$tmp/nginx.conf"
 nginx -p "$tmp" -e "$tmp/logs/error.log" -c "$tmp/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!
-ok=""
-for i in $(seq 1 100); do
-    if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$listen/__warmup__"; then ok=1; break; fi
-    kill -0 "$nginx_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z "$ok" ]]; then
-    echo "error: nginx did not come up on 127.0.0.1:$listen" >&2
-    cat "$tmp/logs/error.log" >&2 || true
-    exit 1
-fi
-: >"$tmp/logs/trace.log"   # drop the warm-up line (access_log is unbuffered)
+wait_port "$listen" || { cat "$tmp/logs/error.log" >&2; exit 1; }
+: >"$tmp/logs/trace.log"   # start the trace empty
 
 # --- the deterministic URI list (no spaces, commas or quotes: CSV stays simple) --
 {
