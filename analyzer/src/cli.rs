@@ -8,12 +8,13 @@ use balancer::UpstreamSpec;
 use clap::Parser;
 
 use crate::check::{self, Check};
-use crate::formats::{self, Chosen, SAMPLE_LINES};
+use crate::evidence::{self, Missing};
+use crate::formats::{self, Chosen, Reader};
 use crate::judged::{seed_alerts, Judged};
-use crate::read::Input;
+use crate::read::{self, Input, Summarized};
 use crate::report::{self, Context};
-use crate::scan::{scan, Blocks};
 use crate::summary::Summary;
+use crate::threshold::{Kind, Metric, Timing, Tool};
 use crate::Threshold;
 use crate::{expect, export};
 use crate::{jsonl, plot};
@@ -82,6 +83,11 @@ pub struct Opts {
     #[arg(long)]
     pub report_only: bool,
 
+    /// Do not fail when more than 1% of lines do not match the format (the
+    /// default check `malformed<=1%`; a --threshold on malformed replaces it).
+    #[arg(long)]
+    pub allow_malformed: bool,
+
     /// Also write the whole report as JSON (every figure, `ok` per check).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -115,6 +121,7 @@ pub struct Plan {
     /// cannot measure (no timing field) is left out rather than failed.
     pub default_thresholds: bool,
     pub report_only: bool,
+    pub allow_malformed: bool,
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
@@ -171,7 +178,11 @@ impl Opts {
             let parsed: Result<Vec<_>, _> = self
                 .thresholds
                 .iter()
-                .map(|t| Threshold::parse(t))
+                .map(|t| {
+                    let t = Threshold::parse(t)?;
+                    t.measurable_by(Tool::Analyzer)?;
+                    Ok::<_, crate::ThresholdError>(t)
+                })
                 .collect();
             parsed.context("--threshold")?
         };
@@ -183,6 +194,7 @@ impl Opts {
             thresholds,
             default_thresholds: self.thresholds.is_empty(),
             report_only: self.report_only,
+            allow_malformed: self.allow_malformed,
             json: self.json,
             junit: self.junit,
             markdown: self.markdown,
@@ -223,6 +235,10 @@ pub struct Outcome {
     /// The files asked for (--json, --junit, --markdown, --plot) and their
     /// bytes.
     pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// Why there is no verdict: a check that could not be computed (exit
+    /// 2, after the report). Also a failed check in `checks`, so JSON and
+    /// JUnit readers see it.
+    pub missing: Option<Missing>,
 }
 
 impl Outcome {
@@ -231,105 +247,47 @@ impl Outcome {
     }
 }
 
-/// Reads every input into one summary, in the format given or the one the
-/// first lines show (returned with it). Errors are about an input as a
-/// whole (unreadable, unrecognisable); bad lines are counted.
-pub fn summarize(
-    inputs: &[Input],
-    format: Option<Chosen>,
-) -> anyhow::Result<(Summary, Option<Chosen>)> {
-    let mut chosen = format;
-    let mut summary = Summary::default();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Lines before this input, so the earliest malformed lines of all
-    // inputs are the examples kept.
-    let mut before = 0;
-    for input in inputs {
-        let name = input.name();
-        let mut reader = input.open().with_context(|| name.clone())?;
-        let mut blocks = Blocks::new(&mut *reader);
-        let Some(first) = blocks.next_block().with_context(|| name.clone())? else {
-            continue;
-        };
-        let format = match &chosen {
-            Some(c) => c,
-            None => {
-                let sample: Vec<String> = first
-                    .split(|b| *b == b'\n')
-                    .take(SAMPLE_LINES)
-                    .map(|l| {
-                        String::from_utf8_lossy(l)
-                            .trim_end_matches('\r')
-                            .to_string()
-                    })
-                    .collect();
-                let sample: Vec<&str> = sample.iter().map(String::as_str).collect();
-                chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)
-            }
-        };
-        let (part, lines) = scan(first, &mut blocks, &format.reader, &name, workers, before)
-            .with_context(|| name.clone())?;
-        before += lines;
-        summary.merge(&part);
-    }
-    Ok((summary, chosen))
+/// What the log is judged by, and what was missing to judge it.
+struct Judgement {
+    checks: Vec<Check>,
+    notes: Vec<String>,
+    expected: Option<Vec<(String, f64)>>,
+    missing: Option<Missing>,
 }
 
-/// Reads every input into one summary and judges it.
+/// Reads every input into one summary and judges it. A log with no
+/// lines, or none in the format, is an error; a check that cannot be
+/// computed is reported, then `missing`.
 pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
-    let (summary, chosen) = summarize(&plan.inputs, plan.format.clone())?;
-    let has_node = chosen.as_ref().is_some_and(|c| c.reader.has_node());
-    let timing = chosen.as_ref().and_then(|c| c.reader.timing());
-    let mut notes = Vec::new();
-    let promised = plan.upstream.as_ref().map(|(spec, file)| {
-        let e = expect::from_upstream(spec, file, &summary);
-        notes.push(e.describe());
-        if expect::is_sticky(spec) {
-            let s = summary.stickiness();
-            notes.push(format!(
-                "Stickiness: {} clients, {} served by more than one node{}.",
-                s.clients,
-                s.split,
-                if s.split > 0 {
-                    format!(" (up to {})", s.most_nodes)
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        e
-    });
-    let expected = match &promised {
-        Some(e) => e.shares(),
-        None => plan.expected.as_deref(),
-    };
-    let load_dependent = promised.as_ref().is_some_and(|e| e.shares().is_none());
-    let fairness = if has_node && !load_dependent {
-        summary.fairness(expected)
-    } else {
-        None
-    };
-    let judged = Judged {
-        summary: &summary,
-        expected,
-    };
-    let thresholds: Vec<Threshold> = plan
-        .thresholds
-        .iter()
-        .filter(|t| !plan.default_thresholds || t.evaluate(&judged).measured.is_some())
-        .cloned()
-        .collect();
-    let checks = check::judge(fairness, &thresholds, &judged);
     let inputs: Vec<String> = plan.inputs.iter().map(Input::name).collect();
+    let Summarized {
+        summary,
+        chosen,
+        first_lines,
+    } = read::summarize(&plan.inputs, plan.format.clone())?;
+    evidence::lines_read(&summary, chosen.as_ref(), &first_lines, &inputs.join(", "))?;
+    let chosen = chosen.ok_or_else(|| anyhow!("no format could be chosen"))?;
+    let Judgement {
+        mut checks,
+        notes,
+        expected,
+        missing,
+    } = judge(plan, &summary, &chosen);
+    if let Some(m) = &missing {
+        checks.push(Check {
+            name: "evidence".into(),
+            ok: false,
+            measured: None,
+            line: format!("✗ no verdict: {m}"),
+        });
+    }
     let cx = Context {
         inputs: &inputs,
-        format: chosen
-            .as_ref()
-            .map_or("none (no lines)", |c| c.name.as_str()),
-        detected: chosen.as_ref().is_some_and(|c| c.detected),
-        timing,
-        has_node,
-        expected,
+        format: &chosen.name,
+        detected: chosen.detected,
+        timing: chosen.reader.timing(),
+        has_node: chosen.reader.has_node(),
+        expected: expected.as_deref(),
         notes: &notes,
     };
     let mut files = Vec::new();
@@ -337,7 +295,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         files.push((path.clone(), export::json(&summary, &cx, &checks).into()));
     }
     if let Some(path) = &plan.junit {
-        files.push((path.clone(), export::junit(&checks).into()));
+        files.push((path.clone(), export::junit("analyzer", &checks).into()));
     }
     if let Some(path) = &plan.markdown {
         files.push((
@@ -358,5 +316,160 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         report: report::text(&summary, &cx, &checks),
         checks,
         files,
+        missing,
     })
+}
+
+/// The shares test and the thresholds on a log, each with the evidence it
+/// needs: a requested check that cannot be computed is `missing`.
+fn judge(plan: &Plan, summary: &Summary, chosen: &Chosen) -> Judgement {
+    let mut notes = Vec::new();
+    let has_node = chosen.reader.has_node();
+    let promised = plan.upstream.as_ref().map(|(spec, file)| {
+        let e = expect::from_upstream(spec, file, summary);
+        notes.push(e.describe());
+        if expect::is_sticky(spec) {
+            let s = summary.stickiness();
+            notes.push(format!(
+                "Stickiness: {} clients, {} served by more than one node{}.",
+                s.clients,
+                s.split,
+                if s.split > 0 {
+                    format!(" (up to {})", s.most_nodes)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        e
+    });
+    let fail = |notes, why: String| Judgement {
+        checks: Vec::new(),
+        notes,
+        expected: None,
+        missing: Some(Missing(why)),
+    };
+    let (flag, asked) = match (&promised, &plan.expected) {
+        (Some(e), _) => ("--nginx-conf", e.shares().map(<[_]>::to_vec)),
+        (None, Some(w)) => ("--expect-weights", Some(w.clone())),
+        (None, None) => ("", None),
+    };
+    if asked.is_some() && !has_node {
+        return fail(
+            notes,
+            format!(
+                "{flag}: the shares check needs the node of each line, and format {} has no $upstream_addr; log `to: $upstream_addr` (lbkit's format has it)",
+                chosen.name
+            ),
+        );
+    }
+    let seen: Vec<&str> = summary.nodes.keys().map(String::as_str).collect();
+    if has_node && seen.is_empty() {
+        let hint = match &chosen.reader {
+            Reader::Json(_) => {
+                "; if the node is under another key, name it: --json-field upstream_addr=KEY"
+            }
+            _ => "",
+        };
+        return fail(
+            notes,
+            format!(
+                "no line names the node that answered ({} of {} answered without an upstream): nothing to check shares on{hint}",
+                summary.no_upstream,
+                summary.lines - summary.malformed
+            ),
+        );
+    }
+    let expected = match asked.map(|a| evidence::resolve_expected(flag, &a, &seen)) {
+        Some(Ok(e)) => Some(e),
+        Some(Err(m)) => return fail(notes, m.0),
+        None => None,
+    };
+    let load_dependent = promised.as_ref().is_some_and(|e| e.shares().is_none());
+    let fairness = if has_node && !load_dependent {
+        summary.fairness(expected.as_deref())
+    } else {
+        None
+    };
+    let mut known = seen.clone();
+    known.extend(expected.iter().flatten().map(|(n, _)| n.as_str()));
+    let thresholds = match evidence::resolve_thresholds(&plan.thresholds, &known) {
+        Ok(t) => t,
+        Err(m) => return fail(notes, m.0),
+    };
+    let judged = Judged {
+        summary,
+        expected: expected.as_deref(),
+    };
+    let mut thresholds: Vec<Threshold> = thresholds
+        .into_iter()
+        // seed 000's table is a default: what the log cannot measure (no
+        // timing field) is left out rather than failed.
+        .filter(|t| !plan.default_thresholds || t.evaluate(&judged).measured.is_some())
+        .collect();
+    let malformed_given = thresholds.iter().any(|t| t.metric == Metric::Malformed);
+    if !plan.allow_malformed && !malformed_given {
+        thresholds.push(Threshold::parse(MALFORMED_DEFAULT).expect("the default parses"));
+    }
+    let checks = check::judge(fairness, &thresholds, &judged);
+    let missing = thresholds
+        .iter()
+        .find(|t| t.evaluate(&judged).measured.is_none())
+        .map(|t| {
+            Missing(format!(
+                "threshold '{}' cannot be computed: {}",
+                t.source,
+                unmeasured(t, summary, chosen)
+            ))
+        })
+        .or_else(|| {
+            let nan = checks.iter().find(|c| c.measured.is_some_and(f64::is_nan));
+            nan.map(|c| Missing(format!("{}: cannot be computed from these counts", c.name)))
+        })
+        .or_else(|| evidence::something_checked(&checks, "this run").err());
+    Judgement {
+        checks,
+        notes,
+        expected,
+        missing,
+    }
+}
+
+/// Lines that do not match the format are data lost: more than this many
+/// fail the run unless a threshold on `malformed` or --allow-malformed
+/// says otherwise.
+pub const MALFORMED_DEFAULT: &str = "malformed<=1%";
+
+/// Why the log holds no figure for `t`.
+fn unmeasured(t: &Threshold, s: &Summary, chosen: &Chosen) -> String {
+    if let Some(node) = &t.node {
+        if !s.nodes.contains_key(node) {
+            return format!("{node} served no request in the log");
+        }
+    }
+    let timing = "add `rt=$request_time urt=$upstream_response_time` to the log_format (lbkit's format has both)";
+    match t.metric {
+        Metric::Percentile {
+            of: Timing::RequestTime,
+            ..
+        } => format!("no line of format {} has $request_time", chosen.name),
+        Metric::Percentile {
+            of: Timing::UpstreamTime,
+            ..
+        } => format!(
+            "no line of format {} has $upstream_response_time",
+            chosen.name
+        ),
+        m if m.kind() == Kind::Latency => format!(
+            "no line of format {} says how long the request took; {timing}",
+            chosen.name
+        ),
+        Metric::Rps => {
+            "the log's lines have no time ($time_local, $msec) or all share one instant".into()
+        }
+        Metric::SplitClients | Metric::SplitShare => {
+            "no line names both its client ($remote_addr) and the node that served it".into()
+        }
+        _ => "the log holds no request for it".into(),
+    }
 }

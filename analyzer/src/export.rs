@@ -75,7 +75,8 @@ pub fn json(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
         "no_upstream": s.no_upstream,
         "first_at": s.first_at,
         "last_at": s.last_at,
-        "rate": s.rate(),
+        "rate": s.rate().map(|r| r.per_second),
+        "rate_basis": s.rate().map(|r| r.how),
         "nodes": rows.iter().map(row).collect::<Vec<_>>(),
         "all": row(&all),
         "stickiness": {
@@ -103,11 +104,12 @@ pub fn json(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
 }
 
 /// One testsuite, one testcase per check; a breach is a `<failure>`.
-pub fn junit(checks: &[Check]) -> String {
+pub fn junit(suite: &str, checks: &[Check]) -> String {
     let failures = checks.iter().filter(|c| !c.ok).count();
+    let suite = xml(suite);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"analyzer\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"analyzer\" tests=\"{}\" failures=\"{failures}\">\n",
+        "<testsuites name=\"{suite}\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failures}\">\n",
         checks.len(),
         checks.len()
     ));
@@ -115,12 +117,12 @@ pub fn junit(checks: &[Check]) -> String {
         let name = xml(&c.name);
         if c.ok {
             out.push_str(&format!(
-                "    <testcase classname=\"analyzer\" name=\"{name}\"/>\n"
+                "    <testcase classname=\"{suite}\" name=\"{name}\"/>\n"
             ));
         } else {
             let line = xml(&c.line);
             out.push_str(&format!(
-                "    <testcase classname=\"analyzer\" name=\"{name}\">\n      <failure message=\"{line}\">{line}</failure>\n    </testcase>\n"
+                "    <testcase classname=\"{suite}\" name=\"{name}\">\n      <failure message=\"{line}\">{line}</failure>\n    </testcase>\n"
             ));
         }
     }
@@ -159,10 +161,13 @@ mod tests {
 
     #[test]
     fn junit_has_a_testcase_per_check_and_escapes() {
-        let xml = junit(&[
-            check("error_rate<5%", true),
-            check("p(95){node=a}<500ms", false),
-        ]);
+        let xml = junit(
+            "analyzer",
+            &[
+                check("error_rate<5%", true),
+                check("p(95){node=a}<500ms", false),
+            ],
+        );
         assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
         assert!(
             xml.contains("<testcase classname=\"analyzer\" name=\"error_rate&lt;5%\"/>"),

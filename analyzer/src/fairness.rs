@@ -158,10 +158,18 @@ pub fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, String> {
         .collect::<Result<Vec<_>, _>>()
         .and_then(|v| {
             if v.is_empty() {
-                Err("no weights given".to_string())
-            } else {
-                Ok(v)
+                return Err("no weights given".to_string());
             }
+            let twice = (1..v.len()).find(|i| v[..*i].iter().any(|(m, _)| *m == v[*i].0));
+            if let Some(i) = twice {
+                return Err(format!("{} is given twice", v[i].0));
+            }
+            if v.iter().all(|(_, w)| *w == 0.0) {
+                return Err(
+                    "every weight is 0, so no node should get traffic: nothing to test".into(),
+                );
+            }
+            Ok(v)
         })
 }
 
@@ -230,5 +238,11 @@ mod tests {
             .contains("'b' is not name=weight"));
         assert!(parse_weights("a=x").unwrap_err().contains("not a weight"));
         assert!(parse_weights("").is_err());
+        assert!(parse_weights("a=0,b=0")
+            .unwrap_err()
+            .contains("every weight is 0"));
+        assert!(parse_weights("a=1,a=2")
+            .unwrap_err()
+            .contains("a is given twice"));
     }
 }

@@ -242,7 +242,8 @@ pub fn detect(lines: &[&str]) -> Result<Chosen, FormatChoiceError> {
     }
 }
 
-fn clip(line: &str, chars: usize) -> String {
+/// `line` cut to `chars` characters, with an ellipsis when cut.
+pub(crate) fn clip(line: &str, chars: usize) -> String {
     match line.char_indices().nth(chars) {
         Some((i, _)) => format!("{}…", &line[..i]),
         None => line.to_string(),

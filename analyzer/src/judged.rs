@@ -3,7 +3,7 @@
 //! the thresholds that apply when none are given.
 
 use crate::summary::{percentile, Summary};
-use crate::threshold::{Measurements, Metric, Threshold};
+use crate::threshold::{Measurements, Metric, Threshold, Timing};
 
 /// Seed 000's alert table, as thresholds: error rate above 5%, response
 /// time above 500 ms (read as the 95th percentile), task success rate below
@@ -17,21 +17,30 @@ pub struct Judged<'a> {
 }
 
 impl Measurements for Judged<'_> {
-    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
+    fn measure(&self, metric: &Metric, node: Option<&str>) -> Option<f64> {
         let s = self.summary;
-        let tally = match filter {
+        // A node the log never names served nothing (its name was checked
+        // against the log and the expected shares before judging).
+        let served = |n: &str| s.nodes.get(n).map_or(0, |t| t.requests) as f64;
+        match (metric, node) {
+            (Metric::Requests, Some(n)) => return Some(served(n)),
+            (Metric::Share, Some(n)) if s.all.requests > 0 => {
+                return Some(served(n) / s.all.requests as f64)
+            }
+            _ => {}
+        }
+        let tally = match node {
             None => &s.all,
-            Some(("node", n)) => s.nodes.get(n)?,
-            Some(_) => return None,
+            Some(n) => s.nodes.get(n)?,
         };
         let seconds = |us: u64| us as f64 / 1e6;
         let h = || Some(tally.latency()).filter(|h| !h.is_empty());
         Some(match metric {
-            Metric::Percentile { p, of: None } => seconds(percentile(h()?, *p)),
-            Metric::Percentile { p, of: Some(field) } => {
-                let h = match field.as_str() {
-                    "request_time" => &tally.request_time,
-                    "upstream_response_time" | "upstream_time" => &tally.upstream_time,
+            Metric::Percentile { p, of } => {
+                let h = match of {
+                    Timing::Total => h()?,
+                    Timing::RequestTime => &tally.request_time,
+                    Timing::UpstreamTime => &tally.upstream_time,
                     _ => return None,
                 };
                 seconds(percentile(Some(h).filter(|h| !h.is_empty())?, *p))
@@ -43,13 +52,23 @@ impl Measurements for Judged<'_> {
             Metric::ErrorRate => tally.error_rate()?,
             Metric::SuccessRate => 1.0 - tally.error_rate()?,
             Metric::Imbalance => s.fairness(self.expected)?.max_relative_deviation,
-            Metric::Rps => s.rate()?,
+            Metric::Rps => s.rate()?.per_second,
             Metric::Requests => tally.requests as f64,
-            Metric::Named(name) => match name.as_str() {
-                "retries" => s.retried as f64,
-                "malformed" => s.malformed as f64,
-                _ => return None,
-            },
+            Metric::Share if s.all.requests > 0 => 1.0,
+            Metric::Retries => s.retried as f64,
+            Metric::Malformed if s.lines > 0 => s.malformed as f64 / s.lines as f64,
+            Metric::SplitClients | Metric::SplitShare => {
+                let st = s.stickiness();
+                if st.clients == 0 {
+                    return None;
+                }
+                if *metric == Metric::SplitClients {
+                    st.split as f64
+                } else {
+                    st.split as f64 / st.clients as f64
+                }
+            }
+            _ => return None,
         })
     }
 }

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod cli;
 pub mod entry;
+pub mod evidence;
 pub mod expect;
 pub mod export;
 pub mod fairness;
@@ -21,6 +22,7 @@ pub mod formats;
 pub mod haproxy;
 pub mod jsonl;
 pub mod judged;
+pub mod metric;
 pub mod plot;
 pub mod read;
 pub mod report;
@@ -28,4 +30,4 @@ pub mod scan;
 pub mod summary;
 pub mod threshold;
 
-pub use threshold::{Measurements, Metric, Threshold, ThresholdError, Verdict};
+pub use threshold::{Measurements, Metric, Threshold, ThresholdError, Timing, Tool, Verdict};

@@ -25,6 +25,9 @@ fn main() -> ExitCode {
                     return usage(&anyhow::anyhow!("{}: {e}", path.display()));
                 }
             }
+            if let Some(missing) = &outcome.missing {
+                return usage(&anyhow::anyhow!("{missing}"));
+            }
             if outcome.breached() && !plan.report_only {
                 ExitCode::from(1)
             } else {

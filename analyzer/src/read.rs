@@ -5,7 +5,12 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use flate2::read::MultiGzDecoder;
+
+use crate::formats::{self, Chosen, SAMPLE_LINES};
+use crate::scan::{scan, Blocks};
+use crate::summary::Summary;
 
 /// Where a log comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +43,11 @@ impl Input {
     pub fn open(&self) -> io::Result<Box<dyn BufRead>> {
         let raw: Box<dyn Read> = match self {
             Input::Stdin => Box::new(io::stdin().lock()),
+            Input::File(p) if p.is_dir() => {
+                return Err(io::Error::other(
+                    "is a directory; give the log files in it (a quoted 'dir/*.log' works)",
+                ))
+            }
             Input::File(p) => Box::new(File::open(p)?),
         };
         let mut reader = BufReader::with_capacity(256 * 1024, raw);
@@ -45,12 +55,82 @@ impl Input {
         Ok(if gzip {
             Box::new(BufReader::with_capacity(
                 256 * 1024,
-                MultiGzDecoder::new(reader),
+                GzipNamed(MultiGzDecoder::new(reader)),
             ))
         } else {
             Box::new(reader)
         })
     }
+}
+
+/// A gzip stream whose read errors say it is the gzip that is broken.
+struct GzipNamed<R>(MultiGzDecoder<R>);
+
+impl<R: BufRead> Read for GzipNamed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("not a whole gzip file: {e}")))
+    }
+}
+
+/// What the inputs held: their summary, the format they were read in, and
+/// the first lines of the first one (to say what they looked like).
+#[derive(Debug)]
+pub struct Summarized {
+    pub summary: Summary,
+    /// `None` only when there were no lines to recognise a format from.
+    pub chosen: Option<Chosen>,
+    pub first_lines: Vec<String>,
+}
+
+/// Reads every input into one summary, in the format given or the one the
+/// first lines show. Errors are about an input as a whole (unreadable,
+/// unrecognisable); bad lines are counted.
+pub fn summarize(inputs: &[Input], format: Option<Chosen>) -> anyhow::Result<Summarized> {
+    let mut chosen = format;
+    let mut summary = Summary::default();
+    let mut first_lines = Vec::new();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Lines before this input, so the earliest malformed lines of all
+    // inputs are the examples kept.
+    let mut before = 0;
+    for input in inputs {
+        let name = input.name();
+        let mut reader = input.open().with_context(|| name.clone())?;
+        let mut blocks = Blocks::new(&mut *reader);
+        let Some(first) = blocks.next_block().with_context(|| name.clone())? else {
+            continue;
+        };
+        if first_lines.is_empty() {
+            first_lines = first
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.trim_ascii().is_empty())
+                .take(SAMPLE_LINES)
+                .map(|l| {
+                    String::from_utf8_lossy(l)
+                        .trim_end_matches('\r')
+                        .to_string()
+                })
+                .collect();
+        }
+        let format = match &chosen {
+            Some(c) => c,
+            None => {
+                let sample: Vec<&str> = first_lines.iter().map(String::as_str).collect();
+                chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)
+            }
+        };
+        let (part, lines) = scan(first, &mut blocks, &format.reader, &name, workers, before)
+            .with_context(|| name.clone())?;
+        before += lines;
+        summary.merge(&part);
+    }
+    Ok(Summarized {
+        summary,
+        chosen,
+        first_lines,
+    })
 }
 
 #[cfg(test)]

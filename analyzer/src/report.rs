@@ -87,7 +87,7 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
     }
     out.push_str(&over_time_table(s));
     if let Some(rate) = s.rate() {
-        let _ = writeln!(out, "Rate: {rate:.1} requests/s over the log's span");
+        let _ = writeln!(out, "Rate: {:.1} requests/s {}", rate.per_second, rate.how);
     }
     if !checks.is_empty() {
         out.push('\n');

@@ -144,9 +144,12 @@ pub struct Summary {
     pub clients: HashMap<String, ClientTally>,
     /// More than [`MAX_CLIENTS`] clients: `clients` holds the first ones.
     pub clients_overflow: bool,
-    /// Requests per logged second, by node (in `node_order`), so a node that
-    /// went away and came back shows. Requests with no node are not here.
+    /// Requests per logged second: all of them first, then by node (in
+    /// `node_order`), so a node that went away and came back shows.
     timeline: BTreeMap<i64, Vec<u64>>,
+    /// Some time had a fraction of a second (`$msec`, ISO 8601 with
+    /// milliseconds): the span is known finer than whole seconds.
+    pub fractional_times: bool,
     /// Node names in the order first seen: bit `i` of a client's node set
     /// is `node_order[i]`. A set per client rather than names keeps 100,000
     /// clients within a few MB.
@@ -203,10 +206,9 @@ impl Summary {
             self.retried += 1;
             self.extra_attempts += (e.attempts - 1) as u64;
         }
-        if let (Some(at), Some(i)) = (e.at, index) {
-            self.count_at(at.floor() as i64, i, 1);
-        }
         if let Some(at) = e.at {
+            self.count_at(at.floor() as i64, index, 1);
+            self.fractional_times |= at.fract() != 0.0;
             self.first_at = Some(self.first_at.map_or(at, |f| f.min(at)));
             self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
         }
@@ -215,7 +217,8 @@ impl Summary {
         }
     }
 
-    fn count_at(&mut self, second: i64, node: usize, n: u64) {
+    /// Counts `n` requests in `second`, of `node` when it is known.
+    fn count_at(&mut self, second: i64, node: Option<usize>, n: u64) {
         // Logs are written in time order: the line's second is nearly
         // always the latest one, found without a search.
         let latest = self
@@ -229,10 +232,14 @@ impl Summary {
             Some(e) if latest => e.into_mut(),
             _ => self.timeline.entry(second).or_default(),
         };
-        if counts.len() <= node {
-            counts.resize(node + 1, 0);
+        let slot = node.map_or(0, |i| i + 1);
+        if counts.len() <= slot {
+            counts.resize(slot + 1, 0);
         }
-        counts[node] += n;
+        if slot > 0 {
+            counts[slot] += n;
+        }
+        counts[0] += n;
     }
 
     /// Requests per second of each node over `buckets` equal spans of the
@@ -255,7 +262,7 @@ impl Summary {
         for (second, counts) in &self.timeline {
             let bucket = &mut out[((second - first) / width) as usize];
             for (column, i) in index.iter().enumerate() {
-                bucket.2[column] += counts.get(*i).copied().unwrap_or(0) as f64;
+                bucket.2[column] += counts.get(*i + 1).copied().unwrap_or(0) as f64;
             }
         }
         for (_, seconds, rates) in &mut out {
@@ -283,7 +290,7 @@ impl Summary {
         let i = self.nodes.get(node)?.index;
         self.timeline
             .range(after..)
-            .find(|(_, counts)| counts.get(i).is_some_and(|n| *n > 0))
+            .find(|(_, counts)| counts.get(i + 1).is_some_and(|n| *n > 0))
             .map(|(second, _)| *second)
     }
 
@@ -350,10 +357,16 @@ impl Summary {
         self.first_at = pick(self.first_at, other.first_at, f64::min);
         self.last_at = pick(self.last_at, other.last_at, f64::max);
         self.clients_overflow |= other.clients_overflow;
+        self.fractional_times |= other.fractional_times;
         for (second, counts) in &other.timeline {
-            for (bit, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let mut without_node = counts.first().copied().unwrap_or(0);
+            for (bit, n) in counts.iter().skip(1).enumerate().filter(|(_, n)| **n > 0) {
                 let node = self.nodes[&other.node_order[bit]].index;
-                self.count_at(*second, node, *n);
+                self.count_at(*second, Some(node), *n);
+                without_node -= n;
+            }
+            if without_node > 0 {
+                self.count_at(*second, None, without_node);
             }
         }
         // Their node bits, renumbered to ours (nodes are merged above).
@@ -388,18 +401,59 @@ impl Summary {
         Some(fairness::test_or_equal(&observed, expected))
     }
 
-    /// Requests per second over the span the log covers.
-    pub fn rate(&self) -> Option<f64> {
+    /// Requests per second over the time the log covers, and how that
+    /// time was known.
+    pub fn rate(&self) -> Option<Rate> {
         let (first, last) = (self.first_at?, self.last_at?);
-        // Whole-second stamps ($time_local) cover the last second too: a
-        // log stamped 08:00:00 to 08:00:02 spans three seconds.
-        let span = if first.fract() == 0.0 && last.fract() == 0.0 {
-            last - first + 1.0
-        } else {
-            last - first
-        };
-        Some(self.all.requests as f64 / span.max(1e-3))
+        if self.fractional_times {
+            let span = last - first;
+            return (span > 0.0).then(|| Rate {
+                per_second: self.all.requests.saturating_sub(1) as f64 / span,
+                how: format!("over the log's {span:.3} s span (sub-second times)"),
+                at_least: false,
+            });
+        }
+        // Whole-second times ($time_local): the first and last seconds are
+        // partly covered, so the seconds wholly inside the span give the
+        // rate. With fewer than three seconds there are none; the seconds
+        // logged are then an upper bound on the time, the rate a lower one.
+        let (first, last) = (first as i64, last as i64);
+        if last - first >= 2 {
+            let inside: u64 = self
+                .timeline
+                .range(first + 1..last)
+                .map(|(_, counts)| counts.first().copied().unwrap_or(0))
+                .sum();
+            let seconds = last - first - 1;
+            return Some(Rate {
+                per_second: inside as f64 / seconds as f64,
+                how: format!(
+                    "over the {seconds} whole seconds inside the log's span (times are to the second)"
+                ),
+                at_least: false,
+            });
+        }
+        let seconds = last - first + 1;
+        Some(Rate {
+            per_second: self.all.requests as f64 / seconds as f64,
+            how: format!(
+                "at least: all within {seconds} logged second{} (times are to the second; log $msec for the exact rate)",
+                if seconds == 1 { "" } else { "s" }
+            ),
+            at_least: true,
+        })
     }
+}
+
+/// A log's request rate, and how its time span was known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    /// The words the report puts after the figure.
+    pub how: String,
+    /// The span is known only to the second and too short for a steady
+    /// figure: the true rate is at least this.
+    pub at_least: bool,
 }
 
 #[cfg(test)]

@@ -4,49 +4,7 @@
 
 use std::fmt;
 
-/// What a threshold measures.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Metric {
-    /// A latency percentile (0..=100), in seconds; `of` names a latency
-    /// other than the request's total, e.g. `ttft` in `p(95)_ttft`.
-    Percentile {
-        p: f64,
-        of: Option<String>,
-    },
-    Avg,
-    Min,
-    Med,
-    Max,
-    ErrorRate,
-    SuccessRate,
-    /// Largest relative deviation of a node's share from its expected share.
-    Imbalance,
-    Rps,
-    Requests,
-    /// Any other named figure a source knows (`goodput`, `client_errors`...).
-    Named(String),
-}
-
-impl Metric {
-    /// Latencies compare in seconds and print in milliseconds.
-    fn is_latency(&self) -> bool {
-        match self {
-            Metric::Percentile { .. } | Metric::Avg | Metric::Min | Metric::Med | Metric::Max => {
-                true
-            }
-            Metric::Named(n) => n == "recovered_within",
-            _ => false,
-        }
-    }
-
-    fn is_rate(&self) -> bool {
-        match self {
-            Metric::ErrorRate | Metric::SuccessRate | Metric::Imbalance => true,
-            Metric::Named(n) => matches!(n.as_str(), "share" | "split_share" | "goodput"),
-            _ => false,
-        }
-    }
-}
+pub use crate::metric::{Kind, Metric, Timing, Tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -76,8 +34,8 @@ impl Op {
 pub struct Threshold {
     pub source: String,
     pub metric: Metric,
-    /// `{key=value}`: restricts the metric, e.g. to one node.
-    pub filter: Option<(String, String)>,
+    /// `{node=NAME}`: the metric of that node alone.
+    pub node: Option<String>,
     pub op: Op,
     /// In seconds for latencies, a fraction for rates.
     pub value: f64,
@@ -92,8 +50,9 @@ pub struct ThresholdError {
 
 /// Where thresholds get their figures.
 pub trait Measurements {
-    /// The value of `metric` (under `filter`), or `None` if not measured.
-    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64>;
+    /// The value of `metric` (of `node` alone, if given), or `None` if
+    /// not measured.
+    fn measure(&self, metric: &Metric, node: Option<&str>) -> Option<f64>;
 }
 
 /// One threshold's verdict.
@@ -142,32 +101,63 @@ impl Threshold {
         .iter()
         .find_map(|(s, op)| rest.strip_prefix(s).map(|v| (*op, v)))
         .ok_or_else(|| fail("needs a comparison: <, <=, >, >=, == or !="))?;
-        let (name, filter) = match left.split_once('{') {
+        let (name, node) = match left.split_once('{') {
             Some((name, f)) => {
                 let f = f
                     .strip_suffix('}')
                     .ok_or_else(|| fail("a filter must close with '}'"))?;
                 let (k, v) = f
                     .split_once('=')
-                    .ok_or_else(|| fail("a filter is {key=value}"))?;
-                (name, Some((k.to_string(), v.to_string())))
+                    .ok_or_else(|| fail("a filter is {node=NAME}"))?;
+                if k != "node" {
+                    return Err(fail(&format!(
+                        "{{{k}=...}}: the only filter is {{node=NAME}}"
+                    )));
+                }
+                (name, Some(v.to_string()))
             }
             None => (left, None),
         };
-        let metric = parse_metric(name).map_err(|why| fail(&why))?;
+        let metric = Metric::parse(name).map_err(|why| fail(&why))?;
+        if node.is_some() && !metric.per_node() {
+            return Err(fail(&format!(
+                "{} is not measured per node; drop the {{node=...}}",
+                metric.name()
+            )));
+        }
         let value = parse_value(value, &metric).map_err(|why| fail(&why))?;
         Ok(Threshold {
             source: text.trim().to_string(),
             metric,
-            filter,
+            node,
             op,
             value,
         })
     }
 
+    /// Refuses, before any work, a metric `tool` cannot measure.
+    pub fn measurable_by(&self, tool: Tool) -> Result<(), ThresholdError> {
+        let by = self.metric.measured_by();
+        if by.contains(&tool) {
+            return Ok(());
+        }
+        let others: Vec<String> = by.iter().map(ToString::to_string).collect();
+        Err(ThresholdError {
+            expression: self.source.clone(),
+            why: format!(
+                "{tool} cannot measure {}; {} can",
+                self.metric.name(),
+                others.join(" and ")
+            ),
+        })
+    }
+
+    /// The verdict on `m`'s figures. A figure that is not a number (a
+    /// rate of nothing) counts as not measured, never as a pass.
     pub fn evaluate(&self, m: &dyn Measurements) -> Verdict {
-        let filter = self.filter.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
-        let measured = m.measure(&self.metric, filter);
+        let measured = m
+            .measure(&self.metric, self.node.as_deref())
+            .filter(|v| !v.is_nan());
         let ok = measured.is_some_and(|v| self.op.holds(v, self.value));
         Verdict {
             threshold: self.clone(),
@@ -178,51 +168,15 @@ impl Threshold {
 
     /// A measured value in the threshold's own terms.
     pub fn show(&self, v: f64) -> String {
-        if self.metric.is_latency() {
-            format!("{:.3}ms", v * 1000.0)
-        } else if self.metric.is_rate() {
-            format!("{:.2}%", v * 100.0)
-        } else {
-            format!("{v}")
+        if v.is_infinite() {
+            return "never".to_string();
+        }
+        match self.metric.kind() {
+            Kind::Latency => format!("{:.3}ms", v * 1000.0),
+            Kind::Rate => format!("{:.2}%", v * 100.0),
+            Kind::Count => format!("{v}"),
         }
     }
-}
-
-fn parse_metric(name: &str) -> Result<Metric, String> {
-    if let Some(rest) = name.strip_prefix("p(") {
-        let (p, after) = rest.split_once(')').ok_or("p( needs its ')'")?;
-        let p: f64 = p
-            .parse()
-            .map_err(|_| format!("'{p}' is not a percentile"))?;
-        if !(0.0..=100.0).contains(&p) {
-            return Err(format!("percentile {p} is not between 0 and 100"));
-        }
-        let of = match after {
-            "" => None,
-            s => Some(
-                s.strip_prefix('_')
-                    .ok_or(format!("unexpected '{s}' after p(...)"))?
-                    .to_string(),
-            ),
-        };
-        return Ok(Metric::Percentile { p, of });
-    }
-    Ok(match name {
-        "avg" => Metric::Avg,
-        "min" => Metric::Min,
-        "med" => Metric::Med,
-        "max" => Metric::Max,
-        "error_rate" => Metric::ErrorRate,
-        "success_rate" => Metric::SuccessRate,
-        "imbalance" => Metric::Imbalance,
-        "rps" => Metric::Rps,
-        "requests" => Metric::Requests,
-        "" => return Err("needs a metric, e.g. p(95), error_rate, imbalance".to_string()),
-        other if other.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            Metric::Named(other.to_string())
-        }
-        other => return Err(format!("'{other}' is not a metric")),
-    })
 }
 
 /// `500ms`, `1.5s`, `250us` for latencies; `5%` or `0.05` for rates.
@@ -240,11 +194,11 @@ fn parse_value(v: &str, metric: &Metric) -> Result<f64, String> {
         "us" | "µs" => n / 1e6,
         "%" => n / 100.0,
         // k6 reads a bare latency in milliseconds.
-        "" if metric.is_latency() => n / 1e3,
+        "" if metric.kind() == Kind::Latency => n / 1e3,
         "" => n,
         other => return Err(format!("unknown unit '{other}'; use ms, s, us or %")),
     };
-    if metric.is_latency() && unit == "%" {
+    if metric.kind() == Kind::Latency && unit == "%" {
         return Err("a latency takes ms, s or us, not %".to_string());
     }
     Ok(scaled)
@@ -256,14 +210,16 @@ mod tests {
 
     struct Fixed;
     impl Measurements for Fixed {
-        fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
-            match (metric, filter) {
-                (Metric::Percentile { p, of: None }, None) if *p == 95.0 => Some(0.450),
-                (Metric::Percentile { p, of: None }, Some(("node", "b"))) if *p == 95.0 => {
+        fn measure(&self, metric: &Metric, node: Option<&str>) -> Option<f64> {
+            let total = Timing::Total;
+            match (metric, node) {
+                (Metric::Percentile { p, of }, None) if *p == 95.0 && *of == total => Some(0.450),
+                (Metric::Percentile { p, of }, Some("b")) if *p == 95.0 && *of == total => {
                     Some(0.900)
                 }
                 (Metric::ErrorRate, None) => Some(0.02),
                 (Metric::Imbalance, None) => Some(0.04),
+                (Metric::Share, None) => Some(f64::NAN),
                 _ => None,
             }
         }
@@ -273,22 +229,29 @@ mod tests {
     fn parses_k6_style_expressions() {
         let t = Threshold::parse("p(95) < 500ms").unwrap();
         assert_eq!(
-            (t.metric.clone(), t.op, t.value),
-            (Metric::Percentile { p: 95.0, of: None }, Op::Lt, 0.5)
+            (t.metric, t.op, t.value),
+            (
+                Metric::Percentile {
+                    p: 95.0,
+                    of: Timing::Total
+                },
+                Op::Lt,
+                0.5
+            )
         );
         let t = Threshold::parse("error_rate<=1%").unwrap();
         assert_eq!(
-            (t.metric.clone(), t.op, t.value),
+            (t.metric, t.op, t.value),
             (Metric::ErrorRate, Op::Le, 0.01)
         );
         let t = Threshold::parse("p(95){node=127.0.0.1:8002}<800ms").unwrap();
-        assert_eq!(t.filter, Some(("node".into(), "127.0.0.1:8002".into())));
+        assert_eq!(t.node.as_deref(), Some("127.0.0.1:8002"));
         let t = Threshold::parse("p(99.9)_ttft<2s").unwrap();
         assert_eq!(
             t.metric,
             Metric::Percentile {
                 p: 99.9,
-                of: Some("ttft".into())
+                of: Timing::Ttft
             }
         );
         assert_eq!(
@@ -298,7 +261,7 @@ mod tests {
         );
         assert_eq!(
             Threshold::parse("goodput>95%").unwrap().metric,
-            Metric::Named("goodput".into())
+            Metric::Goodput
         );
     }
 
@@ -312,6 +275,23 @@ mod tests {
         assert!(e("p(95)<5parsecs").contains("unknown unit"));
         assert!(e("<5").contains("needs a metric"));
         assert!(e("p(95){node<1s").contains("filter"));
+        assert!(e("p95<5ms").contains("did you mean p(95)?"));
+        assert!(e("p(95){pool=a}<1s").contains("the only filter is {node=NAME}"));
+        assert!(e("retries{node=a}<1").contains("not measured per node"));
+    }
+
+    #[test]
+    fn each_tool_refuses_what_it_cannot_measure() {
+        let t = Threshold::parse("goodput>95%").unwrap();
+        let e = t.measurable_by(Tool::Analyzer).unwrap_err().to_string();
+        assert!(
+            e.contains("analyzer (from a log) cannot measure goodput"),
+            "{e}"
+        );
+        assert!(t.measurable_by(Tool::Loadgen).is_ok());
+        let t = Threshold::parse("split_clients==0").unwrap();
+        assert!(t.measurable_by(Tool::Analyzer).is_ok());
+        assert!(t.measurable_by(Tool::Loadgen).is_err());
     }
 
     #[test]
@@ -328,5 +308,7 @@ mod tests {
         let v = Threshold::parse("rps>100").unwrap().evaluate(&Fixed);
         assert!(!v.ok, "not measured is a breach");
         assert!(v.to_string().contains("not measured"));
+        let v = Threshold::parse("share<50%").unwrap().evaluate(&Fixed);
+        assert_eq!((v.ok, v.measured), (false, None), "NaN is not a measure");
     }
 }

@@ -16,9 +16,9 @@ use crate::files::{self, Rows};
 use crate::plan::{Flags, Plan, PlanError};
 use crate::report;
 use crate::stats::Stats;
-use crate::verdict::{judge, RunFigures};
+use crate::verdict::{judge, Judgement, RunFigures};
 use analyzer::fairness::parse_weights;
-use analyzer::Threshold;
+use analyzer::{Metric, Threshold, Tool};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +105,9 @@ pub struct Opts {
     /// histogram in HdrHistogram's base64 V2 encoding)
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write JUnit XML here, one testcase per check, for CI test tabs
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// text (ab's report and more) or json (the JSON report instead)
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     output: String,
@@ -148,8 +151,16 @@ pub struct Opts {
     help: Option<bool>,
     /// Run a scenario file instead: start its mock backends and the
     /// reference balancer in this process, drive its load and events, and
-    /// check its expectations (see scenarios/README.md)
-    #[arg(long, value_name = "FILE", conflicts_with = "url")]
+    /// check its expectations (see scenarios/README.md). --threshold,
+    /// --json, --junit and -q apply; the load is the file's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "url", "requests", "concurrency", "time_limit", "timeout", "post", "put",
+        "content_type", "headers", "cookies", "basic_auth", "keepalive", "method",
+        "head", "keep_going", "variable_length", "proxy", "rate", "node_header",
+        "node_field", "x_forwarded_for_pool", "source_ips", "output", "csv",
+        "gnuplot", "log", "stream", "slo", "arrival", "burstiness", "seed",
+        "expect_weights",
+    ])]
     scenario: Option<PathBuf>,
     /// URL to test: http://host[:port]/path
     #[arg(required_unless_present = "scenario")]
@@ -161,6 +172,10 @@ pub enum Outcome {
     Done,
     /// A threshold or the expected shares did not hold.
     Breached,
+    /// No request got an answer (exit 1): why, in one line.
+    NoAnswer(String),
+    /// A check could not be computed (exit 2): why, in one line.
+    Missing(String),
     /// Stopped at a receive error (ab's behaviour without -r).
     Stopped,
     Interrupted,
@@ -184,6 +199,7 @@ pub struct Checks {
     pub thresholds: Vec<Threshold>,
     pub expected: Option<Vec<(String, f64)>>,
     pub json_file: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
     /// Print JSON instead of the text report.
     pub json_output: bool,
     pub csv: Option<PathBuf>,
@@ -194,16 +210,35 @@ pub struct Checks {
 impl Opts {
     /// The checks the flags ask for, parsed before the run.
     pub fn checks(&self) -> Result<Checks, PlanError> {
-        let thresholds = self
+        let tool = if self.scenario.is_some() {
+            Tool::Scenario
+        } else {
+            Tool::Loadgen
+        };
+        let thresholds: Vec<Threshold> = self
             .threshold
             .iter()
             .map(|t| {
-                Threshold::parse(t).map_err(|e| PlanError {
-                    flag: "--threshold".into(),
-                    why: e.to_string(),
-                })
+                let t = Threshold::parse(t)?;
+                t.measurable_by(tool)?;
+                Ok(t)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, analyzer::ThresholdError>>()
+            .map_err(|e| PlanError {
+                flag: "--threshold".into(),
+                why: e.to_string(),
+            })?;
+        if self.slo.is_none() && tool == Tool::Loadgen {
+            if let Some(t) = thresholds.iter().find(|t| t.metric == Metric::Goodput) {
+                return Err(PlanError {
+                    flag: "--threshold".into(),
+                    why: format!(
+                        "'{}': goodput is the share of streams that met --slo; give one, e.g. --slo 'ttft<500ms'",
+                        t.source
+                    ),
+                });
+            }
+        }
         let expected = match &self.expect_weights {
             None => None,
             Some(w) => Some(parse_weights(w).map_err(|why| PlanError {
@@ -215,6 +250,7 @@ impl Opts {
             thresholds,
             expected,
             json_file: self.json.clone(),
+            junit: self.junit.clone(),
             json_output: self.output == "json",
             csv: self.csv.clone(),
             gnuplot: self.gnuplot.clone(),
@@ -312,13 +348,15 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         pacing: plan.pacing,
         expected: checks.expected.as_deref(),
     };
-    let results = judge(&figures, &checks.thresholds);
-    let held = results.iter().all(|c| c.ok);
+    let judgement = judge(&figures, &checks.thresholds);
+    let results = &judgement.checks;
     let json = (checks.json_output || checks.json_file.is_some())
-        .then(|| report::json(&plan, &stats, elapsed, &results));
+        .then(|| report::json(&plan, &stats, elapsed, results));
     if let (Some(path), Some(json)) = (&checks.json_file, &json) {
-        std::fs::write(path, format!("{json:#}\n"))
-            .map_err(|e| anyhow::anyhow!("--json {}: {e}", path.display()))?;
+        write_file("--json", path, format!("{json:#}\n"))?;
+    }
+    if let Some(path) = &checks.junit {
+        write_file("--junit", path, analyzer::export::junit("loadgen", results))?;
     }
     match json.filter(|_| checks.json_output) {
         Some(json) => say(&format!("{json:#}\n")),
@@ -328,21 +366,40 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
             say(&report::streams(&plan, &stats, elapsed));
             if !results.is_empty() {
                 say("\nChecks\n");
-                for c in &results {
+                for c in results {
                     say(&format!("{}\n", c.line));
                 }
             }
         }
     }
-    Ok(if interrupted {
+    Ok(outcome(interrupted, stopped, &judgement))
+}
+
+/// How a judged run ends: Ctrl-C first, then no answer at all, ab's stop
+/// at a receive error, a check that could not be computed, a breach.
+pub fn outcome(interrupted: bool, stopped: bool, judgement: &Judgement) -> Outcome {
+    if interrupted {
         Outcome::Interrupted
+    } else if let Some(line) = &judgement.no_answer {
+        Outcome::NoAnswer(line.clone())
     } else if stopped {
         Outcome::Stopped
-    } else if !held {
+    } else if let Some(m) = &judgement.missing {
+        Outcome::Missing(m.0.clone())
+    } else if !judgement.held() {
         Outcome::Breached
     } else {
         Outcome::Done
-    })
+    }
+}
+
+/// Writes a file a flag asked for; the error names the flag.
+pub fn write_file(
+    flag: &str,
+    path: &std::path::Path,
+    bytes: impl AsRef<[u8]>,
+) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
 }
 
 /// How a run went, once it is over.
@@ -379,7 +436,7 @@ pub async fn drive(
     ));
     let (stats, interrupted) = tokio::select! {
         stats = &mut running => (stats?, false),
-        _ = tokio::signal::ctrl_c() => {
+        _ = stop_signal() => {
             schedule.stop.store(true, Relaxed);
             (running.await?, true)
         }
@@ -399,6 +456,23 @@ pub async fn drive(
         interrupted,
         stopped: schedule.stop.load(Relaxed) && !interrupted,
     })
+}
+
+/// Ctrl-C, or SIGTERM (what CI runners send on a timeout): either stops
+/// the run with its partial report, as ab does on Ctrl-C.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A bar with rate, elapsed time, time left and errors; a time-limited run

@@ -44,6 +44,9 @@ pub struct Schedule {
     /// Requests finished so far, and how many of them failed: for progress.
     pub completed: AtomicU64,
     pub failed: AtomicU64,
+    /// The first answer's body length: ab holds every answer of the run to
+    /// it, whichever worker got it.
+    pub document_length: std::sync::OnceLock<u64>,
 }
 
 impl Schedule {
@@ -78,6 +81,7 @@ impl Schedule {
             finished: AtomicBool::new(false),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            document_length: std::sync::OnceLock::new(),
         }
     }
 
@@ -397,13 +401,15 @@ impl Conn {
 
 /// Why a request got no answer.
 enum Miss {
-    Connect,
+    Connect(std::io::ErrorKind),
     Receive,
     Timeout,
     /// An event stream that ended or broke before `data: [DONE]`.
     StreamCut,
     /// An event stream that went quiet until the request timed out.
     StreamStalled,
+    /// An event stream that carried an error event (`data: {"error": ...}`).
+    StreamError,
 }
 
 /// What is sent for one request.
@@ -471,6 +477,9 @@ async fn worker(
         let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
         let stats = &mut *guard;
         let answer = match outcome {
+            Ok(Ok(_)) if streaming.active && streaming.sse.error.is_some() => {
+                Err(Miss::StreamError)
+            }
             Ok(Ok(_)) if streaming.active && !streaming.sse.done => Err(Miss::StreamCut),
             Ok(Ok(mut a)) => {
                 a.lag = due.map(|d| start.saturating_duration_since(d));
@@ -497,7 +506,9 @@ async fn worker(
                     .as_deref()
                     .and_then(|f| body_field(buf.get(a.head_bytes as usize..)?, f));
                 let (node, server) = (field.as_deref().or(text(a.node)), text(a.server));
-                stats.record(&a, node, server, plan.variable_length);
+                let reference = (!plan.variable_length)
+                    .then(|| *schedule.document_length.get_or_init(|| a.body_bytes));
+                stats.record(&a, node, server, reference);
                 if streaming.active {
                     for gap in &streaming.gaps {
                         stats.streams.gap(*gap);
@@ -557,14 +568,15 @@ async fn worker(
                     rows.write(&row);
                 }
                 let kind = match miss {
-                    Miss::Connect => "connect",
+                    Miss::Connect(_) => "connect",
                     Miss::Receive => "receive",
                     Miss::Timeout => "timeout",
                     Miss::StreamCut => "stream cut",
                     Miss::StreamStalled => "stream stalled",
+                    Miss::StreamError => "stream error",
                 };
                 match miss {
-                    Miss::Connect => stats.failed_connect += 1,
+                    Miss::Connect(_) => stats.failed_connect += 1,
                     _ => stats.failed_receive += 1,
                 }
                 if streaming.active {
@@ -576,16 +588,31 @@ async fn worker(
                     };
                     stats.streams.record(&cut, None);
                 }
-                stats.error(kind);
+                stats.error(kind, || describe(&miss, addr, plan.timeout, &streaming));
                 schedule.failed.fetch_add(1, Relaxed);
                 // ab stops at a receive error unless told -r.
-                if !matches!(miss, Miss::Connect) && !plan.keep_going {
+                if !matches!(miss, Miss::Connect(_)) && !plan.keep_going {
                     schedule.stop.store(true, Relaxed);
                 }
             }
         }
         drop(guard);
         schedule.completed.fetch_add(1, Relaxed);
+    }
+}
+
+/// A failed request in words, for the report's "why nothing answered".
+fn describe(miss: &Miss, addr: SocketAddr, timeout: Duration, streaming: &Streaming) -> String {
+    match miss {
+        Miss::Connect(kind) => format!("could not connect to {addr}: {kind}"),
+        Miss::Receive => format!("{addr} closed the connection before a whole answer"),
+        Miss::Timeout => format!("no whole answer from {addr} within {timeout:?} (-s)"),
+        Miss::StreamCut => "an event stream ended before data: [DONE]".to_string(),
+        Miss::StreamStalled => format!("an event stream went quiet for {timeout:?} (-s)"),
+        Miss::StreamError => format!(
+            "an event stream carried an error: {}",
+            streaming.sse.error.as_deref().unwrap_or("")
+        ),
     }
 }
 
@@ -604,11 +631,13 @@ async fn once(
         *conn = Some(
             Conn::open(addr, send.source)
                 .await
-                .map_err(|_| Miss::Connect)?,
+                .map_err(|e| Miss::Connect(e.kind()))?,
         );
         connect_time = start.elapsed();
     }
-    let c = conn.as_mut().ok_or(Miss::Connect)?;
+    let c = conn
+        .as_mut()
+        .ok_or(Miss::Connect(std::io::ErrorKind::NotConnected))?;
     c.stream
         .write_all(send.bytes)
         .await
@@ -750,6 +779,9 @@ pub async fn run(
     for shard in shards {
         let part = std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
         stats.merge(part);
+    }
+    if let Some(len) = schedule.document_length.get() {
+        stats.document_length = Some(*len);
     }
     stats
 }

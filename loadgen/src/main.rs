@@ -6,16 +6,16 @@ use loadgen::cli::{run, Opts, Outcome};
 fn main() -> ExitCode {
     let opts = Opts::parse();
     let quiet = opts.quiet();
-    if let Some(file) = opts.scenario() {
-        return match runtime() {
-            Ok(r) => exit(r.block_on(loadgen::scenario::run(file, quiet))),
-            Err(e) => usage(&e),
-        };
-    }
     let checks = match opts.checks() {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };
+    if let Some(file) = opts.scenario() {
+        return match runtime() {
+            Ok(r) => exit(r.block_on(loadgen::scenario::run(file, quiet, &checks))),
+            Err(e) => usage(&e),
+        };
+    }
     let plan = match opts.plan() {
         Ok(p) => p,
         Err(e) => return usage(&e),
@@ -36,6 +36,11 @@ fn exit(outcome: anyhow::Result<Outcome>) -> ExitCode {
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Breached) => ExitCode::from(1),
+        Ok(Outcome::NoAnswer(line)) => {
+            eprintln!("loadgen: {line}");
+            ExitCode::from(1)
+        }
+        Ok(Outcome::Missing(line)) => usage(&line),
         Ok(Outcome::Stopped) => {
             eprintln!("loadgen: stopped at the first receive error, as ab does; -r keeps going");
             ExitCode::from(1)

@@ -257,10 +257,10 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
     };
     let _ = writeln!(
         out,
-        "\nToken streams: {} answered, {} whole, {} cut or stalled",
+        "\nToken streams: {} answered, {} whole, {} cut, stalled or failed",
         st.streams,
         st.complete,
-        st.streams - st.complete
+        st.errors()
     );
     line(&mut out, "time to first token:", &st.ttft);
     line(&mut out, "inter-token latency:", &st.itl);
@@ -286,7 +286,7 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
             out,
             "  goodput: {} of {} requests met the SLO ({:.1}%)",
             st.good,
-            stats.complete + stats.failed(),
+            stats.complete + stats.failed_transport(),
             100.0 * stats.goodput()
         );
     }
@@ -416,6 +416,9 @@ pub fn json(
             "exceptions": stats.failed_exceptions,
         },
         "non_2xx": stats.non_2xx,
+        // Non-2xx answers and requests with no answer, of all requests;
+        // ab's length failures are not errors of the service.
+        "error_rate": stats.errors_seen() as f64 / (stats.complete + stats.failed_transport()).max(1) as f64,
         "keepalive_responses": stats.keepalive_responses,
         "bytes": {"received": stats.bytes_in, "body_received": stats.body_bytes_in, "sent": stats.bytes_out},
         "requests_per_second": stats.complete as f64 / secs,

@@ -19,6 +19,9 @@ pub struct Stream {
     pub usage_tokens: Option<u64>,
     /// `data: [DONE]` arrived.
     pub done: bool,
+    /// An error event arrived (`data: {"error": ...}`, as OpenAI-compatible
+    /// servers report a failure mid-stream): its message or the object.
+    pub error: Option<String>,
     /// When the first token arrived, from the request's start.
     pub first_token: Option<Duration>,
     pub last_token: Option<Duration>,
@@ -29,6 +32,7 @@ struct Chunk<'a> {
     #[serde(default, borrow)]
     choices: Vec<Choice<'a>>,
     usage: Option<Usage>,
+    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +92,13 @@ impl Stream {
         let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
             return;
         };
+        if let Some(e) = chunk.error.filter(|e| !e.is_null()) {
+            if self.error.is_none() {
+                let message = e.get("message").and_then(|m| m.as_str());
+                self.error = Some(message.map_or_else(|| e.to_string(), str::to_string));
+            }
+            return;
+        }
         if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
             self.usage_tokens = Some(n);
         }
@@ -144,6 +155,20 @@ mod tests {
             assert_eq!(gaps.len(), 1);
             assert!(s.first_token.unwrap() >= Duration::from_millis(100));
         }
+    }
+
+    #[test]
+    fn an_error_event_is_kept_even_when_done_follows() {
+        let mut s = Stream::default();
+        let body = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"error\":{\"message\":\"model overloaded\",\"type\":\"server_error\"}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        s.feed(body.as_bytes(), Duration::from_millis(5), &mut |_| {});
+        assert!(s.done);
+        assert_eq!(s.error.as_deref(), Some("model overloaded"));
+        assert_eq!(s.chunks, 1);
     }
 
     #[test]

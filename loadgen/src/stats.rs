@@ -13,18 +13,13 @@ use crate::streams::StreamStats;
 /// values are clamped to it).
 const LONGEST: u64 = 3_600_000_000;
 
-/// The main latency histogram: microseconds, 3 significant digits. It
-/// starts small and grows to the largest value recorded, so a run of
-/// millisecond answers keeps it to a few kilobytes per worker.
+/// Every latency histogram: microseconds, 3 significant digits (0.1% of
+/// any value), so per-node and per-phase figures are as fine as the
+/// overall ones and a part never exceeds its whole. It starts small and
+/// grows to the largest value recorded; workers share a few sets (see
+/// `engine::run`), so the size is no matter.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits are valid")
-}
-
-/// The secondary ones (connect, waiting, processing, schedule lag, per
-/// node) feed whole-millisecond tables and percentiles: 2 digits keep them
-/// a tenth the size, which matters with one set per worker.
-fn coarse() -> Histogram<u64> {
-    Histogram::new(2).expect("2 significant digits are valid")
 }
 
 pub fn micros(d: Duration) -> u64 {
@@ -67,8 +62,12 @@ pub struct Stats {
     pub statuses: BTreeMap<u16, u64>,
     pub errors: BTreeMap<&'static str, u64>,
     pub nodes: BTreeMap<String, NodeStats>,
-    /// The first answer's body length, and its Server header.
+    /// The first answer's body length (the run's, set once the workers'
+    /// figures are merged), and its Server header.
     pub document_length: Option<u64>,
+    /// What went wrong first, in words: for the line that says why a run
+    /// got no answer at all.
+    pub first_error: Option<String>,
     pub server: Option<String>,
     /// Event-stream answers, when there were any.
     pub streams: StreamStats,
@@ -88,15 +87,16 @@ impl Default for Stats {
             body_bytes_in: 0,
             bytes_out: 0,
             total: histogram(),
-            connect: coarse(),
-            waiting: coarse(),
-            processing: coarse(),
+            connect: histogram(),
+            waiting: histogram(),
+            processing: histogram(),
             corrected: histogram(),
-            lag: coarse(),
+            lag: histogram(),
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
             nodes: BTreeMap::new(),
             document_length: None,
+            first_error: None,
             server: None,
             streams: StreamStats::default(),
         }
@@ -122,27 +122,47 @@ pub struct Answer {
 }
 
 impl Stats {
+    /// ab's "Failed requests": no answer, or (without -l) an answer whose
+    /// length differs from the run's first.
     pub fn failed(&self) -> u64 {
-        self.failed_connect + self.failed_receive + self.failed_length + self.failed_exceptions
+        self.failed_transport() + self.failed_length
+    }
+
+    /// Requests that got no whole answer: connect, receive, exceptions.
+    pub fn failed_transport(&self) -> u64 {
+        self.failed_connect + self.failed_receive + self.failed_exceptions
+    }
+
+    /// What `error_rate` and `client_errors` count: answers that were not
+    /// 2xx and requests that got no answer. A length that differs from
+    /// the first answer's is ab's failure, not an error of the service.
+    pub fn errors_seen(&self) -> u64 {
+        self.non_2xx + self.failed_transport()
     }
 
     /// Streams that met the SLO, of every request sent (failed ones too).
     pub fn goodput(&self) -> f64 {
-        self.streams.good as f64 / (self.complete + self.failed()).max(1) as f64
+        self.streams.good as f64 / (self.complete + self.failed_transport()).max(1) as f64
     }
 
-    pub fn error(&mut self, kind: &'static str) {
+    /// Counts a request that got no answer, of `kind`; `detail` says what
+    /// happened, kept for the first one.
+    pub fn error(&mut self, kind: &'static str, detail: impl FnOnce() -> String) {
         *self.errors.entry(kind).or_default() += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(detail());
+        }
     }
 
     /// Records an answer, with the node that served it and the Server
-    /// header as text; `variable_length` is ab's `-l`.
+    /// header as text. `reference` is the body length every answer is held
+    /// to (the run's first answer's, as ab's); `None` with ab's `-l`.
     pub fn record(
         &mut self,
         a: &Answer,
         node: Option<&str>,
         server: Option<&str>,
-        variable_length: bool,
+        reference: Option<u64>,
     ) {
         self.complete += 1;
         *self.statuses.entry(a.status).or_default() += 1;
@@ -155,14 +175,13 @@ impl Stats {
         }
         self.bytes_in += a.head_bytes + a.body_bytes;
         self.body_bytes_in += a.body_bytes;
-        match self.document_length {
-            None => {
-                self.document_length = Some(a.body_bytes);
-                self.server = server.map(str::to_string);
-            }
-            // ab counts a different length as a failed request, unless -l.
-            Some(len) if len != a.body_bytes && !variable_length => self.failed_length += 1,
-            _ => {}
+        if self.complete == 1 {
+            self.document_length = Some(a.body_bytes);
+            self.server = server.map(str::to_string);
+        }
+        // ab counts a different length as a failed request, unless -l.
+        if reference.is_some_and(|len| len != a.body_bytes) {
+            self.failed_length += 1;
         }
         let total = micros(a.total);
         let _ = self.total.record(total);
@@ -184,7 +203,7 @@ impl Stats {
                 let fresh = NodeStats {
                     requests: 0,
                     errors: 0,
-                    total: coarse(),
+                    total: histogram(),
                 };
                 self.nodes.insert(node.to_string(), fresh);
             }
@@ -244,6 +263,9 @@ impl Stats {
             self.document_length = other.document_length;
             self.server = other.server;
         }
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
     }
 }
 
@@ -270,17 +292,23 @@ mod tests {
     #[test]
     fn records_and_merges_like_one_run() {
         let mut a = Stats::default();
-        a.record(&answer(200, 18, 1), Some("n1"), Some("x"), false);
-        a.record(&answer(503, 40, 2), Some("a, n1"), None, false);
+        a.record(&answer(200, 18, 1), Some("n1"), Some("x"), Some(18));
+        a.record(&answer(503, 40, 2), Some("a, n1"), None, Some(18));
         let mut b = Stats::default();
-        b.record(&answer(200, 18, 3), Some("n2"), None, false);
-        b.error("connect");
+        b.record(&answer(200, 18, 3), Some("n2"), None, Some(18));
+        b.error("connect", || "connection refused".into());
         b.failed_connect += 1;
         a.merge(b);
         assert_eq!(a.complete, 3);
         assert_eq!(a.non_2xx, 1);
         assert_eq!(a.failed_length, 1, "a different length counts as a failure");
         assert_eq!(a.failed(), 2);
+        assert_eq!(
+            a.errors_seen(),
+            2,
+            "the 503 and the connect failure, not the length"
+        );
+        assert_eq!(a.first_error.as_deref(), Some("connection refused"));
         assert_eq!(a.statuses[&200], 2);
         assert_eq!(a.nodes["n1"].requests, 2);
         assert_eq!(a.nodes["n1"].errors, 1);
@@ -292,8 +320,8 @@ mod tests {
     #[test]
     fn variable_length_is_not_a_failure_with_l() {
         let mut a = Stats::default();
-        a.record(&answer(200, 18, 1), Some("n"), None, true);
-        a.record(&answer(200, 19, 1), Some("n"), None, true);
+        a.record(&answer(200, 18, 1), Some("n"), None, None);
+        a.record(&answer(200, 19, 1), Some("n"), None, None);
         assert_eq!(a.failed_length, 0);
     }
 }

@@ -105,13 +105,18 @@ impl Default for StreamStats {
 }
 
 impl StreamStats {
+    /// Streams that did not end whole: cut, stalled, or with an error event.
+    pub fn errors(&self) -> u64 {
+        self.streams - self.complete
+    }
+
     /// Records a stream that ended (whole or not); `gaps` are its
     /// inter-token gaps, recorded by the caller as they came.
     pub fn record(&mut self, s: &Finished<'_>, slo: Option<&Slo>) {
         self.streams += 1;
         let sse = s.sse;
-        if !sse.done {
-            return; // a cut stream is an error, counted by the caller
+        if !sse.done || sse.error.is_some() {
+            return; // a cut or failed stream is an error, counted by the caller
         }
         self.complete += 1;
         let _ = self.e2e.record(micros(s.total));

@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 pub use analyzer::check::Check;
+use analyzer::evidence::{self, Missing};
 use analyzer::fairness::{self, Fairness};
-use analyzer::{Measurements, Metric, Threshold};
+use analyzer::{Measurements, Metric, Threshold, Timing};
 use hdrhistogram::Histogram;
 
 use crate::plan::Pacing;
 use crate::stats::Stats;
 
 /// A run's figures as thresholds see them.
+#[derive(Clone, Copy)]
 pub struct RunFigures<'a> {
     pub stats: &'a Stats,
     pub elapsed: Duration,
@@ -46,19 +48,19 @@ impl RunFigures<'_> {
 }
 
 impl Measurements for RunFigures<'_> {
-    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
-        let node = match filter {
-            None => None,
-            Some(("node", n)) => Some(n),
-            Some(_) => return None,
-        };
+    fn measure(&self, metric: &Metric, node: Option<&str>) -> Option<f64> {
         let s = self.stats;
         let seconds = |us: u64| us as f64 / 1e6;
         let h = || self.latency(node).filter(|h| !h.is_empty());
-        let attempts = (s.complete + s.failed()) as f64;
-        let errors = (s.non_2xx + s.failed()) as f64;
+        let attempts = (s.complete + s.failed_transport()) as f64;
+        let errors = s.errors_seen() as f64;
+        // A node that never answered served nothing.
+        let served = |n: &str| s.nodes.get(n).map_or(0, |n| n.requests) as f64;
         Some(match metric {
-            Metric::Percentile { p, of: None } => seconds(h()?.value_at_quantile(p / 100.0)),
+            Metric::Percentile {
+                p,
+                of: Timing::Total,
+            } => seconds(h()?.value_at_quantile(p / 100.0)),
             Metric::Avg => h()?.mean() / 1e6,
             Metric::Min => seconds(h()?.min()),
             Metric::Med => seconds(h()?.value_at_quantile(0.5)),
@@ -81,18 +83,19 @@ impl Measurements for RunFigures<'_> {
             Metric::Imbalance => self.fairness()?.max_relative_deviation,
             Metric::Rps => s.complete as f64 / self.elapsed.as_secs_f64().max(1e-9),
             Metric::Requests => match node {
-                Some(n) => s.nodes.get(n)?.requests as f64,
+                Some(n) => served(n),
                 None => s.complete as f64,
             },
-            Metric::Percentile { p, of: Some(of) } => {
+            Metric::Share if s.complete > 0 => node.map_or(1.0, served) / s.complete as f64,
+            Metric::Percentile { p, of } => {
                 let st = &s.streams;
-                let h = match (of.as_str(), node) {
-                    ("ttft", None) => &st.ttft,
-                    ("itl", None) => &st.itl,
-                    ("tpot", None) => &st.tpot,
-                    ("e2e", None) => &st.e2e,
-                    ("ttft", Some(n)) => &st.nodes.get(n)?.ttft,
-                    ("tpot", Some(n)) => &st.nodes.get(n)?.tpot,
+                let h = match (of, node) {
+                    (Timing::Ttft, None) => &st.ttft,
+                    (Timing::Itl, None) => &st.itl,
+                    (Timing::Tpot, None) => &st.tpot,
+                    (Timing::E2e, None) => &st.e2e,
+                    (Timing::Ttft, Some(n)) => &st.nodes.get(n)?.ttft,
+                    (Timing::Tpot, Some(n)) => &st.nodes.get(n)?.tpot,
                     _ => return None,
                 };
                 seconds(
@@ -101,26 +104,146 @@ impl Measurements for RunFigures<'_> {
                         .value_at_quantile(p / 100.0),
                 )
             }
-            Metric::Named(name) => match name.as_str() {
-                // Requests that met the SLO, of all requests.
-                "goodput" if s.streams.streams > 0 => s.goodput(),
-                "output_tokens" => s.streams.output_tokens as f64,
-                "output_tokens_per_sec" => s.streams.tokens_per_sec(self.elapsed),
-                "stream_errors" => (s.streams.streams - s.streams.complete) as f64,
-                "failed" => s.failed() as f64,
-                "non_2xx" => s.non_2xx as f64,
-                // What a client saw go wrong: no answer, or not a 2xx.
-                "client_errors" => errors,
-                _ => return None,
-            },
+            // Requests that met the SLO, of all requests.
+            Metric::Goodput if s.streams.streams > 0 => s.goodput(),
+            Metric::OutputTokens => s.streams.output_tokens as f64,
+            Metric::OutputTokensPerSec => s.streams.tokens_per_sec(self.elapsed),
+            Metric::StreamErrors => s.streams.errors() as f64,
+            Metric::Failed => s.failed() as f64,
+            Metric::Non2xx => s.non_2xx as f64,
+            Metric::ClientErrors => errors,
+            _ => return None,
         })
     }
 }
 
-/// Evaluates the thresholds, and the fairness test when weights are expected.
-pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Vec<Check> {
+/// A run's checks, and what kept it from a verdict.
+pub struct Judgement {
+    /// The shares test (when weights are expected), then each threshold;
+    /// then a failed `answers` or `evidence` check when one of the two
+    /// below is set, so JSON and JUnit readers see it too.
+    pub checks: Vec<Check>,
+    /// No request got an answer: a breach (exit 1), in one line.
+    pub no_answer: Option<String>,
+    /// A check that could not be computed (exit 2), in one line.
+    pub missing: Option<Missing>,
+}
+
+impl Judgement {
+    pub fn held(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// Why a run with no answer got none: counts by kind and the first error.
+pub fn no_answer(stats: &Stats) -> Option<String> {
+    if stats.complete > 0 {
+        return None;
+    }
+    let kinds: Vec<String> = stats
+        .errors
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    Some(format!(
+        "no request got an answer ({} failed: {}){}",
+        stats.failed_transport(),
+        if kinds.is_empty() {
+            "none sent".to_string()
+        } else {
+            kinds.join(" ")
+        },
+        stats
+            .first_error
+            .as_ref()
+            .map_or(String::new(), |e| format!("; the first: {e}"))
+    ))
+}
+
+/// Evaluates the thresholds, and the fairness test when weights are
+/// expected, on evidence: node names given by port are matched to the
+/// nodes that answered, and a check that cannot be computed is `missing`.
+pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Judgement {
+    let seen: Vec<&str> = figures.stats.nodes.keys().map(String::as_str).collect();
+    let mut judgement = Judgement {
+        checks: Vec::new(),
+        no_answer: no_answer(figures.stats),
+        missing: None,
+    };
+    let missing = |mut j: Judgement, why: String| {
+        j.checks.push(Check {
+            name: "evidence".into(),
+            ok: false,
+            measured: None,
+            line: format!("✗ no verdict: {why}"),
+        });
+        j.missing = Some(Missing(why));
+        j
+    };
+    if let Some(line) = &judgement.no_answer {
+        judgement.checks.push(Check {
+            name: "answers".into(),
+            ok: false,
+            measured: Some(0.0),
+            line: format!("✗ {line}"),
+        });
+        return judgement;
+    }
+    let expected = match figures.expected {
+        Some(_) if seen.is_empty() => {
+            return missing(
+                judgement,
+                "--expect-weights: no answer named the node that served it; say which header does with --node-header NAME (or --node-field for a JSON body)".into(),
+            )
+        }
+        Some(e) => match evidence::resolve_expected("--expect-weights", e, &seen) {
+            Ok(e) => Some(e),
+            Err(m) => return missing(judgement, m.0),
+        },
+        None => None,
+    };
+    let mut known = seen.clone();
+    known.extend(expected.iter().flatten().map(|(n, _)| n.as_str()));
+    let thresholds = match evidence::resolve_thresholds(thresholds, &known) {
+        Ok(t) => t,
+        Err(m) => return missing(judgement, m.0),
+    };
+    let figures = RunFigures {
+        expected: expected.as_deref(),
+        ..*figures
+    };
     let fairness = figures.expected.and_then(|_| figures.fairness());
-    analyzer::check::judge(fairness, thresholds, figures)
+    judgement.checks = analyzer::check::judge(fairness, &thresholds, &figures);
+    let unmeasured = thresholds
+        .iter()
+        .find(|t| t.evaluate(&figures).measured.is_none());
+    match unmeasured {
+        Some(t) => {
+            let why = unmeasured_why(t, figures.stats);
+            missing(
+                judgement,
+                format!("threshold '{}' cannot be computed: {why}", t.source),
+            )
+        }
+        None => judgement,
+    }
+}
+
+/// Why a run holds no figure for `t`.
+fn unmeasured_why(t: &Threshold, stats: &Stats) -> String {
+    if let Some(node) = &t.node {
+        if !stats.nodes.contains_key(node) {
+            return format!("{node} never answered");
+        }
+    }
+    match t.metric {
+        Metric::Percentile { of, .. } if of.is_stream() => {
+            "no answer was an event stream (use --stream, or post a body with \"stream\": true)"
+                .into()
+        }
+        Metric::Goodput => "no answer was an event stream".into(),
+        _ => "the run holds no answer for it".into(),
+    }
 }
 
 #[cfg(test)]
@@ -154,13 +277,15 @@ mod tests {
                 90..98 => ("b", 200, 200),
                 _ => ("b", 503, 200),
             };
-            s.record(&answer(status, ms, Some(100)), Some(node), None, false);
+            s.record(&answer(status, ms, Some(100)), Some(node), None, None);
         }
         s
     }
 
     fn check(figures: &RunFigures<'_>, threshold: &str) -> Check {
-        judge(figures, &[Threshold::parse(threshold).unwrap()]).remove(0)
+        judge(figures, &[Threshold::parse(threshold).unwrap()])
+            .checks
+            .remove(0)
     }
 
     fn figures(stats: &Stats, pacing: Pacing) -> RunFigures<'_> {
@@ -204,16 +329,16 @@ mod tests {
     #[test]
     fn shares_are_tested_only_when_weights_are_expected() {
         let s = stats();
-        assert!(judge(&figures(&s, Pacing::Closed), &[]).is_empty());
+        assert!(judge(&figures(&s, Pacing::Closed), &[]).checks.is_empty());
         let nine_to_one = [("a".to_string(), 9.0), ("b".to_string(), 1.0)];
         let even = [("a".to_string(), 1.0), ("b".to_string(), 1.0)];
         let with = |expected| RunFigures {
             expected: Some(expected),
             ..figures(&s, Pacing::Closed)
         };
-        let fair = judge(&with(&nine_to_one), &[]).remove(0);
+        let fair = judge(&with(&nine_to_one), &[]).checks.remove(0);
         assert!(fair.ok && fair.line.starts_with('✓'), "{}", fair.line);
-        let unfair = judge(&with(&even), &[]).remove(0);
+        let unfair = judge(&with(&even), &[]).checks.remove(0);
         assert!(
             !unfair.ok && unfair.line.starts_with('✗'),
             "{}",

@@ -92,8 +92,13 @@ fn the_seeds_log_from_stdin() {
         "{out}"
     );
     let o = analyzer(&["-", "--threshold", "p(95)<500ms"], Some(SEED));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).0.contains("✗ p(95)<500ms  (not measured)"));
+    assert_eq!(o.status.code(), Some(2), "asked for, and not computable");
+    let (out, err) = text(&o);
+    assert!(out.contains("✗ p(95)<500ms  (not measured)"), "{out}");
+    assert!(
+        err.contains("threshold 'p(95)<500ms' cannot be computed: no line of format upstream_log_port says how long the request took"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -326,17 +331,23 @@ fn json_junit_and_markdown_files_for_ci() {
         .collect();
     assert_eq!(
         names,
-        ["shares as expected", "error_rate<50%", "p(50)<100ms"]
+        [
+            "shares as expected",
+            "error_rate<50%",
+            "p(50)<100ms",
+            "malformed<=1%"
+        ]
     );
     assert!(v["checks"]
         .as_array()
         .unwrap()
         .iter()
         .all(|c| c["ok"] == true));
-    // Stamped over 60 whole seconds: 100 requests at 100/60 per second,
-    // and a node's requests per second in each tenth of that.
+    // Stamped over 60 whole seconds: the rate is from the 58 seconds
+    // wholly inside the span (97 requests; the first and last seconds are
+    // partly covered), and a node's requests per second in each tenth.
     assert!(
-        (v["rate"].as_f64().unwrap() - 100.0 / 60.0).abs() < 1e-9,
+        (v["rate"].as_f64().unwrap() - 97.0 / 58.0).abs() < 1e-9,
         "{}",
         v["rate"]
     );
@@ -350,7 +361,7 @@ fn json_junit_and_markdown_files_for_ci() {
     assert!((total - 40.0).abs() < 1e-9, "{spans:?}");
 
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("tests=\"3\" failures=\"0\""), "{xml}");
+    assert!(xml.contains("tests=\"4\" failures=\"0\""), "{xml}");
     let md = std::fs::read_to_string(&md).unwrap();
     assert!(md.starts_with("### analyzer: ✓ passed"), "{md}");
     assert!(md.contains("| 127.0.0.1:8002 | 40 | 40.0% |"), "{md}");

@@ -6,7 +6,7 @@
 
 use analyzer::judged::Judged;
 use analyzer::summary::Summary;
-use analyzer::{Measurements, Metric};
+use analyzer::{Measurements, Metric, Threshold, Tool};
 
 use crate::verdict::RunFigures;
 
@@ -27,17 +27,11 @@ impl Figures<'_> {
         Some(self.addrs[i].as_str())
     }
 
-    /// Requests in the view; a backend that never appears in it served
-    /// nothing.
-    fn requests(&self, filter: Option<(&str, &str)>) -> Option<f64> {
-        self.view(&Metric::Requests, filter).or(filter.map(|_| 0.0))
-    }
-
     /// The balancer's log when there is one, else what clients saw.
-    fn view(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
+    fn view(&self, metric: &Metric, node: Option<&str>) -> Option<f64> {
         match &self.log {
-            Some(log) => log.measure(metric, filter),
-            None => self.client.measure(metric, filter),
+            Some(log) => log.measure(metric, node),
+            None => self.client.measure(metric, node),
         }
     }
 
@@ -46,7 +40,8 @@ impl Figures<'_> {
     }
 
     /// Seconds from the latest revive (of `node`, if given) until the
-    /// node served again, by the balancer's log (to the second).
+    /// node served again, by the balancer's log (to the second); infinite
+    /// when it never did (a breach, not a figure missing).
     fn recovered_within(&self, node: Option<&str>) -> Option<f64> {
         let s = self.summary()?;
         let (i, at) = self
@@ -54,50 +49,51 @@ impl Figures<'_> {
             .iter()
             .rev()
             .find(|(i, _)| node.is_none_or(|n| self.addrs[*i] == n))?;
-        let back = s.first_served_after(&self.addrs[*i], at.floor() as i64)?;
-        Some((back as f64 - at).max(0.0))
+        Some(
+            match s.first_served_after(&self.addrs[*i], at.floor() as i64) {
+                Some(back) => (back as f64 - at).max(0.0),
+                None => f64::INFINITY,
+            },
+        )
+    }
+
+    /// Why the run holds no figure for `t`, in the scenario's words.
+    pub fn why_unmeasured(&self, t: &Threshold) -> String {
+        if let Some(name) = &t.node {
+            let served = self.addr(name).is_some_and(|a| {
+                self.client.stats.nodes.contains_key(a)
+                    || self.summary().is_some_and(|s| s.nodes.contains_key(a))
+            });
+            if !served {
+                return format!("backend {name} served no request");
+            }
+        }
+        match t.metric {
+            Metric::RecoveredWithin => "no revive event happened during the load".into(),
+            Metric::Percentile { of, .. } if of.is_stream() => {
+                "no answer was an event stream (give a [[load.request]] stream = true)".into()
+            }
+            Metric::Goodput => "no answer was an event stream, or [load] has no slo".into(),
+            Metric::SplitClients | Metric::SplitShare => {
+                "no client was served (set [load] clients to act as many)".into()
+            }
+            _ => "neither the balancer's log nor the answers hold it".into(),
+        }
     }
 }
 
 impl Measurements for Figures<'_> {
-    fn measure(&self, metric: &Metric, filter: Option<(&str, &str)>) -> Option<f64> {
-        let node = match filter {
-            Some(("node", name)) => Some(self.addr(name)?),
-            Some(_) => return None,
+    fn measure(&self, metric: &Metric, node: Option<&str>) -> Option<f64> {
+        let node = match node {
+            Some(name) => Some(self.addr(name)?),
             None => None,
         };
-        let filter = node.map(|n| ("node", n));
-        // Token streams are seen by the client only.
-        if let Metric::Percentile { of: Some(of), .. } = metric {
-            if matches!(of.as_str(), "ttft" | "itl" | "tpot" | "e2e") {
-                return self.client.measure(metric, filter);
-            }
-        }
-        if let Metric::Named(name) = metric {
-            match name.as_str() {
-                "client_errors"
-                | "failed"
-                | "non_2xx"
-                | "goodput"
-                | "output_tokens"
-                | "output_tokens_per_sec"
-                | "stream_errors" => return self.client.measure(metric, filter),
-                "recovered_within" => return self.recovered_within(node),
-                "share" => return Some(self.requests(filter)? / self.requests(None)?.max(1.0)),
-                "split_clients" | "split_share" => {
-                    let st = self.summary()?.stickiness();
-                    return Some(if name == "split_clients" {
-                        st.split as f64
-                    } else {
-                        st.split as f64 / st.clients.max(1) as f64
-                    });
-                }
-                _ => {}
-            }
-        }
         match metric {
-            Metric::Requests => self.requests(filter),
-            _ => self.view(metric, filter),
+            Metric::RecoveredWithin => self.recovered_within(node),
+            // What clients saw, and token streams, only the client knows.
+            m if m.needs_log() => self.log.as_ref()?.measure(m, node),
+            m if !m.measured_by().contains(&Tool::Analyzer) => self.client.measure(m, node),
+            m => self.view(m, node),
         }
     }
 }

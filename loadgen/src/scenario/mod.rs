@@ -23,18 +23,19 @@ use anyhow::{anyhow, Context as _};
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, PortConfig, Server};
 
-use crate::cli::{drive, Outcome, Ran};
+use crate::cli::{drive, Checks, Outcome, Ran};
 use crate::files::Rows;
 use crate::plan::{Clients, ClientsVia, Flags, Pacing, PhaseLoad, Plan, Target};
 use crate::report;
-use crate::verdict::RunFigures;
+use crate::verdict::{Judgement, RunFigures};
 use figures::Figures;
 use spec::Loaded;
 
 /// Runs a scenario file. `Err` is bad input (exit 2): nothing has started
 /// yet, or it could not start.
-pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
+pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Outcome> {
     let loaded = spec::load(path)?;
+    spec::check_extra(&loaded, &extra.thresholds)?;
     let mix = requests::build(&loaded)?;
     let s = &loaded.scenario;
     let title = s.name.clone().unwrap_or_else(|| path.display().to_string());
@@ -149,26 +150,44 @@ pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
     let summary = match &config {
         Some(_) => {
             let lbkit = formats::named("lbkit")?;
-            Some(analyzer::cli::summarize(&[Input::File(log_path.clone())], lbkit)?.0)
+            Some(analyzer::read::summarize(&[Input::File(log_path.clone())], lbkit)?.summary)
         }
         None => None,
     };
     let _ = std::fs::remove_dir_all(&work);
 
-    // What the shares should be.
-    let by_hand = s.expect.weights.as_ref().map(|w| {
-        w.iter()
+    // What the shares should be: by hand, or what the in-process
+    // balancer's config promises, or what the backends' weights say an
+    // external balancer was configured with.
+    let by_name = |weights: Vec<(&String, f64)>| {
+        weights
+            .into_iter()
             .map(|(name, weight)| {
                 let i = loaded
                     .names
                     .iter()
                     .position(|n| n == name)
                     .expect("checked");
-                (addr_names[i].clone(), *weight)
+                (addr_names[i].clone(), weight)
             })
             .collect::<Vec<_>>()
-    });
-    let want_shares = s.expect.shares.unwrap_or(s.events.is_empty());
+    };
+    let by_hand = match (&s.expect.weights, &s.balancer.target) {
+        (Some(w), _) => Some(by_name(w.iter().map(|(n, w)| (n, *w)).collect())),
+        (None, Some(_)) if s.expect.shares == Some(true) || spec::weighted(s) => Some(by_name(
+            loaded
+                .names
+                .iter()
+                .zip(&s.backends)
+                .map(|(n, b)| (n, f64::from(b.get_ref().weight.unwrap_or(1))))
+                .collect(),
+        )),
+        (None, _) => None,
+    };
+    let want_shares = match &s.balancer.target {
+        Some(_) => s.expect.shares.unwrap_or(by_hand.is_some()),
+        None => s.expect.shares.unwrap_or(s.events.is_empty()),
+    };
     let mut notes = Vec::new();
     let promised: Option<Expectation> = match (&by_hand, &config, &summary) {
         (None, Some(c), Some(sum)) if want_shares && c.upstreams.len() == 1 => {
@@ -178,8 +197,12 @@ pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
         }
         _ => None,
     };
-    if by_hand.is_some() {
-        notes.push("Expected shares from the scenario's [expect] weights.".into());
+    match (&by_hand, &s.expect.weights) {
+        (Some(_), Some(_)) => notes.push("Expected shares from the scenario's [expect] weights.".into()),
+        (Some(_), None) => notes.push(
+            "Expected shares from the [[backend]] weights the external balancer is configured with, judged from the X-Upstream (or X-Backend) header of each answer.".into(),
+        ),
+        _ => {}
     }
     let expected = by_hand
         .as_deref()
@@ -210,8 +233,57 @@ pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
         .thresholds
         .iter()
         .map(|t| t.get_ref().0.clone())
+        .chain(extra.thresholds.iter().cloned())
         .collect();
-    let checks = check::judge(fairness, &thresholds, &figures);
+    let shares_found_no_node = want_shares && expected.is_some() && fairness.is_none();
+    let mut checks = check::judge(fairness, &thresholds, &figures);
+    let no_answer = crate::verdict::no_answer(&stats);
+    let missing = if no_answer.is_some() {
+        None
+    } else if checks.is_empty() {
+        Some(
+            "this scenario checks nothing: add [expect] thresholds, or shares = true with weights"
+                .to_string(),
+        )
+    } else if shares_found_no_node {
+        Some(
+            "the shares check found no node: no answer or log line named the node that served it"
+                .to_string(),
+        )
+    } else {
+        thresholds
+            .iter()
+            .find(|t| t.evaluate(&figures).measured.is_none())
+            .map(|t| {
+                format!(
+                    "threshold '{}' cannot be computed: {}",
+                    t.source,
+                    figures.why_unmeasured(t)
+                )
+            })
+            .or_else(|| {
+                checks
+                    .iter()
+                    .find(|c| c.measured.is_some_and(f64::is_nan))
+                    .map(|c| format!("{}: cannot be computed from these counts", c.name))
+            })
+    };
+    if let Some(line) = &no_answer {
+        checks.push(Check {
+            name: "answers".into(),
+            ok: false,
+            measured: Some(0.0),
+            line: format!("✗ {line}"),
+        });
+    }
+    if let Some(why) = &missing {
+        checks.push(Check {
+            name: "evidence".into(),
+            ok: false,
+            measured: None,
+            line: format!("✗ no verdict: {why}"),
+        });
+    }
 
     // The report: ab's view, the balancer's log, the events, the verdict.
     let mut out = String::new();
@@ -239,65 +311,86 @@ pub async fn run(path: &Path, quiet: bool) -> anyhow::Result<Outcome> {
             ));
         }
     }
+    let inputs = ["the balancer's access log".to_string()];
+    let cx = Context {
+        inputs: &inputs,
+        format: "lbkit",
+        detected: false,
+        timing: Some("$request_time"),
+        has_node: true,
+        expected,
+        notes: &notes,
+    };
     match &summary {
         Some(sum) => {
-            let inputs = ["the balancer's access log".to_string()];
-            let cx = Context {
-                inputs: &inputs,
-                format: "lbkit",
-                detected: false,
-                timing: Some("$request_time"),
-                has_node: true,
-                expected,
-                notes: &notes,
-            };
             out.push('\n');
             out.push_str(&log_report::text(sum, &cx, &checks));
         }
         None => {
+            for note in &notes {
+                out.push_str(&format!("\n{note}\n"));
+            }
             out.push_str("\nChecks\n");
             for c in &checks {
                 out.push_str(&format!("{}\n", c.line));
             }
         }
     }
-    let held = checks.iter().all(|c| c.ok);
+    let judgement = Judgement {
+        checks,
+        no_answer,
+        missing: missing.map(analyzer::evidence::Missing),
+    };
+    let held = judgement.held();
     out.push('\n');
-    out.push_str(&verdict(
-        &title,
-        s.expect_failure,
-        held,
-        interrupted,
-        &checks,
-    ));
+    out.push_str(&verdict(&title, s.expect_failure, interrupted, &judgement));
     out.push('\n');
     print!("{out}");
-    Ok(if interrupted {
-        Outcome::Interrupted
-    } else if held {
-        Outcome::Done
-    } else {
-        Outcome::Breached
-    })
+    if let Some(path) = &extra.json_file {
+        let json = serde_json::json!({
+            "tool": "loadgen",
+            "scenario": title,
+            "file": loaded.file.display().to_string(),
+            "expect_failure": s.expect_failure,
+            "ok": held,
+            "checks": judgement.checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "measured": c.measured, "line": c.line})).collect::<Vec<_>>(),
+            "load": report::json(&plan, &stats, elapsed, &judgement.checks),
+            "log": summary.as_ref().map(|sum| analyzer::export::json(sum, &cx, &judgement.checks)),
+        });
+        crate::cli::write_file("--json", path, format!("{json:#}\n"))?;
+    }
+    if let Some(path) = &extra.junit {
+        let suite = format!("scenario {title}");
+        crate::cli::write_file(
+            "--junit",
+            path,
+            analyzer::export::junit(&suite, &judgement.checks),
+        )?;
+    }
+    Ok(crate::cli::outcome(interrupted, false, &judgement))
 }
 
-fn verdict(
-    title: &str,
-    expect_failure: bool,
-    held: bool,
-    interrupted: bool,
-    checks: &[Check],
-) -> String {
+/// The scenario's last line: what happened, and what the exit code means.
+fn verdict(title: &str, expect_failure: bool, interrupted: bool, j: &Judgement) -> String {
+    let checks = &j.checks;
     let failed = checks.iter().filter(|c| !c.ok).count();
-    match (interrupted, expect_failure, held) {
-        (true, ..) => format!("✗ scenario {title}: interrupted; the figures above cover what ran"),
-        (_, false, true) => format!("✓ scenario {title}: all {} checks held", checks.len()),
-        (_, false, false) => format!("✗ scenario {title}: {failed} of {} checks failed", checks.len()),
-        (_, true, false) => format!(
+    if interrupted {
+        return format!("✗ scenario {title}: interrupted; the figures above cover what ran");
+    }
+    if let Some(line) = &j.no_answer {
+        return format!("✗ scenario {title}: {line} (exit 1)");
+    }
+    if let Some(m) = &j.missing {
+        return format!("✗ scenario {title}: no verdict: {m} (exit 2)");
+    }
+    match (expect_failure, j.held()) {
+        (false, true) => format!("✓ scenario {title}: all {} checks held", checks.len()),
+        (false, false) => format!("✗ scenario {title}: {failed} of {} checks failed", checks.len()),
+        (true, false) => format!(
             "✓ scenario {title}: the verification caught it ({failed} of {} checks failed, as this scenario expects; exit 1)",
             checks.len()
         ),
-        (_, true, true) => format!(
+        (true, true) => format!(
             "✗ scenario {title}: expected the verification to fail, but all {} checks held (exit 0)",
             checks.len()
         ),

@@ -31,7 +31,7 @@ fn bad_usage_is_one_line_and_exit_2() {
 }
 
 #[test]
-fn refused_connections_are_counted_not_fatal() {
+fn refused_connections_are_counted_and_no_answer_fails() {
     // Nothing listens on this port: every request fails to connect.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -50,7 +50,13 @@ fn refused_connections_are_counted_not_fatal() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Every request counted, and no answer at all is not a pass.
+    assert_eq!(out.status.code(), Some(1), "{text}{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!("loadgen: no request got an answer (20 failed: connect=20); the first: could not connect to 127.0.0.1:{port}: connection refused")
+    );
     assert!(text.contains("Complete requests:      0"), "{text}");
     assert!(
         text.contains(

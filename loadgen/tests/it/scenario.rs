@@ -125,7 +125,7 @@ fn mistakes_name_file_line_and_key_and_exit_2_before_anything_starts() {
             "no-such-metric",
             "client_errors == 0",
             "happiness > 3",
-            ":11:14: threshold 'happiness > 3': no such metric",
+            ":11:14: threshold 'happiness > 3': no metric 'happiness'",
         ),
     ] {
         let f = File::new(name, &GOOD.replace(from, to));
