@@ -178,13 +178,10 @@ impl Opts {
             let parsed: Result<Vec<_>, _> = self
                 .thresholds
                 .iter()
-                .map(|t| {
-                    let t = Threshold::parse(t)?;
-                    t.measurable_by(Tool::Analyzer)?;
-                    Ok::<_, crate::ThresholdError>(t)
-                })
+                .map(|t| Threshold::parse_for(t, Tool::Analyzer))
                 .collect();
-            parsed.context("--threshold")?
+            // "--threshold 'p95<5ms': no metric 'p95' ..."
+            parsed.map_err(|e| anyhow!("--{e}"))?
         };
         Ok(Plan {
             inputs: expand(&self.logs)?,
@@ -281,11 +278,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
             line: format!("✗ no verdict: {m}"),
         });
     }
+    let timing = chosen.reader.timing_in(&first_lines);
     let cx = Context {
         inputs: &inputs,
         format: &chosen.name,
         detected: chosen.detected,
-        timing: chosen.reader.timing(),
+        timing: timing.as_deref(),
         has_node: chosen.reader.has_node(),
         expected: expected.as_deref(),
         notes: &notes,

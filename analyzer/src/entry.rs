@@ -110,7 +110,7 @@ impl Fields {
             seconds(v).map(|s| s * scale)
         };
         let (node, attempts) = value(self.node).map_or((None, 0), last);
-        let node = node.filter(|n| *n != "-");
+        let node = node.and_then(node_name);
         // The answering attempt's time is the last entry, like its address.
         let upstream_time = time(self.upstream_time, true);
         Entry {
@@ -139,6 +139,20 @@ impl Fields {
             }),
         }
     }
+}
+
+/// A node as the report names it: `host:port`, as nginx logs it, whatever
+/// scheme other proxies put in front (Envoy's `tcp://10.0.2.1:80`,
+/// Traefik's `http://172.18.0.3:8000/`). `None` for no node: `-`, empty,
+/// or a bare path (Traefik 1's `/` when no backend was found).
+pub fn node_name(v: &str) -> Option<&str> {
+    let addr = v.split_once("://").map_or(v, |(_, rest)| rest);
+    let addr = if v.contains("://") {
+        addr.trim_end_matches('/')
+    } else {
+        addr
+    };
+    (!addr.is_empty() && addr != "-" && !addr.starts_with('/')).then_some(addr)
 }
 
 /// The last entry of an `$upstream_*` list and how many there are. Lists

@@ -5,7 +5,7 @@ use logformat::presets::{preset, PRESETS};
 use logformat::{Escape, FormatError, LogFormat, ParseError};
 
 use crate::entry::{Entry, Fields, Scratch};
-use crate::{haproxy, jsonl};
+use crate::{haproxy, jsonl, traefik};
 
 /// Lines looked at to recognise a format.
 pub const SAMPLE_LINES: usize = 20;
@@ -28,6 +28,8 @@ pub enum Reader {
     Nginx { format: LogFormat, fields: Fields },
     /// HAProxy's `option httplog`.
     Haproxy,
+    /// Traefik's CLF, in all its versions.
+    Traefik,
     /// JSON lines, fields by name in any order.
     Json(jsonl::Keys),
 }
@@ -45,12 +47,6 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "envoy",
         r#"[$time_iso8601] "$request" $status $response_flags $bytes_received $bytes_sent $request_time_ms $upstream_response_time_ms "$http_x_forwarded_for" "$http_user_agent" "$request_id" "$authority" "$upstream_addr""#,
-    ),
-    // Traefik's CLF: combined, then the request count, router name, server
-    // URL and the duration in milliseconds.
-    (
-        "traefik",
-        r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_count "$router_name" "$upstream_addr" ${request_time_ms}ms"#,
     ),
 ];
 
@@ -79,6 +75,7 @@ impl Reader {
                 }
             }
             Reader::Haproxy => haproxy::entry(line),
+            Reader::Traefik => traefik::entry(line),
             Reader::Json(keys) => keys.entry(line),
         }
     }
@@ -89,7 +86,16 @@ impl Reader {
             Reader::Nginx { fields, .. } => fields.has_node(),
             // Known per line only; lines without one count as answered
             // by nginx itself.
-            Reader::Haproxy | Reader::Json(_) => true,
+            Reader::Haproxy | Reader::Traefik | Reader::Json(_) => true,
+        }
+    }
+
+    /// Which timing latency figures come from, as the report names it,
+    /// with `lines` (the first of the log) to tell the key JSON lines use.
+    pub fn timing_in(&self, lines: &[String]) -> Option<String> {
+        match self {
+            Reader::Json(keys) => keys.timing_in(lines),
+            other => other.timing().map(str::to_string),
         }
     }
 
@@ -98,7 +104,8 @@ impl Reader {
         match self {
             Reader::Nginx { fields, .. } => fields.timing(),
             Reader::Haproxy => Some("HAProxy's Ta (total active time)"),
-            Reader::Json(_) => Some("the JSON request_time (else upstream_response_time) field"),
+            Reader::Traefik => Some("Traefik's request duration"),
+            Reader::Json(_) => Some("the JSON lines' request time"),
         }
     }
 }
@@ -122,7 +129,7 @@ pub enum FormatChoiceError {
 
 fn preset_names() -> String {
     let mut names: Vec<&str> = PRESETS.iter().chain(TEMPLATES).map(|(n, _)| *n).collect();
-    names.extend([HAPROXY, jsonl::NAME]);
+    names.extend([HAPROXY, traefik::NAME, jsonl::NAME]);
     names.join(", ")
 }
 
@@ -133,6 +140,8 @@ pub fn named(name: &str) -> Result<Option<Chosen>, FormatChoiceError> {
     }
     let reader = if name == HAPROXY {
         Reader::Haproxy
+    } else if name == traefik::NAME {
+        Reader::Traefik
     } else if name == jsonl::NAME {
         Reader::Json(jsonl::Keys::default())
     } else {
@@ -217,6 +226,8 @@ pub fn detect(lines: &[&str]) -> Result<Chosen, FormatChoiceError> {
         .unwrap_or(0);
     let candidates = nginx.chain([
         (HAPROXY, 12, Reader::Haproxy),
+        // Traefik's CLF is combined plus five fields.
+        (traefik::NAME, 13, Reader::Traefik),
         (jsonl::NAME, json_fields, Reader::Json(keys)),
     ]);
     let mut best: Option<(usize, usize, &str, Reader)> = None;
@@ -289,7 +300,7 @@ mod tests {
             .reader
             .entry(ENVOY)
             .unwrap();
-        assert_eq!(envoy.node, Some("tcp://10.0.2.1:80"));
+        assert_eq!(envoy.node, Some("10.0.2.1:80"), "without Envoy's scheme");
         assert_eq!(
             (envoy.status, envoy.request_time, envoy.upstream_time),
             (Some(204), Some(0.226), Some(0.1))
@@ -301,7 +312,7 @@ mod tests {
             .reader
             .entry(TRAEFIK)
             .unwrap();
-        assert_eq!(traefik.node, Some("http://172.18.0.3:8000"));
+        assert_eq!(traefik.node, Some("172.18.0.3:8000"));
         assert_eq!(traefik.request_time, Some(0.003));
     }
 

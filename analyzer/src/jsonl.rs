@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::value::RawValue;
 
-use crate::entry::{last, seconds, time_iso8601, time_local, Entry};
+use crate::entry::{last, node_name, seconds, time_iso8601, time_local, Entry};
 
 /// The name `--format` takes.
 pub const NAME: &str = "json";
@@ -30,8 +30,14 @@ const DEFAULTS: [&[(&str, Unit)]; 6] = [
         ("upstream_addr", Unit::S),
         ("upstream", Unit::S),
         ("upstream_host", Unit::S),
-        ("ServiceURL", Unit::S),
+        // Traefik 2/3, then Traefik 1: the address, else the URL, which
+        // Traefik writes as an object ({"Scheme": .., "Host": ..}).
         ("ServiceAddr", Unit::S),
+        ("ServiceURL.Host", Unit::S),
+        ("ServiceURL", Unit::S),
+        ("BackendAddr", Unit::S),
+        ("BackendURL.Host", Unit::S),
+        ("BackendURL", Unit::S),
         ("backend", Unit::S),
     ],
     &[
@@ -155,15 +161,46 @@ impl Keys {
         Some(
             self.roles
                 .iter()
-                .filter(|keys| keys.iter().any(|(k, _)| object.contains_key(k.as_str())))
+                .filter(|keys| keys.iter().any(|(k, _)| lookup(&object, k).is_some()))
                 .count(),
         )
     }
 
+    /// The first key of `role` that holds a string or a number, with it.
+    fn found<'k, 'a>(
+        &'k self,
+        object: &Object<'a>,
+        role: usize,
+    ) -> Option<(&'k str, Value<'a>, Unit)> {
+        self.roles[role].iter().find_map(|(k, unit)| {
+            let v = value(lookup(object, k)?);
+            (!matches!(v, Value::Other)).then_some((k.as_str(), v, *unit))
+        })
+    }
+
     fn find<'a>(&self, object: &Object<'a>, role: usize) -> Option<(Value<'a>, Unit)> {
-        self.roles[role]
-            .iter()
-            .find_map(|(k, unit)| object.get(k.as_str()).map(|v| (value(v), *unit)))
+        self.found(object, role).map(|(_, v, unit)| (v, unit))
+    }
+
+    /// Which key the lines' durations come from, as the report names it:
+    /// the first of `lines` that has one decides.
+    pub fn timing_in(&self, lines: &[String]) -> Option<String> {
+        lines.iter().find_map(|line| {
+            let object = object(line).ok()?;
+            let (role, (key, _, unit)) = [2, 3]
+                .into_iter()
+                .find_map(|role| Some((role, self.found(&object, role)?)))?;
+            let what = if role == 2 { "request" } else { "upstream" };
+            let unit = match unit {
+                Unit::S => "seconds",
+                Unit::Ms => "milliseconds",
+                Unit::Us => "microseconds",
+                Unit::Ns => "nanoseconds",
+            };
+            Some(format!(
+                "the JSON field {key} (the {what}'s time, in {unit})"
+            ))
+        })
     }
 
     pub fn entry<'a>(&self, line: &'a str) -> Result<Entry<'a>, String> {
@@ -181,7 +218,7 @@ impl Keys {
             seconds(t).map(|s| s * unit.to_seconds())
         };
         let (node, attempts) = text(0).map_or((None, 0), last);
-        let node = node.filter(|n| *n != "-");
+        let node = node.and_then(node_name);
         Ok(Entry {
             node,
             attempts: if node.is_some() { attempts } else { 0 },
@@ -210,6 +247,17 @@ fn unit_named(unit: &str) -> Option<Unit> {
 }
 
 type Object<'a> = HashMap<&'a str, &'a RawValue>;
+
+/// The value under `key`, or under a path of keys (`ServiceURL.Host`)
+/// when no key is named so.
+fn lookup<'a>(object: &Object<'a>, key: &str) -> Option<&'a RawValue> {
+    if let Some(v) = object.get(key) {
+        return Some(v);
+    }
+    let (head, rest) = key.split_once('.')?;
+    let inner: Object<'a> = serde_json::from_str(object.get(head)?.get()).ok()?;
+    lookup(&inner, rest)
+}
 
 fn object(line: &str) -> Result<Object<'_>, String> {
     // Keys with escapes cannot be borrowed; no log writer uses them.
@@ -257,11 +305,32 @@ mod tests {
         let line = r#"{"ClientHost":"192.168.1.10","DownstreamStatus":200,"Duration":3120000,"ServiceURL":"http://172.18.0.3:8000","StartUTC":"2026-11-21T08:00:00.5Z","RouterName":"ai@docker"}"#;
         let keys = Keys::default();
         let e = keys.entry(line).unwrap();
-        assert_eq!(e.node, Some("http://172.18.0.3:8000"));
+        assert_eq!(e.node, Some("172.18.0.3:8000"));
         assert_eq!(e.status, Some(200));
         assert!((e.request_time.unwrap() - 0.00312).abs() < 1e-12);
         assert_eq!(e.at, Some(1_795_248_000.5));
         assert_eq!(keys.filled(line), Some(5));
+    }
+
+    #[test]
+    fn traefik_urls_are_objects_and_the_address_comes_first() {
+        // As Traefik 2 and 3 write a line: ServiceURL is Go's url.URL.
+        let v2 = r#"{"ClientHost":"10.1.2.3","DownstreamStatus":503,"Duration":41000000,"OriginDuration":40000000,"RouterName":"llm@file","ServiceAddr":"10.0.3.7:8000","ServiceURL":{"Scheme":"http","Opaque":"","User":null,"Host":"10.0.3.7:8000","Path":"","RawPath":"","ForceQuery":false,"RawQuery":"","Fragment":"","RawFragment":""},"StartUTC":"2026-11-21T08:00:01.25Z","level":"info","msg":"","time":"2026-11-21T08:00:01Z"}"#;
+        let keys = Keys::default();
+        let e = keys.entry(v2).unwrap();
+        assert_eq!(e.node, Some("10.0.3.7:8000"));
+        assert_eq!((e.status, e.request_time), (Some(503), Some(0.041)));
+        assert_eq!(e.upstream_time, Some(0.04));
+        // Traefik 1: BackendURL, an object too, and no address field.
+        let v1 = r#"{"BackendName":"backend-llm","BackendURL":{"Scheme":"http","Opaque":"","User":null,"Host":"10.0.3.8:8000","Path":"/","RawPath":"","ForceQuery":false,"RawQuery":"","Fragment":""},"DownstreamStatus":200,"Duration":5000000,"StartUTC":"2026-11-21T08:00:02Z"}"#;
+        assert_eq!(keys.entry(v1).unwrap().node, Some("10.0.3.8:8000"));
+        let lines = [v2.to_string()];
+        assert_eq!(
+            keys.timing_in(&lines).unwrap(),
+            "the JSON field Duration (the request's time, in nanoseconds)"
+        );
+        let named = Keys::with(&["upstream_addr=ServiceURL.Host".into()]).unwrap();
+        assert_eq!(named.entry(v2).unwrap().node, Some("10.0.3.7:8000"));
     }
 
     #[test]

@@ -29,5 +29,6 @@ pub mod report;
 pub mod scan;
 pub mod summary;
 pub mod threshold;
+pub mod traefik;
 
 pub use threshold::{Measurements, Metric, Threshold, ThresholdError, Timing, Tool, Verdict};

@@ -28,7 +28,7 @@ pub enum Chart {
     Shares(Vec<(String, f64, Option<f64>)>),
     /// Per node: (latency in ms, fraction of requests at or below it); and
     /// the field the latency came from.
-    Cdf(&'static str, Vec<(String, Vec<(f64, f64)>)>),
+    Cdf(String, Vec<(String, Vec<(f64, f64)>)>),
     /// Per node: (seconds since the first line, requests per second).
     OverTime(Vec<(String, Vec<(f64, f64)>)>),
 }
@@ -65,7 +65,7 @@ pub fn charts(s: &Summary, cx: &Context<'_>) -> Vec<Chart> {
             .map(|r| (r.node.to_string(), cdf(r.tally)))
             .collect();
         if !series.is_empty() {
-            out.push(Chart::Cdf(field, series));
+            out.push(Chart::Cdf(field.to_string(), series));
         }
     }
     let buckets = s.over_time(TIME_BUCKETS);
@@ -311,7 +311,7 @@ mod tests {
                 ("127.0.0.1:8002".into(), 0.39, Some(0.4)),
             ]),
             Chart::Cdf(
-                "$request_time",
+                "$request_time".into(),
                 vec![(
                     "127.0.0.1:8001".into(),
                     vec![(1.0, 0.0), (5.0, 0.5), (80.0, 1.0)],

@@ -15,7 +15,7 @@ pub struct Context<'a> {
     pub format: &'a str,
     pub detected: bool,
     /// The nginx variable latency comes from, if the format has one.
-    pub timing: Option<&'static str>,
+    pub timing: Option<&'a str>,
     pub has_node: bool,
     pub expected: Option<&'a [(String, f64)]>,
     /// Lines about what the log is judged against (the config's promise,

@@ -135,6 +135,14 @@ impl Threshold {
         })
     }
 
+    /// [`Threshold::parse`], refusing a metric `tool` cannot measure: the
+    /// check every tool makes before it starts.
+    pub fn parse_for(text: &str, tool: Tool) -> Result<Threshold, ThresholdError> {
+        let t = Threshold::parse(text)?;
+        t.measurable_by(tool)?;
+        Ok(t)
+    }
+
     /// Refuses, before any work, a metric `tool` cannot measure.
     pub fn measurable_by(&self, tool: Tool) -> Result<(), ThresholdError> {
         let by = self.metric.measured_by();
@@ -240,10 +248,7 @@ mod tests {
             )
         );
         let t = Threshold::parse("error_rate<=1%").unwrap();
-        assert_eq!(
-            (t.metric, t.op, t.value),
-            (Metric::ErrorRate, Op::Le, 0.01)
-        );
+        assert_eq!((t.metric, t.op, t.value), (Metric::ErrorRate, Op::Le, 0.01));
         let t = Threshold::parse("p(95){node=127.0.0.1:8002}<800ms").unwrap();
         assert_eq!(t.node.as_deref(), Some("127.0.0.1:8002"));
         let t = Threshold::parse("p(99.9)_ttft<2s").unwrap();

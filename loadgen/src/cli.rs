@@ -218,24 +218,17 @@ impl Opts {
         let thresholds: Vec<Threshold> = self
             .threshold
             .iter()
-            .map(|t| {
-                let t = Threshold::parse(t)?;
-                t.measurable_by(tool)?;
-                Ok(t)
-            })
-            .collect::<Result<_, analyzer::ThresholdError>>()
+            .map(|t| Threshold::parse_for(t, tool))
+            .collect::<Result<_, _>>()
             .map_err(|e| PlanError {
-                flag: "--threshold".into(),
-                why: e.to_string(),
+                flag: format!("--threshold '{}'", e.expression),
+                why: e.why,
             })?;
         if self.slo.is_none() && tool == Tool::Loadgen {
             if let Some(t) = thresholds.iter().find(|t| t.metric == Metric::Goodput) {
                 return Err(PlanError {
-                    flag: "--threshold".into(),
-                    why: format!(
-                        "'{}': goodput is the share of streams that met --slo; give one, e.g. --slo 'ttft<500ms'",
-                        t.source
-                    ),
+                    flag: format!("--threshold '{}'", t.source),
+                    why: "goodput is the share of streams that met --slo; give one, e.g. --slo 'ttft<500ms'".into(),
                 });
             }
         }

@@ -44,8 +44,10 @@ pub(crate) enum Shape {
     /// Knowing that lets two lists side by side, as ingress-nginx logs
     /// them, split where nginx joined them.
     List,
-    /// Values nginx writes without spaces (`$request_id` is 32 hex digits),
-    /// so one last in a line cannot swallow the end of a list before it.
+    /// Values nginx writes without spaces (`$request_id` is 32 hex digits,
+    /// an address is one token), so one last in a line cannot swallow the
+    /// end of a list before it, and a line with a host name in front of
+    /// the address (a vhost-prefixed log) is refused, not misread.
     Word,
 }
 
@@ -79,7 +81,13 @@ impl Shape {
             "upstream_bytes_received",
             "upstream_bytes_sent",
         ];
-        const WORDS: &[&str] = &["request_id", "req_id"];
+        const WORDS: &[&str] = &[
+            "request_id",
+            "req_id",
+            "remote_addr",
+            "realip_remote_addr",
+            "server_addr",
+        ];
         if NUMBERS.contains(&name) {
             Shape::Number
         } else if LISTS.contains(&name) {

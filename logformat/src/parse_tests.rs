@@ -291,3 +291,16 @@ fn round_trips_random_values_in_every_escape_mode() {
         );
     }
 }
+
+#[test]
+fn an_address_is_one_word() {
+    // A vhost-prefixed line (Apache's vhost_combined, or nginx with
+    // `$host $remote_addr ...`) is not combined: read as combined, its
+    // address would be "lessons.example.com 192.168.0.1".
+    let f = presets::preset("combined").unwrap();
+    let line = r#"lessons.example.com 192.168.0.1 - - [21/Nov/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.0""#;
+    let e = f.parse(line).unwrap_err().to_string();
+    assert!(e.contains("$remote_addr has no spaces"), "{e}");
+    let ok = f.parse(&line["lessons.example.com ".len()..]).unwrap();
+    assert_eq!(ok.get("remote_addr"), Some("192.168.0.1"));
+}

@@ -247,12 +247,20 @@ mod tests {
 
     #[test]
     fn combined_reads_a_seed_upstream_line_only_up_to_its_end() {
-        // Default escaping keeps `"` out of values, so the user agent cannot
-        // swallow the extra quoted field: the error points at it.
+        // The seed's line starts `address:port /uri -`: an address is one
+        // word, so combined stops at the first field.
         let err = LogFormat::combined().parse(SEED_LINES[0]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "column 97: the format ends here but the line goes on: ` \"-\" to: 127.0.0.1:8001`"
+            "column 1: $remote_addr has no spaces, found `127.0.0.1:48878 /`"
+        );
+        // Default escaping keeps `"` out of values, so the user agent cannot
+        // swallow an extra quoted field: the error points at it.
+        let upstream = SEED_LINES[0].replacen("127.0.0.1:48878 / -", "127.0.0.1 -", 1);
+        let err = LogFormat::combined().parse(&upstream).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column 89: the format ends here but the line goes on: ` \"-\" to: 127.0.0.1:8001`"
         );
         let line = r#"127.0.0.1 - - [02/Mar/2025:22:41:22 +0800] "POST /chat HTTP/1.0" 200 151 "-" "ApacheBench/2.3""#;
         let r = LogFormat::combined().parse(line).unwrap();

@@ -232,10 +232,9 @@ pub struct Expr(pub Threshold);
 impl<'de> Deserialize<'de> for Expr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Expr, D::Error> {
         let text = String::deserialize(d)?;
-        let t = Threshold::parse(&text).map_err(serde::de::Error::custom)?;
-        t.measurable_by(Tool::Scenario)
-            .map_err(serde::de::Error::custom)?;
-        Ok(Expr(t))
+        Threshold::parse_for(&text, Tool::Scenario)
+            .map(Expr)
+            .map_err(serde::de::Error::custom)
     }
 }
 
