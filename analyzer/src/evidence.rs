@@ -59,18 +59,19 @@ pub fn resolve_node(name: &str, seen: &[&str]) -> Result<Option<String>, Missing
     if seen.contains(&name) {
         return Ok(Some(name.to_string()));
     }
-    let candidates: Vec<&str> = seen
-        .iter()
-        .copied()
-        .filter(|n| {
-            // `tcp://10.0.0.1:80`, `http://...`: the address after a scheme.
-            let addr = n.rsplit_once("://").map_or(*n, |(_, a)| a);
-            addr == name
-                || addr.rsplit_once(':').is_some_and(|(host, port)| {
-                    port == name || host == name || host.trim_matches(['[', ']']) == name
-                })
-        })
-        .collect();
+    let mut candidates: Vec<&str> = Vec::new();
+    for n in seen.iter().copied() {
+        // `tcp://10.0.0.1:80`, `http://...`: the address after a scheme.
+        let addr = n.rsplit_once("://").map_or(n, |(_, a)| a);
+        let fits = addr == name
+            || addr.rsplit_once(':').is_some_and(|(host, port)| {
+                port == name || host == name || host.trim_matches(['[', ']']) == name
+            });
+        // The same node may be listed twice (seen and expected).
+        if fits && !candidates.contains(&n) {
+            candidates.push(n);
+        }
+    }
     match candidates.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one.to_string())),

@@ -1,11 +1,14 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use analyzer::cli::{run, Opts};
-use clap::Parser;
+use analyzer::cli::{parse_flags, run, Opts};
 
 fn main() -> ExitCode {
-    let plan = match Opts::parse().plan() {
+    let opts: Opts = match parse_flags() {
+        Ok(o) => o,
+        Err(e) => return usage(&anyhow::anyhow!(e)),
+    };
+    let plan = match opts.plan() {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };

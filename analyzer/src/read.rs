@@ -116,6 +116,8 @@ pub fn summarize(inputs: &[Input], format: Option<Chosen>) -> anyhow::Result<Sum
         }
         let format = match &chosen {
             Some(c) => c,
+            // Only blank lines so far: nothing to recognise a format from.
+            None if first_lines.is_empty() => continue,
             None => {
                 let sample: Vec<&str> = first_lines.iter().map(String::as_str).collect();
                 chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)

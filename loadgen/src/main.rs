@@ -1,10 +1,12 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use loadgen::cli::{run, Opts, Outcome};
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts: Opts = match analyzer::cli::parse_flags() {
+        Ok(o) => o,
+        Err(e) => return usage(&e),
+    };
     let quiet = opts.quiet();
     let checks = match opts.checks() {
         Ok(c) => c,

@@ -1,4 +1,5 @@
 //! The `analyzer` command end to end: real files, real exit codes.
 
 mod cli;
+mod fail_closed;
 mod nginx_fixtures;
