@@ -121,10 +121,15 @@ pub fn parse_flags<T: Parser>() -> Result<T, String> {
             let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
             let first = lines.next().unwrap_or("bad arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            let tip = lines
-                .find_map(|l| l.strip_prefix("tip: "))
-                .map_or(String::new(), |t| format!("; {t}"));
-            Err(format!("{first}{tip} (see --help)"))
+            // What helps: a similar flag, or the values allowed.
+            let hints: String = lines
+                .filter_map(|l| {
+                    l.strip_prefix("tip: ")
+                        .or(l.strip_prefix('[')?.strip_suffix(']'))
+                })
+                .map(|h| format!("; {h}"))
+                .collect();
+            Err(format!("{first}{hints} (see --help)"))
         }
     }
 }

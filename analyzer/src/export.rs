@@ -54,13 +54,21 @@ fn row(r: &Row<'_>) -> Value {
     v
 }
 
-/// Every figure, with an explicit `ok` per check and overall.
+/// Every figure, with an explicit `ok` per check and overall, as text.
 pub fn json(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
+    let mut text =
+        serde_json::to_string_pretty(&json_value(s, cx, checks)).expect("JSON values serialise");
+    text.push('\n');
+    text
+}
+
+/// [`json`] as a value, for a report that holds it (a scenario's).
+pub fn json_value(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> serde_json::Value {
     let empty = Tally::default();
     let mut rows = rows(s, cx.expected, &empty);
     let all = rows.pop().expect("rows end with all");
     let sticky = s.stickiness();
-    let doc = json!({
+    json!({
         "ok": checks.iter().all(|c| c.ok),
         "inputs": cx.inputs,
         "format": cx.format,
@@ -97,10 +105,7 @@ pub fn json(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
             "measured": c.measured,
             "line": c.line,
         })).collect::<Vec<_>>(),
-    });
-    let mut text = serde_json::to_string_pretty(&doc).expect("JSON values serialise");
-    text.push('\n');
-    text
+    })
 }
 
 /// One testsuite, one testcase per check; a breach is a `<failure>`.

@@ -408,6 +408,8 @@ pub fn json(
         "pacing": pacing,
         "time_taken_s": secs,
         "complete": stats.complete,
+        // The body length every answer is held to for ab's Length failures.
+        "document_length": stats.document_length,
         "failed": {
             "total": stats.failed(),
             "connect": stats.failed_connect,

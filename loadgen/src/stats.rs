@@ -318,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn processing_never_exceeds_total_and_nodes_are_as_fine() {
+        // ab's Processing is total minus connect per request: its max can
+        // not pass Total's, which a coarser histogram made it do.
+        let mut s = Stats::default();
+        for i in 0..2000u64 {
+            let mut a = answer(200, 18, 0);
+            a.connect = Duration::from_micros(37 + i % 50);
+            a.total = Duration::from_micros(400_000 + i * 7 + 100);
+            s.record(&a, Some("n"), None, Some(18));
+        }
+        assert!(s.processing.max() <= s.total.max());
+        let node = &s.nodes["n"].total;
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            assert_eq!(
+                node.value_at_quantile(q),
+                s.total.value_at_quantile(q),
+                "p{q}"
+            );
+        }
+    }
+
+    #[test]
     fn variable_length_is_not_a_failure_with_l() {
         let mut a = Stats::default();
         a.record(&answer(200, 18, 1), Some("n"), None, None);

@@ -355,7 +355,7 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Out
             "ok": held,
             "checks": judgement.checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "measured": c.measured, "line": c.line})).collect::<Vec<_>>(),
             "load": report::json(&plan, &stats, elapsed, &judgement.checks),
-            "log": summary.as_ref().map(|sum| analyzer::export::json(sum, &cx, &judgement.checks)),
+            "log": summary.as_ref().map(|sum| analyzer::export::json_value(sum, &cx, &judgement.checks)),
         });
         crate::cli::write_file("--json", path, format!("{json:#}\n"))?;
     }

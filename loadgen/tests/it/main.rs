@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod engine;
+mod fail_closed;
 mod golden;
 mod scenario;
 mod streams;

@@ -246,3 +246,154 @@ thresholds = ["share{{node=a}} == 75%", "client_errors == 0"]
     proxy.shutdown().await;
     mock.shutdown().await;
 }
+
+/// Runs `loadgen --scenario FILE` with more flags, off the test's runtime.
+async fn run_with(file: &Path, flags: &[&str]) -> Output {
+    let mut args = vec![
+        "--scenario".to_string(),
+        file.display().to_string(),
+        "-q".into(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    tokio::task::spawn_blocking(move || Command::new(BIN).args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_fail_closed() {
+    let mock = crate::common::mock(2, &[]).await;
+    let [a, b] = [mock.addrs()[0], mock.addrs()[1]];
+    let (proxy, _) =
+        crate::common::balancer(&format!("server {a} weight=3; server {b};"), false).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let external = |balancer: &str, extra_backend: &str, expect: &str| {
+        format!(
+            "[[backend]]\nname = \"a\"\nurl = \"http://{a}\"\n{extra_backend}\n[[backend]]\nname = \"b\"\nurl = \"http://{b}\"\n[balancer]\ntarget = \"http://{balancer}\"\n[load]\nrequests = 200\nconcurrency = 4\n[expect]\n{expect}\n"
+        )
+    };
+    let target = proxy.addr().to_string();
+    let cases: Vec<(&str, String, i32, &str)> = vec![
+        (
+            "nothing-checked",
+            "[[backend]]\n[load]\nrequests = 10\n[expect]\nshares = false\n".into(),
+            2,
+            "no verdict: this scenario checks nothing",
+        ),
+        (
+            // The case: `shares = true` against an external balancer
+            // was "all 0 checks held". Weights default to 1, as nginx's, so
+            // this 3:1 balancer fails an even split.
+            "target-shares-even",
+            external(&target, "", "shares = true"),
+            1,
+            "✗ shares as expected",
+        ),
+        (
+            "target-weights",
+            external(&target, "weight = 3", ""),
+            0,
+            "✓ shares as expected",
+        ),
+        (
+            "target-backup",
+            external(&target, "backup = true", "shares = true"),
+            2,
+            "[[backend]] backup: with [balancer] target, the external balancer's own config decides this",
+        ),
+        (
+            "target-method",
+            external(&target, "", "shares = true").replace("[balancer]\n", "[balancer]\nmethod = \"least_conn\"\n"),
+            2,
+            "[balancer] method: with [balancer] target",
+        ),
+        (
+            "target-log-metric",
+            external(&target, "", "thresholds = [\"retries == 0\"]"),
+            2,
+            "retries is read from the balancer's access log, and a target run has none",
+        ),
+        (
+            "target-dead",
+            external(&dead.to_string(), "", "thresholds = [\"client_errors == 0\"]"),
+            1,
+            "no request got an answer (200 failed: connect=200)",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text, code, says) in &cases {
+        let f = File::new(name, text);
+        let o = run_with(&f.path, &[]).await;
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        if o.status.code() != Some(*code) || !(out.contains(says) || err.contains(says)) {
+            wrong.push(format!(
+                "{name}: exit {:?} (want {code}), wants {says:?}\n{out}{err}",
+                o.status.code()
+            ));
+        }
+    }
+    proxy.shutdown().await;
+    mock.shutdown().await;
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_json_and_junit_flags_apply_to_scenarios() {
+    let f = File::new(
+        "flags",
+        "name = \"flags\"\n[[backend]]\nname = \"a\"\n[[backend]]\nname = \"b\"\n[load]\nrequests = 40\nconcurrency = 2\n[expect]\nthresholds = [\"client_errors == 0\"]\n",
+    );
+    let (json, junit) = (f.dir.join("s.json"), f.dir.join("s.xml"));
+    let o = run_with(
+        &f.path,
+        &[
+            "--threshold",
+            "requests{node=a}>20",
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("✗ requests{node=a}>20"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["ok"], false);
+    let checks: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "shares as expected",
+            "client_errors == 0",
+            "requests{node=a}>20"
+        ]
+    );
+    assert_eq!(v["load"]["complete"], 40);
+    assert_eq!(v["log"]["requests"], 40);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
+    assert!(xml.contains("<testsuite name=\"scenario flags\""), "{xml}");
+    // A node the scenario does not have is refused before anything runs.
+    let o = run_with(&f.path, &["--threshold", "p(95){node=zz}<1s"]).await;
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--threshold 'p(95){node=zz}<1s': {node=zz}: no backend \"zz\""),
+        "{err}"
+    );
+}

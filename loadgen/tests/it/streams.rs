@@ -150,3 +150,55 @@ async fn a_stream_cut_mid_way_is_counted_as_cut() {
     assert_eq!(s.streams.complete, 0);
     m.shutdown().await;
 }
+
+/// A server that answers every request with an event stream whose second
+/// event is an error, then `[DONE]`, as OpenAI-compatible servers report a
+/// failure that happens mid-stream.
+async fn erroring_stream_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = concat!(
+                    "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+                    "data: {\"error\":{\"message\":\"model overloaded\",\"type\":\"server_error\"}}\n\n",
+                    "data: [DONE]\n\n"
+                );
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_error_event_is_a_stream_error_not_a_whole_stream() {
+    let addr = erroring_stream_server().await;
+    let s = streams(
+        format!("http://{addr}/v1/chat/completions"),
+        3,
+        1,
+        Some(5.0),
+    )
+    .await;
+    assert_eq!(s.streams.streams, 3);
+    assert_eq!(s.streams.complete, 0, "none was whole");
+    assert_eq!(s.streams.errors(), 3);
+    assert_eq!(s.errors.get("stream error"), Some(&3));
+    assert_eq!(s.failed_receive, 3);
+    assert!(
+        s.first_error
+            .as_deref()
+            .is_some_and(|e| e.contains("model overloaded")),
+        "{:?}",
+        s.first_error
+    );
+}
