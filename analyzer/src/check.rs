@@ -16,6 +16,29 @@ pub struct Check {
     pub line: String,
 }
 
+impl Check {
+    /// The failed check that stands for a verdict without evidence, so
+    /// JSON and JUnit readers see why there is none.
+    pub fn no_evidence(why: &str) -> Check {
+        Check {
+            name: "evidence".into(),
+            ok: false,
+            measured: None,
+            line: format!("✗ no verdict: {why}"),
+        }
+    }
+
+    /// The failed check of a run in which no request got an answer.
+    pub fn no_answer(line: &str) -> Check {
+        Check {
+            name: "answers".into(),
+            ok: false,
+            measured: Some(0.0),
+            line: format!("✗ {line}"),
+        }
+    }
+}
+
 /// The fairness test's result first (when there is one), then each
 /// threshold in the order given.
 pub fn judge(

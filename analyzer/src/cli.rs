@@ -299,12 +299,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         missing,
     } = judge(plan, &summary, &chosen);
     if let Some(m) = &missing {
-        checks.push(Check {
-            name: "evidence".into(),
-            ok: false,
-            measured: None,
-            line: format!("✗ no verdict: {m}"),
-        });
+        checks.push(Check::no_evidence(&m.0));
     }
     let timing = chosen.reader.timing_in(&first_lines);
     let cx = Context {

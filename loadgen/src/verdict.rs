@@ -171,22 +171,12 @@ pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Judgement {
         missing: None,
     };
     let missing = |mut j: Judgement, why: String| {
-        j.checks.push(Check {
-            name: "evidence".into(),
-            ok: false,
-            measured: None,
-            line: format!("✗ no verdict: {why}"),
-        });
+        j.checks.push(Check::no_evidence(&why));
         j.missing = Some(Missing(why));
         j
     };
     if let Some(line) = &judgement.no_answer {
-        judgement.checks.push(Check {
-            name: "answers".into(),
-            ok: false,
-            measured: Some(0.0),
-            line: format!("✗ {line}"),
-        });
+        judgement.checks.push(Check::no_answer(line));
         return judgement;
     }
     let expected = match figures.expected {

@@ -269,20 +269,10 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Out
             })
     };
     if let Some(line) = &no_answer {
-        checks.push(Check {
-            name: "answers".into(),
-            ok: false,
-            measured: Some(0.0),
-            line: format!("✗ {line}"),
-        });
+        checks.push(Check::no_answer(line));
     }
     if let Some(why) = &missing {
-        checks.push(Check {
-            name: "evidence".into(),
-            ok: false,
-            measured: None,
-            line: format!("✗ no verdict: {why}"),
-        });
+        checks.push(Check::no_evidence(why));
     }
 
     // The report: ab's view, the balancer's log, the events, the verdict.
