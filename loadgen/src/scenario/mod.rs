@@ -4,6 +4,7 @@
 //! expectations, print one report, and stop everything.
 
 pub mod conf;
+pub mod expectations;
 pub mod figures;
 pub mod requests;
 pub mod spec;
@@ -35,7 +36,7 @@ use spec::Loaded;
 /// yet, or it could not start.
 pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Outcome> {
     let loaded = spec::load(path)?;
-    spec::check_extra(&loaded, &extra.thresholds)?;
+    expectations::check_extra(&loaded, &extra.thresholds)?;
     let mix = requests::build(&loaded)?;
     let s = &loaded.scenario;
     let title = s.name.clone().unwrap_or_else(|| path.display().to_string());
@@ -174,14 +175,16 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Out
     };
     let by_hand = match (&s.expect.weights, &s.balancer.target) {
         (Some(w), _) => Some(by_name(w.iter().map(|(n, w)| (n, *w)).collect())),
-        (None, Some(_)) if s.expect.shares == Some(true) || spec::weighted(s) => Some(by_name(
-            loaded
-                .names
-                .iter()
-                .zip(&s.backends)
-                .map(|(n, b)| (n, f64::from(b.get_ref().weight.unwrap_or(1))))
-                .collect(),
-        )),
+        (None, Some(_)) if s.expect.shares == Some(true) || expectations::weighted(s) => {
+            Some(by_name(
+                loaded
+                    .names
+                    .iter()
+                    .zip(&s.backends)
+                    .map(|(n, b)| (n, f64::from(b.get_ref().weight.unwrap_or(1))))
+                    .collect(),
+            ))
+        }
         (None, _) => None,
     };
     let want_shares = match &s.balancer.target {

@@ -1,0 +1,93 @@
+//! What a scenario may check and ask for: thresholds on its own backends,
+//! and, against an external balancer (`target`), only what lbkit can see
+//! from outside: the answers, and the weights the user says it was given.
+
+use std::ops::Range;
+
+use analyzer::Threshold;
+
+use super::spec::{Loaded, Scenario, SpecError};
+
+/// What is wrong with a threshold on this scenario: a node that is not
+/// one of its backends, or a figure only a log holds when the scenario
+/// tests an external balancer (whose log lbkit does not read).
+pub(super) fn threshold_problem(s: &Scenario, names: &[String], t: &Threshold) -> Option<String> {
+    if let Some(node) = &t.node {
+        if !names.contains(node) {
+            return Some(format!(
+                "'{}': {{node={node}}}: no backend {node:?} ({})",
+                t.source,
+                names.join(", ")
+            ));
+        }
+    }
+    if s.balancer.target.is_some() && t.metric.needs_log() {
+        return Some(format!(
+            "'{}': {} is read from the balancer's access log, and a target run has none (lbkit sees only the answers)",
+            t.source,
+            t.metric.name()
+        ));
+    }
+    None
+}
+
+/// `--threshold` given with `--scenario`: the same rules as the file's own.
+pub fn check_extra(loaded: &Loaded, thresholds: &[Threshold]) -> Result<(), SpecError> {
+    for t in thresholds {
+        if let Some(why) = threshold_problem(&loaded.scenario, &loaded.names, t) {
+            return Err(loaded.error_at(None, format!("--threshold {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// Some backend says what weight the balancer gives it.
+pub fn weighted(s: &Scenario) -> bool {
+    s.backends.iter().any(|b| b.get_ref().weight.is_some())
+}
+
+/// With `target`, an external balancer's own config decides how it
+/// balances: keys that would configure lbkit's balancer are refused rather
+/// than silently unused. `weight` stays: it is the share to expect.
+pub(super) fn target_problems(s: &Scenario) -> Result<(), (Option<Range<usize>>, String)> {
+    let why = "with [balancer] target, the external balancer's own config decides this";
+    let b = &s.balancer;
+    let set = [
+        ("method", b.method.is_some()),
+        ("next_upstream", b.next_upstream.is_some()),
+        ("tries", b.tries.is_some()),
+        ("timeout", b.timeout.is_some()),
+        ("connect_timeout", b.connect_timeout.is_some()),
+        ("nginx_conf", b.nginx_conf.is_some()),
+        ("route", !b.routes.is_empty()),
+    ];
+    if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+        return Err((None, format!("[balancer] {key}: {why}")));
+    }
+    for backend in &s.backends {
+        let k = backend.get_ref();
+        let set = [
+            ("backup", k.backup),
+            ("down", k.down),
+            ("max_fails", k.max_fails.is_some()),
+            ("fail_timeout", k.fail_timeout.is_some()),
+            ("max_conns", k.max_conns.is_some()),
+            ("pool", k.pool.is_some()),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+            return Err((
+                Some(backend.span()),
+                format!("[[backend]] {key}: {why}; only weight is used, as the share to expect"),
+            ));
+        }
+    }
+    for e in &s.events {
+        if e.get_ref().action == "weight" {
+            return Err((
+                Some(e.span()),
+                format!("[[event]] action = \"weight\": {why}; lbkit cannot change its weights"),
+            ));
+        }
+    }
+    Ok(())
+}
