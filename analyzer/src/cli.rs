@@ -106,34 +106,6 @@ pub struct Opts {
     pub plot: Option<PathBuf>,
 }
 
-/// The command's flags, or the one line that says what is wrong with them:
-/// clap's error and its tip, without the usage block (bad input is one
-/// line and exit 2 in every lbkit tool). Help and version print as usual.
-pub fn parse_flags<T: Parser>() -> Result<T, String> {
-    use clap::error::ErrorKind;
-    match T::try_parse() {
-        Ok(t) => Ok(t),
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => {
-            let text = e.render().to_string();
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let first = lines.next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            // What helps: a similar flag, or the values allowed.
-            let hints: String = lines
-                .filter_map(|l| {
-                    l.strip_prefix("tip: ")
-                        .or(l.strip_prefix('[')?.strip_suffix(']'))
-                })
-                .map(|h| format!("; {h}"))
-                .collect();
-            Err(format!("{first}{hints} (see --help)"))
-        }
-    }
-}
-
 /// What to read and how to judge it, checked before any log is opened.
 #[derive(Debug)]
 pub struct Plan {

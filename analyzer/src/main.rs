@@ -1,7 +1,8 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use analyzer::cli::{parse_flags, run, Opts};
+use analyzer::cli::{run, Opts};
+use primitives::parse_flags;
 
 fn main() -> ExitCode {
     let opts: Opts = match parse_flags() {

@@ -189,27 +189,31 @@ impl Threshold {
 
 /// `500ms`, `1.5s`, `250us` for latencies; `5%` or `0.05` for rates.
 fn parse_value(v: &str, metric: &Metric) -> Result<f64, String> {
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
-        .unwrap_or(v.len());
-    let (number, unit) = v.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("'{v}' is not a number"))?;
-    let scaled = match unit {
-        "ms" => n / 1e3,
-        "s" => n,
-        "us" | "µs" => n / 1e6,
-        "%" => n / 100.0,
-        // k6 reads a bare latency in milliseconds.
-        "" if metric.kind() == Kind::Latency => n / 1e3,
-        "" => n,
-        other => return Err(format!("unknown unit '{other}'; use ms, s, us or %")),
-    };
-    if metric.kind() == Kind::Latency && unit == "%" {
-        return Err("a latency takes ms, s or us, not %".to_string());
+    if metric.kind() == Kind::Latency {
+        // lbkit's one duration grammar: a bare `500` (ms to k6, seconds
+        // to nginx) is refused with the fix.
+        if v.ends_with('%') {
+            return Err("a latency takes a duration such as 500ms, not %".to_string());
+        }
+        return primitives::parse_duration(v)
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| format!("'{v}' {e}"));
     }
-    Ok(scaled)
+    let (number, scale) = match v.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (v, 1.0),
+    };
+    let n: f64 = number.parse().map_err(|_| {
+        if primitives::parse_duration(v).is_ok() {
+            format!(
+                "'{v}': {} is not a latency; give a number or a percentage",
+                metric.name()
+            )
+        } else {
+            format!("'{v}' is not a number")
+        }
+    })?;
+    Ok(n * scale)
 }
 
 #[cfg(test)]
@@ -259,10 +263,12 @@ mod tests {
                 of: Timing::Ttft
             }
         );
-        assert_eq!(
-            Threshold::parse("avg<200").unwrap().value,
-            0.2,
-            "bare latency is ms, as k6"
+        assert!(
+            Threshold::parse("avg<200")
+                .unwrap_err()
+                .to_string()
+                .contains("'200' has no unit; write e.g. 20ms"),
+            "a bare latency is refused, not read as k6's ms or nginx's s"
         );
         assert_eq!(
             Threshold::parse("goodput>95%").unwrap().metric,
@@ -275,9 +281,11 @@ mod tests {
         let e = |t: &str| Threshold::parse(t).unwrap_err().to_string();
         assert!(e("p(95)").contains("needs a comparison"));
         assert!(e("p(150)<1s").contains("not between 0 and 100"));
-        assert!(e("p(95)<fast").contains("not a number"));
+        assert!(e("p(95)<fast").contains("is not a duration"));
         assert!(e("p(95)<5%").contains("not %"));
         assert!(e("p(95)<5parsecs").contains("unknown unit"));
+        assert!(e("error_rate<5ms").contains("error_rate is not a latency"));
+        assert!(e("requests<lots").contains("is not a number"));
         assert!(e("<5").contains("needs a metric"));
         assert!(e("p(95){node<1s").contains("filter"));
         assert!(e("p95<5ms").contains("did you mean p(95)?"));

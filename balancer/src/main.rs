@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use balancer::conf::{self, parse_time, ProxyConfig};
+use balancer::conf::{self, ProxyConfig};
 use balancer::proxy::{Options, Proxy};
 use clap::Parser;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -205,9 +204,8 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     options.trust_forwarded_for = opts.trust_forwarded_for;
     options.seed = opts.seed;
     if let Some(d) = &opts.dynamic_weights {
-        options.dynamic_weights = Some(
-            parse_time(d).ok_or_else(|| anyhow!("--dynamic-weights {d}: not a time like 5s"))?,
-        );
+        options.dynamic_weights =
+            Some(primitives::parse_duration(d).map_err(|e| anyhow!("--dynamic-weights {d}: {e}"))?);
     }
     let summary: Vec<String> = options
         .config
@@ -225,7 +223,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         .collect();
     // Listening before the "listening" line: a script that signals as soon
     // as it reads it must be heard, not kill the process outright.
-    let listening = signals()?;
+    let mut listening = primitives::Signals::new()?;
     let proxy = Proxy::start(options).await?;
     let _ = writeln!(
         std::io::stdout().lock(),
@@ -233,30 +231,20 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         proxy.addr(),
         summary.join("; ")
     );
-    wait_for_signal(listening).await;
+    listening.next().await;
     eprintln!("balancer: shutting down");
     proxy.shutdown().await;
     Ok(())
 }
 
-/// Waits for Ctrl-C or SIGTERM, caught from when `listening` was made.
-async fn wait_for_signal(listening: (Signal, Signal)) {
-    let (mut interrupt, mut terminate) = listening;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-}
-
-fn signals() -> std::io::Result<(Signal, Signal)> {
-    Ok((
-        signal(SignalKind::interrupt())?,
-        signal(SignalKind::terminate())?,
-    ))
-}
-
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts: Opts = match primitives::parse_flags() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("balancer: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

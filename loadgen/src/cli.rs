@@ -429,7 +429,8 @@ pub async fn drive(
     ));
     let (stats, interrupted) = tokio::select! {
         stats = &mut running => (stats?, false),
-        _ = stop_signal() => {
+        // Ctrl-C, or SIGTERM (what CI runners send on a timeout).
+        _ = primitives::stop_signal() => {
             schedule.stop.store(true, Relaxed);
             (running.await?, true)
         }
@@ -449,23 +450,6 @@ pub async fn drive(
         interrupted,
         stopped: schedule.stop.load(Relaxed) && !interrupted,
     })
-}
-
-/// Ctrl-C, or SIGTERM (what CI runners send on a timeout): either stops
-/// the run with its partial report, as ab does on Ctrl-C.
-pub async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A bar with rate, elapsed time, time left and errors; a time-limited run

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use loadgen::cli::{run, Opts, Outcome};
 
 fn main() -> ExitCode {
-    let opts: Opts = match analyzer::cli::parse_flags() {
+    let opts: Opts = match primitives::parse_flags() {
         Ok(o) => o,
         Err(e) => return usage(&e),
     };

@@ -28,10 +28,8 @@ impl Slo {
             let (name, limit) = part
                 .split_once('<')
                 .ok_or_else(|| format!("'{part}': write NAME<LIMIT, e.g. ttft<500ms"))?;
-            let limit =
-                humantime::parse_duration(limit.trim().trim_start_matches('=')).map_err(|_| {
-                    format!("'{part}': '{}' is not a duration like 500ms", limit.trim())
-                })?;
+            let limit = primitives::parse_duration(limit.trim_start_matches('='))
+                .map_err(|e| format!("'{part}': '{}' {e}", limit.trim()))?;
             let slot = match name.trim() {
                 "ttft" => &mut slo.ttft,
                 "tpot" => &mut slo.tpot,

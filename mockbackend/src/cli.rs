@@ -145,7 +145,7 @@ impl Opts {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Listening before the "serving" lines: a script that signals as soon
     // as it reads them must be heard, not kill the process outright.
-    let mut signals = Signals::new()?;
+    let mut signals = primitives::Signals::new()?;
     let server = Server::start(config).await?;
     for (node, addr) in server.nodes().iter().zip(server.addrs()) {
         let p = &node.profile;
@@ -168,39 +168,4 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = signals.next() => eprintln!("mockbackend: second signal, exiting now"),
     }
     Ok(())
-}
-
-/// Ctrl-C and SIGTERM, caught from the moment this is made.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Signals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::profile::Profile;
-use crate::units::{parse_duration, parse_size};
+use crate::units::parse_size;
+use primitives::parse_duration;
 
 /// Ports the seed's server.py starts.
 pub const DEFAULT_PORTS: &str = "8001,8002";
@@ -332,7 +333,7 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
         None => defaults.bind,
     };
     let duration = |flag: &str, v: Option<String>, default: Duration| match v {
-        Some(v) => parse_duration(&v).map_err(|why| invalid(flag, &v, why)),
+        Some(v) => parse_duration(&v).map_err(|why| invalid(flag, &v, why.to_string())),
         None => Ok(default),
     };
     let max_body = match pick(&fo.max_body, &co.max_body) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::profile::{parse_rate, parse_status};
-use crate::units::{format_duration, parse_duration};
+use primitives::{format_duration, parse_duration};
 
 /// One fault, switched on.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal, Normal};
 
-use crate::units::{format_duration, parse_duration};
+use primitives::{format_duration, parse_duration};
 
 /// How long a port takes before it answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,7 +39,9 @@ impl Latency {
     pub fn parse(text: &str) -> Result<Latency, String> {
         let t = text.trim();
         let Some(open) = t.find('(') else {
-            return parse_duration(t).map(Latency::Fixed);
+            return parse_duration(t)
+                .map(Latency::Fixed)
+                .map_err(|e| e.to_string());
         };
         let name = t[..open].trim().to_ascii_lowercase();
         let args = t[open + 1..]

@@ -1,10 +1,13 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use mockbackend::cli::{serve, Opts};
 
 fn main() -> ExitCode {
-    let config = match Opts::parse().plan() {
+    let opts: Opts = match primitives::parse_flags() {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    let config = match opts.plan() {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::latency::Latency;
 use crate::tokens::TokenCount;
-use crate::units::parse_duration;
+use primitives::parse_duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -81,7 +81,7 @@ impl Profile {
                 self.max_concurrency = (n > 0).then_some(n);
             }
             "queue" => self.queue = parse_count(value)?,
-            "ttft" => self.ttft = parse_duration(value)?,
+            "ttft" => self.ttft = parse_duration(value).map_err(|e| e.to_string())?,
             "tokens_per_sec" => {
                 let v: f64 = value
                     .parse()

@@ -14,7 +14,7 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -65,13 +65,7 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         io::ErrorKind::AddrNotAvailable => StartError::NotLocal { addr },
         _ => StartError::Other { addr, source },
     };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(classify)?;
-    // Lets a port that was taken down rebind while old connections sit in TIME_WAIT.
-    socket.set_reuse_address(true).map_err(classify)?;
-    socket.bind(&addr.into()).map_err(classify)?;
-    socket.listen(BACKLOG).map_err(classify)?;
-    socket.set_nonblocking(true).map_err(classify)?;
-    TcpListener::from_std(socket.into()).map_err(classify)
+    primitives::listen(addr, BACKLOG).map_err(classify)
 }
 
 impl Server {

@@ -316,18 +316,7 @@ impl Proxy {
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let err = |source| StartError::Listen { addr, source };
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )
-    .map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    socket.bind(&addr.into()).map_err(err)?;
-    socket.listen(4096).map_err(err)?;
-    socket.set_nonblocking(true).map_err(err)?;
-    TcpListener::from_std(socket.into()).map_err(err)
+    primitives::listen(addr, 4096).map_err(|source| StartError::Listen { addr, source })
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use analyzer::{Threshold, Tool};
 use mockbackend::faults::{parse_control, Control};
 use mockbackend::profile::Profile;
-use mockbackend::units::parse_duration;
+use primitives::parse_duration;
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -1,0 +1,26 @@
+//! What every lbkit tool shares, in one place: the duration grammar of
+//! lbkit's own flags and files; and, each behind its feature, catching
+//! Ctrl-C and SIGTERM (`signal`), binding a listener (`net`), and flag
+//! errors in one line (`flags`).
+//!
+//! ```
+//! use std::time::Duration;
+//! assert_eq!(primitives::parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+//! assert!(primitives::parse_duration("500").is_err(), "a duration has a unit");
+//! ```
+
+mod duration;
+#[cfg(feature = "flags")]
+mod flags;
+#[cfg(feature = "net")]
+mod net;
+#[cfg(feature = "signal")]
+mod signal;
+
+pub use duration::{format_duration, parse_duration, DurationError};
+#[cfg(feature = "flags")]
+pub use flags::parse_flags;
+#[cfg(feature = "net")]
+pub use net::listen;
+#[cfg(feature = "signal")]
+pub use signal::{stop_signal, Signals};
