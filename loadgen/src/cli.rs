@@ -1,24 +1,18 @@
 //! The `loadgen` command line: ab's flags (same letters, same meanings),
 //! plus the long flags for what ab never had.
 
-use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
 
-use crate::engine::{self, Schedule};
-use crate::files::{self, Rows};
-use crate::plan::{Flags, Plan, PlanError};
-use crate::report;
-use crate::stats::Stats;
-use crate::verdict::{judge, Judgement, RunFigures};
 use analyzer::fairness::parse_weights;
 use analyzer::{Metric, Threshold, Tool};
+use engine::files::{self, write_file, Rows};
+use engine::plan::{Flags, Plan, PlanError};
+use engine::verdict::{judge, outcome, RunFigures};
+use engine::{drive, report, Checks, Outcome, Ran};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -167,20 +161,6 @@ pub struct Opts {
     url: Option<String>,
 }
 
-/// How a run ended, for the exit code.
-pub enum Outcome {
-    Done,
-    /// A threshold or the expected shares did not hold.
-    Breached,
-    /// No request got an answer (exit 1): why, in one line.
-    NoAnswer(String),
-    /// A check could not be computed (exit 2): why, in one line.
-    Missing(String),
-    /// Stopped at a receive error (ab's behaviour without -r).
-    Stopped,
-    Interrupted,
-}
-
 fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<Bytes>, PlanError> {
     match path {
         None => Ok(None),
@@ -191,20 +171,6 @@ fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<Bytes>, PlanError> 
                 why: format!("cannot read {}: {e}", p.display()),
             }),
     }
-}
-
-/// How a run is judged and reported once it is over.
-#[derive(Debug, Clone, Default)]
-pub struct Checks {
-    pub thresholds: Vec<Threshold>,
-    pub expected: Option<Vec<(String, f64)>>,
-    pub json_file: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    /// Print JSON instead of the text report.
-    pub json_output: bool,
-    pub csv: Option<PathBuf>,
-    pub gnuplot: Option<PathBuf>,
-    pub log: Option<PathBuf>,
 }
 
 impl Opts {
@@ -295,16 +261,10 @@ impl Opts {
     }
 }
 
-/// ab's heartbeat: a progress line every tenth of the run, at least every
-/// 100 requests, for runs of more than 150.
-fn heartbeat(requests: u64) -> Option<u64> {
-    (requests > 150).then(|| (requests / 10).max(100))
-}
-
 /// Runs a plan, printing ab's report to stdout and progress to stderr, then
 /// the checks.
 pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outcome> {
-    let addr = engine::resolve(&plan)
+    let addr = engine::worker::resolve(&plan)
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
     let plan = Arc::new(plan);
@@ -331,7 +291,7 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         elapsed,
         interrupted,
         stopped,
-    } = drive(plan.clone(), addr, Arc::new(rows), quiet).await?;
+    } = drive(plan.clone(), addr, Arc::new(rows), quiet).await;
     if let Some(path) = &checks.csv {
         files::write_csv(path, &stats.total).map_err(anyhow::Error::msg)?;
     }
@@ -366,136 +326,6 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         }
     }
     Ok(outcome(interrupted, stopped, &judgement))
-}
-
-/// How a judged run ends: Ctrl-C first, then no answer at all, ab's stop
-/// at a receive error, a check that could not be computed, a breach.
-pub fn outcome(interrupted: bool, stopped: bool, judgement: &Judgement) -> Outcome {
-    if interrupted {
-        Outcome::Interrupted
-    } else if let Some(line) = &judgement.no_answer {
-        Outcome::NoAnswer(line.clone())
-    } else if stopped {
-        Outcome::Stopped
-    } else if let Some(m) = &judgement.missing {
-        Outcome::Missing(m.0.clone())
-    } else if !judgement.held() {
-        Outcome::Breached
-    } else {
-        Outcome::Done
-    }
-}
-
-/// Writes a file a flag asked for; the error names the flag.
-pub fn write_file(
-    flag: &str,
-    path: &std::path::Path,
-    bytes: impl AsRef<[u8]>,
-) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
-}
-
-/// How a run went, once it is over.
-pub struct Ran {
-    pub stats: Stats,
-    pub elapsed: Duration,
-    /// Ctrl-C ended it early.
-    pub interrupted: bool,
-    /// It stopped at a receive error, as ab does without -r.
-    pub stopped: bool,
-}
-
-/// Runs a plan to its end with progress on stderr (a bar for people, ab's
-/// "Completed N requests" lines for logs); Ctrl-C stops sending and lets
-/// requests in flight finish, as ab does, so nothing measured is lost.
-pub async fn drive(
-    plan: Arc<Plan>,
-    addr: SocketAddr,
-    rows: Arc<Rows>,
-    quiet: bool,
-) -> anyhow::Result<Ran> {
-    let schedule = Arc::new(Schedule::new(&plan));
-    let progress = match (quiet, std::io::stderr().is_terminal()) {
-        (true, _) => None,
-        (false, true) => Some(tokio::spawn(progress_bar(schedule.clone()))),
-        (false, false) => heartbeat(plan.requests)
-            .map(|every| tokio::spawn(progress_lines(schedule.clone(), every))),
-    };
-    let mut running = tokio::spawn(engine::run(
-        plan.clone(),
-        schedule.clone(),
-        addr,
-        rows.clone(),
-    ));
-    let (stats, interrupted) = tokio::select! {
-        stats = &mut running => (stats?, false),
-        // Ctrl-C, or SIGTERM (what CI runners send on a timeout).
-        _ = primitives::stop_signal() => {
-            schedule.stop.store(true, Relaxed);
-            (running.await?, true)
-        }
-    };
-    let elapsed = schedule.started().elapsed();
-    schedule.finished.store(true, Relaxed);
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
-    if !quiet && heartbeat(plan.requests).is_some() {
-        eprintln!("Finished {} requests", stats.complete);
-    }
-    rows.flush();
-    Ok(Ran {
-        stats,
-        elapsed,
-        interrupted,
-        stopped: schedule.stop.load(Relaxed) && !interrupted,
-    })
-}
-
-/// A bar with rate, elapsed time, time left and errors; a time-limited run
-/// counts its time instead of its requests.
-async fn progress_bar(schedule: Arc<Schedule>) {
-    use indicatif::{ProgressBar, ProgressStyle};
-    let (requests, deadline) = schedule.bounds();
-    let bar = match deadline {
-        Some(end) => ProgressBar::new(
-            end.saturating_duration_since(schedule.started())
-                .as_millis() as u64,
-        ),
-        None => ProgressBar::new(requests),
-    };
-    let template = "{bar:40} {pos}/{len} {per_sec} elapsed {elapsed} eta {eta} {msg}";
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    while !schedule.finished.load(Relaxed) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let done = schedule.completed.load(Relaxed);
-        match deadline {
-            Some(_) => bar.set_position(schedule.started().elapsed().as_millis() as u64),
-            None => bar.set_position(done),
-        }
-        bar.set_message(format!(
-            "requests {done}, errors {}",
-            schedule.failed.load(Relaxed)
-        ));
-    }
-    bar.finish_and_clear();
-}
-
-async fn progress_lines(schedule: Arc<Schedule>, every: u64) {
-    let mut next = every;
-    loop {
-        let finished = schedule.finished.load(Relaxed);
-        while schedule.completed.load(Relaxed) >= next {
-            eprintln!("Completed {next} requests");
-            next += every;
-        }
-        if finished {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Writes to stdout; a reader that went away (`loadgen ... | head`) is not

@@ -1,6 +1,12 @@
+//! `loadgen`: ab's flags (and `--scenario FILE`) in, a report and an exit
+//! code out. The work is the engine crate's, and the scenario crate's.
+
+mod cli;
+
 use std::process::ExitCode;
 
-use loadgen::cli::{run, Opts, Outcome};
+use cli::{run, Opts};
+use engine::Outcome;
 
 fn main() -> ExitCode {
     let opts: Opts = match primitives::parse_flags() {
@@ -13,10 +19,7 @@ fn main() -> ExitCode {
         Err(e) => return usage(&e),
     };
     if let Some(file) = opts.scenario() {
-        return match runtime() {
-            Ok(r) => exit(r.block_on(loadgen::scenario::run(file, quiet, &checks))),
-            Err(e) => usage(&e),
-        };
+        return scenario(file, quiet, &checks);
     }
     let plan = match opts.plan() {
         Ok(p) => p,
@@ -26,6 +29,19 @@ fn main() -> ExitCode {
         Ok(r) => exit(r.block_on(run(plan, checks, quiet))),
         Err(e) => usage(&e),
     }
+}
+
+#[cfg(feature = "scenario")]
+fn scenario(file: &std::path::Path, quiet: bool, checks: &engine::Checks) -> ExitCode {
+    match runtime() {
+        Ok(r) => exit(r.block_on(scenario::run(file, quiet, checks))),
+        Err(e) => usage(&e),
+    }
+}
+
+#[cfg(not(feature = "scenario"))]
+fn scenario(_: &std::path::Path, _: bool, _: &engine::Checks) -> ExitCode {
+    usage(&"--scenario: this loadgen was built without the scenario feature; build it with default features")
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -3,8 +3,6 @@
 
 mod cli;
 mod common;
-mod engine;
 mod fail_closed;
 mod golden;
 mod scenario;
-mod streams;

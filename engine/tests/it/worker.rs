@@ -1,9 +1,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::engine::{self, Schedule};
-use loadgen::plan::Flags;
-use loadgen::stats::Stats;
+use engine::stats::Stats;
+use engine::worker;
+use engine::Flags;
+use engine::Schedule;
 use mockbackend::{Control, Fault, Server};
 
 use crate::common::{balancer, mock, servers};
@@ -11,15 +12,15 @@ use crate::common::{balancer, mock, servers};
 /// Runs `flags` to the end through the library, returning what it measured.
 async fn run(flags: Flags) -> (Stats, Arc<Schedule>) {
     let plan = Arc::new(flags.plan().unwrap());
-    let addr = engine::resolve(&plan).await.unwrap();
+    let addr = worker::resolve(&plan).await.unwrap();
     let schedule = Arc::new(Schedule::new(&plan));
     let stats = tokio::time::timeout(
         Duration::from_secs(30),
-        engine::run(
+        worker::run(
             plan,
             schedule.clone(),
             addr,
-            Arc::new(loadgen::files::Rows::none()),
+            Arc::new(engine::files::Rows::none()),
         ),
     )
     .await

@@ -24,11 +24,12 @@ use anyhow::{anyhow, Context as _};
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, PortConfig, Server};
 
-use crate::cli::{drive, Checks, Outcome, Ran};
-use crate::files::Rows;
-use crate::plan::{Clients, ClientsVia, Flags, Pacing, PhaseLoad, Plan, Target};
-use crate::report;
-use crate::verdict::{Judgement, RunFigures};
+use engine::files::{write_file, Rows};
+use engine::plan::{Clients, ClientsVia, Flags, Plan, Target};
+use engine::report;
+use engine::schedule::{Pacing, Phase, PhaseLoad};
+use engine::verdict::{self, Judgement, RunFigures};
+use engine::{drive, Checks, Outcome, Ran};
 use figures::Figures;
 use spec::Loaded;
 
@@ -146,7 +147,7 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Out
         elapsed,
         interrupted,
         ..
-    } = ran?;
+    } = ran;
 
     let summary = match &config {
         Some(_) => {
@@ -240,7 +241,7 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Out
         .collect();
     let shares_found_no_node = want_shares && expected.is_some() && fairness.is_none();
     let mut checks = check::judge(fairness, &thresholds, &figures);
-    let no_answer = crate::verdict::no_answer(&stats);
+    let no_answer = verdict::no_answer(&stats);
     let missing = if no_answer.is_some() {
         None
     } else if checks.is_empty() {
@@ -350,17 +351,17 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> anyhow::Result<Out
             "load": report::json(&plan, &stats, elapsed, &judgement.checks),
             "log": summary.as_ref().map(|sum| analyzer::export::json_value(sum, &cx, &judgement.checks)),
         });
-        crate::cli::write_file("--json", path, format!("{json:#}\n"))?;
+        write_file("--json", path, format!("{json:#}\n"))?;
     }
     if let Some(path) = &extra.junit {
         let suite = format!("scenario {title}");
-        crate::cli::write_file(
+        write_file(
             "--junit",
             path,
             analyzer::export::junit(&suite, &judgement.checks),
         )?;
     }
-    Ok(crate::cli::outcome(interrupted, false, &judgement))
+    Ok(verdict::outcome(interrupted, false, &judgement))
 }
 
 /// The scenario's last line: what happened, and what the exit code means.
@@ -458,7 +459,7 @@ fn plan(loaded: &Loaded, mix: requests::Mix, target: SocketAddr) -> anyhow::Resu
         .iter()
         .map(|p| {
             let p = p.get_ref();
-            crate::plan::Phase {
+            Phase {
                 duration: p.duration.0,
                 load: match (p.rate, p.concurrency) {
                     (Some(r), _) => PhaseLoad::Rate {

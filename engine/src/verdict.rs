@@ -1,6 +1,7 @@
 //! Thresholds and the fairness test over a run's figures, through the
 //! analyzer library (the same language and test `analyzer` applies to logs).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use analyzer::check::Check;
@@ -9,7 +10,7 @@ use analyzer::fairness::{self, Fairness};
 use analyzer::{Measurements, Metric, Threshold, Timing};
 use hdrhistogram::Histogram;
 
-use crate::plan::Pacing;
+use crate::schedule::Pacing;
 use crate::stats::Stats;
 
 /// A run's figures as thresholds see them.
@@ -233,6 +234,52 @@ fn unmeasured_why(t: &Threshold, stats: &Stats) -> String {
         }
         Metric::Goodput => "no answer was an event stream".into(),
         _ => "the run holds no answer for it".into(),
+    }
+}
+
+/// How a run is judged and reported once it is over.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub thresholds: Vec<Threshold>,
+    pub expected: Option<Vec<(String, f64)>>,
+    pub json_file: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    /// Print JSON instead of the text report.
+    pub json_output: bool,
+    pub csv: Option<PathBuf>,
+    pub gnuplot: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+}
+
+/// How a run ended, for the exit code.
+pub enum Outcome {
+    Done,
+    /// A threshold or the expected shares did not hold.
+    Breached,
+    /// No request got an answer (exit 1): why, in one line.
+    NoAnswer(String),
+    /// A check could not be computed (exit 2): why, in one line.
+    Missing(String),
+    /// Stopped at a receive error (ab's behaviour without -r).
+    Stopped,
+    Interrupted,
+}
+
+/// How a judged run ends: Ctrl-C first, then no answer at all, ab's stop
+/// at a receive error, a check that could not be computed, a breach.
+pub fn outcome(interrupted: bool, stopped: bool, judgement: &Judgement) -> Outcome {
+    if interrupted {
+        Outcome::Interrupted
+    } else if let Some(line) = &judgement.no_answer {
+        Outcome::NoAnswer(line.clone())
+    } else if stopped {
+        Outcome::Stopped
+    } else if let Some(m) = &judgement.missing {
+        Outcome::Missing(m.0.clone())
+    } else if !judgement.held() {
+        Outcome::Breached
+    } else {
+        Outcome::Done
     }
 }
 

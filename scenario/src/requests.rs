@@ -9,8 +9,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
 use super::spec::{Loaded, SpecError};
-use crate::plan::Variant;
-use crate::template::Text;
+use engine::plan::Variant;
+use engine::template::Text;
 
 /// The requests to send and, for a timed replay, when each is due.
 pub struct Mix {

@@ -145,6 +145,24 @@ pub fn write_csv(path: &Path, total: &Histogram<u64>) -> Result<(), String> {
     w.flush().map_err(|e| format!("-e {}: {e}", path.display()))
 }
 
+/// A file a flag asked for could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag} {}: {source}", .path.display())]
+pub struct WriteError {
+    pub flag: String,
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// Writes a file a flag asked for; the error names the flag.
+pub fn write_file(flag: &str, path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), WriteError> {
+    std::fs::write(path, bytes).map_err(|source| WriteError {
+        flag: flag.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::engine::{self, Schedule};
-use loadgen::plan::Flags;
-use loadgen::stats::Stats;
+use engine::stats::Stats;
+use engine::worker;
+use engine::Flags;
+use engine::Schedule;
 use mockbackend::Server;
 
 use crate::common;
@@ -33,12 +34,12 @@ async fn streams(url: String, n: u64, c: usize, timeout: Option<f64>) -> Stats {
     .plan()
     .unwrap();
     let plan = Arc::new(plan);
-    let addr = engine::resolve(&plan).await.unwrap();
+    let addr = worker::resolve(&plan).await.unwrap();
     let schedule = Arc::new(Schedule::new(&plan));
-    let rows = Arc::new(loadgen::files::Rows::none());
+    let rows = Arc::new(engine::files::Rows::none());
     tokio::time::timeout(
         Duration::from_secs(60),
-        engine::run(plan, schedule, addr, rows),
+        worker::run(plan, schedule, addr, rows),
     )
     .await
     .expect("the run ends by itself")

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::plan::Arrival;
-use crate::plan::{Pacing, Plan};
+use crate::plan::Plan;
+use crate::schedule::{Arrival, Pacing};
 use crate::stats::Stats;
 
 /// ab's `ap_round_ms`: microseconds to whole milliseconds, rounded.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
+use crate::schedule::{Arrival, Pacing, Phase};
 use crate::streams::Slo;
 use crate::template::Text;
 
@@ -124,15 +125,6 @@ pub fn parse_cidr(text: &str) -> Result<(u32, u32), String> {
     Ok((u32::from(ip) & mask, size as u32))
 }
 
-/// How requests are started: as soon as a worker is free (ab's closed
-/// loop), or on a fixed schedule whatever the server does (open loop).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Pacing {
-    Closed,
-    /// Requests per second, all workers together.
-    Rate(f64),
-}
-
 /// One request of a scenario's weighted mix.
 #[derive(Debug, Clone)]
 pub struct Variant {
@@ -142,68 +134,6 @@ pub struct Variant {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Option<Text>,
     pub weight: u32,
-}
-
-/// A stretch of a scenario's load: an arrival rate ramping linearly from
-/// one value to another (open loop), or a number of busy clients.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Phase {
-    pub duration: Duration,
-    pub load: PhaseLoad,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PhaseLoad {
-    Rate { from: f64, to: f64 },
-    Concurrency(usize),
-}
-
-impl Phase {
-    /// Requests a rate phase starts (its mean rate times its length).
-    pub fn arrivals(&self) -> Option<f64> {
-        match self.load {
-            PhaseLoad::Rate { from, to } => Some((from + to) / 2.0 * self.duration.as_secs_f64()),
-            PhaseLoad::Concurrency(_) => None,
-        }
-    }
-}
-
-/// When request `i` is due, counted from the start, under rate phases;
-/// `None` once the phases are over. Within a phase the rate is
-/// `from + (to - from) t / T`, so arrivals by time t are
-/// `from t + (to - from) t^2 / 2T`, solved for t.
-pub fn due_in_phases(phases: &[Phase], i: u64) -> Option<Duration> {
-    let mut before = 0.0; // arrivals in earlier phases
-    let mut offset = 0.0; // their seconds
-    let n = i as f64;
-    for phase in phases {
-        let (PhaseLoad::Rate { from, to }, Some(count)) = (phase.load, phase.arrivals()) else {
-            return None;
-        };
-        let t_len = phase.duration.as_secs_f64();
-        if n < before + count {
-            let local = n - before;
-            let k = (to - from) / (2.0 * t_len);
-            let t = if k.abs() < 1e-12 {
-                local / from
-            } else {
-                (-from + (from * from + 4.0 * k * local).sqrt()) / (2.0 * k)
-            };
-            return Some(Duration::from_secs_f64(offset + t.clamp(0.0, t_len)));
-        }
-        before += count;
-        offset += t_len;
-    }
-    None
-}
-
-/// How open-loop arrivals are spaced: evenly, or at random with gamma
-/// distributed gaps (shape 1 is a Poisson process; below 1 burstier, above
-/// 1 steadier), as vLLM's serving benchmark does.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Arrival {
-    Even,
-    Gamma { shape: f64, seed: u64 },
 }
 
 /// The OpenAI-style request `--stream` sends when no body is given.

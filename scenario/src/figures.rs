@@ -8,7 +8,7 @@ use analyzer::judged::Judged;
 use analyzer::summary::Summary;
 use analyzer::{Measurements, Metric, Threshold, Tool};
 
-use crate::verdict::RunFigures;
+use engine::verdict::RunFigures;
 
 pub struct Figures<'a> {
     pub client: RunFigures<'a>,

@@ -1,0 +1,224 @@
+//! One HTTP/1 exchange on a connection: connect if needed, send, read the
+//! answer's head (http1.rs parses it) and body by its framing, an event
+//! stream token by token as it arrives; and why a request got no answer.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::http1::{self, Framing};
+use crate::sse::Stream;
+use crate::stats::Answer;
+
+/// One connection and the bytes read from it that the last answer left.
+pub(crate) struct Conn {
+    stream: TcpStream,
+    pub(crate) buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, source: Option<std::net::Ipv4Addr>) -> std::io::Result<Conn> {
+        let stream = match source {
+            None => TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(ip.into(), 0))?;
+                socket.connect(addr).await?
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(8 << 10),
+        })
+    }
+
+    /// Reads more bytes; `Ok(0)` at the end of the stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(8 << 10);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+}
+
+/// Why a request got no answer.
+pub(crate) enum Miss {
+    Connect(std::io::ErrorKind),
+    Receive,
+    Timeout,
+    /// An event stream that ended or broke before `data: [DONE]`.
+    StreamCut,
+    /// An event stream that went quiet until the request timed out.
+    StreamStalled,
+    /// An event stream that carried an error event (`data: {"error": ...}`).
+    StreamError,
+}
+
+/// What is sent for one request.
+pub(crate) struct Send<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) head_request: bool,
+    pub(crate) source: Option<std::net::Ipv4Addr>,
+}
+
+/// An event-stream answer as it arrives: read token by token, its gaps
+/// kept for the worker to record once the stream is judged.
+#[derive(Default)]
+pub(crate) struct Streaming {
+    pub(crate) active: bool,
+    pub(crate) sse: Stream,
+    pub(crate) gaps: Vec<Duration>,
+}
+
+impl Streaming {
+    pub(crate) fn reset(&mut self) {
+        self.active = false;
+        self.sse = Stream::default();
+        self.gaps.clear();
+    }
+}
+
+/// A failed request in words, for the report's "why nothing answered".
+pub(crate) fn describe(
+    miss: &Miss,
+    addr: SocketAddr,
+    timeout: Duration,
+    streaming: &Streaming,
+) -> String {
+    match miss {
+        Miss::Connect(kind) => format!("could not connect to {addr}: {kind}"),
+        Miss::Receive => format!("{addr} closed the connection before a whole answer"),
+        Miss::Timeout => format!("no whole answer from {addr} within {timeout:?} (-s)"),
+        Miss::StreamCut => "an event stream ended before data: [DONE]".to_string(),
+        Miss::StreamStalled => format!("an event stream went quiet for {timeout:?} (-s)"),
+        Miss::StreamError => format!(
+            "an event stream carried an error: {}",
+            streaming.sse.error.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+/// Sends the request and reads the whole answer, leaving its head in the
+/// connection's buffer for the caller to read names from.
+pub(crate) async fn once(
+    send: &Send<'_>,
+    node_headers: &[&str],
+    conn: &mut Option<Conn>,
+    addr: SocketAddr,
+    start: Instant,
+    streaming: &mut Streaming,
+) -> Result<Answer, Miss> {
+    let mut connect_time = Duration::ZERO;
+    if conn.is_none() {
+        *conn = Some(
+            Conn::open(addr, send.source)
+                .await
+                .map_err(|e| Miss::Connect(e.kind()))?,
+        );
+        connect_time = start.elapsed();
+    }
+    let c = conn
+        .as_mut()
+        .ok_or(Miss::Connect(std::io::ErrorKind::NotConnected))?;
+    c.stream
+        .write_all(send.bytes)
+        .await
+        .map_err(|_| Miss::Receive)?;
+    let sent = Instant::now();
+    let mut waiting = None;
+    let head = loop {
+        // A kept-alive connection the server closed before answering is a
+        // receive failure, as ab counts it.
+        if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+            return Err(Miss::Receive);
+        }
+        waiting.get_or_insert_with(|| sent.elapsed());
+        if let Some(head) =
+            http1::parse_head(&c.buf, send.head_request, node_headers).map_err(|_| Miss::Receive)?
+        {
+            break head;
+        }
+    };
+    // An event stream is read token by token as its bytes arrive, and its
+    // body is not kept: only the head stays (node names point into it).
+    streaming.active = head.event_stream;
+    let Streaming { active, sse, gaps } = streaming;
+    let mut feed = |data: &[u8]| {
+        if *active {
+            sse.feed(data, start.elapsed(), &mut |gap| gaps.push(gap));
+        }
+    };
+    let mut seen = head.len;
+    let mut body_bytes = 0u64;
+    match head.framing {
+        Framing::None => {}
+        Framing::Length(len) => loop {
+            feed(&c.buf[seen..]);
+            seen = c.buf.len();
+            if ((c.buf.len() - head.len) as u64) >= len {
+                body_bytes = len;
+                break;
+            }
+            if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                return Err(Miss::Receive);
+            }
+        },
+        Framing::Chunked => {
+            let mut chunks = http1::Chunked::default();
+            loop {
+                if chunks
+                    .feed(&c.buf[seen..], &mut feed)
+                    .map_err(|_| Miss::Receive)?
+                    .is_some()
+                {
+                    break;
+                }
+                if *active {
+                    c.buf.truncate(head.len);
+                }
+                seen = c.buf.len();
+                if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                    return Err(Miss::Receive);
+                }
+            }
+            body_bytes = chunks.body;
+        }
+        Framing::Close => loop {
+            feed(&c.buf[seen..]);
+            body_bytes += (c.buf.len() - seen) as u64;
+            seen = c.buf.len();
+            if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
+                break;
+            }
+        },
+    }
+    Ok(Answer {
+        status: head.status,
+        node: head.node,
+        server: head.server,
+        head_bytes: head.len as u64,
+        body_bytes,
+        connect: connect_time,
+        waiting: waiting.unwrap_or_default(),
+        total: start.elapsed(),
+        since_due: None,
+        lag: None,
+        keepalive: head.keep_alive,
+    })
+}
+
+/// A top-level field of a JSON body, as text (`"server": 8001` -> `8001`).
+/// Chunked bodies are not decoded for this; their node stays unknown.
+pub(crate) fn body_field(body: &[u8], field: &str) -> Option<String> {
+    match serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get(field)?
+    {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,239 @@
+//! The request engine: `concurrency` workers running one loop. The pacing is
+//! a value the loop asks for its next ticket, closed (go as soon as free) or
+//! open (go when the schedule says), so there is one loop for both.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::exchange::{body_field, describe, once, Conn, Miss, Send, Streaming};
+use crate::files::{Row, Rows};
+use crate::plan::Plan;
+use crate::request::Template;
+use crate::schedule::{PhaseLoad, Schedule};
+use crate::stats::Stats;
+use crate::streams::Finished;
+
+/// One worker: take a ticket, send, measure, repeat.
+async fn worker(
+    worker: usize,
+    plan: Arc<Plan>,
+    schedule: Arc<Schedule>,
+    addr: SocketAddr,
+    rows: Arc<Rows>,
+    template: Arc<Template>,
+    shard: Arc<Mutex<Stats>>,
+) {
+    let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
+    let mut conn: Option<Conn> = None;
+    let mut request = Vec::with_capacity(1024);
+    let mut streaming = Streaming::default();
+    if plan.verbosity >= 4 {
+        template.render(0, &mut request);
+        eprintln!(
+            "INFO: {} header == \n---\n{}\n---",
+            plan.method,
+            String::from_utf8_lossy(&request).trim_end()
+        );
+    }
+    while let Some((i, due)) = schedule.ticket(worker).await {
+        let head_request = template.render(i, &mut request);
+        let wall = rows.wanted().then(std::time::SystemTime::now);
+        let start = Instant::now();
+        let send = Send {
+            bytes: &request,
+            head_request,
+            source: template.source(i),
+        };
+        streaming.reset();
+        let outcome = tokio::time::timeout(
+            plan.timeout,
+            once(&send, &node_headers, &mut conn, addr, start, &mut streaming),
+        )
+        .await;
+        // Taken only to record, never across an await.
+        let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = &mut *guard;
+        let answer = match outcome {
+            Ok(Ok(_)) if streaming.active && streaming.sse.error.is_some() => {
+                Err(Miss::StreamError)
+            }
+            Ok(Ok(_)) if streaming.active && !streaming.sse.done => Err(Miss::StreamCut),
+            Ok(Ok(mut a)) => {
+                a.lag = due.map(|d| start.saturating_duration_since(d));
+                a.since_due = a.lag.map(|lag| lag + a.total);
+                Ok(a)
+            }
+            Ok(Err(Miss::Receive)) if streaming.active => Err(Miss::StreamCut),
+            Ok(Err(miss)) => Err(miss),
+            Err(_) if streaming.active => Err(Miss::StreamStalled),
+            Err(_) => Err(Miss::Timeout),
+        };
+        match answer {
+            Ok(a) => {
+                let keep = a.keepalive && plan.keepalive;
+                stats.bytes_out += request.len() as u64;
+                // The node and server names are still in the connection's buffer.
+                let buf = conn.as_ref().map_or(&[][..], |c| &c.buf[..]);
+                let text = |r: Option<(usize, usize)>| {
+                    r.and_then(|(a, b)| std::str::from_utf8(buf.get(a..b)?).ok())
+                };
+                // --node-field: the node names itself in its JSON answer.
+                let field = plan
+                    .node_field
+                    .as_deref()
+                    .and_then(|f| body_field(buf.get(a.head_bytes as usize..)?, f));
+                let (node, server) = (field.as_deref().or(text(a.node)), text(a.server));
+                let reference = (!plan.variable_length)
+                    .then(|| *schedule.document_length.get_or_init(|| a.body_bytes));
+                stats.record(&a, node, server, reference);
+                if streaming.active {
+                    for gap in &streaming.gaps {
+                        stats.streams.gap(*gap);
+                    }
+                    let finished = Finished {
+                        sse: &streaming.sse,
+                        worst_gap: streaming.gaps.iter().max().copied(),
+                        total: a.total,
+                        node,
+                    };
+                    stats.streams.record(&finished, plan.slo.as_ref());
+                }
+                if plan.verbosity >= 4 {
+                    let head = conn.as_ref().map_or(&[][..], |c| {
+                        &c.buf[..c.buf.len().min(a.head_bytes as usize)]
+                    });
+                    eprintln!(
+                        "LOG: header received:\n{}",
+                        String::from_utf8_lossy(head).trim_end()
+                    );
+                }
+                if plan.verbosity >= 2 && !(200..300).contains(&a.status) {
+                    eprintln!("WARNING: Response code not 2xx ({})", a.status);
+                }
+                if let Some(started) = wall {
+                    rows.write(&Row {
+                        started,
+                        connect: a.connect,
+                        total: a.total,
+                        waiting: a.waiting,
+                        status: a.status,
+                        body_bytes: a.body_bytes,
+                        node,
+                    });
+                }
+                if let Some(c) = conn.as_mut() {
+                    c.buf.clear();
+                }
+                if !keep {
+                    conn = None;
+                }
+            }
+            Err(miss) => {
+                conn = None;
+                if let Some(started) = wall {
+                    let total = start.elapsed();
+                    let none = Duration::ZERO;
+                    let row = Row {
+                        started,
+                        connect: none,
+                        total,
+                        waiting: none,
+                        status: 0,
+                        body_bytes: 0,
+                        node: None,
+                    };
+                    rows.write(&row);
+                }
+                let kind = match miss {
+                    Miss::Connect(_) => "connect",
+                    Miss::Receive => "receive",
+                    Miss::Timeout => "timeout",
+                    Miss::StreamCut => "stream cut",
+                    Miss::StreamStalled => "stream stalled",
+                    Miss::StreamError => "stream error",
+                };
+                match miss {
+                    Miss::Connect(_) => stats.failed_connect += 1,
+                    _ => stats.failed_receive += 1,
+                }
+                if streaming.active {
+                    let cut = Finished {
+                        sse: &streaming.sse,
+                        worst_gap: None,
+                        total: start.elapsed(),
+                        node: None,
+                    };
+                    stats.streams.record(&cut, None);
+                }
+                stats.error(kind, || describe(&miss, addr, plan.timeout, &streaming));
+                schedule.failed.fetch_add(1, Relaxed);
+                // ab stops at a receive error unless told -r.
+                if !matches!(miss, Miss::Connect(_)) && !plan.keep_going {
+                    schedule.stop.store(true, Relaxed);
+                }
+            }
+        }
+        drop(guard);
+        schedule.completed.fetch_add(1, Relaxed);
+    }
+}
+
+/// Runs the plan to the end (or until `schedule.stop`), merging every
+/// worker's figures.
+pub async fn run(
+    plan: Arc<Plan>,
+    schedule: Arc<Schedule>,
+    addr: SocketAddr,
+    rows: Arc<Rows>,
+) -> Stats {
+    // Enough workers for the busiest phase.
+    let most = plan.phases.iter().filter_map(|p| match p.load {
+        PhaseLoad::Concurrency(c) => Some(c),
+        PhaseLoad::Rate { .. } => None,
+    });
+    let count = most.fold(plan.concurrency, usize::max);
+    // Workers record into a few shared shards, not a set of histograms
+    // each: 10,000 open streams would otherwise hold 10,000 sets.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shards: Vec<Arc<Mutex<Stats>>> = (0..count.clamp(1, 4 * cores))
+        .map(|_| Arc::new(Mutex::new(Stats::default())))
+        .collect();
+    let template = Arc::new(Template::new(&plan));
+    let workers: Vec<_> = (0..count)
+        .map(|w| {
+            tokio::spawn(worker(
+                w,
+                plan.clone(),
+                schedule.clone(),
+                addr,
+                rows.clone(),
+                template.clone(),
+                shards[w % shards.len()].clone(),
+            ))
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut stats = Stats::default();
+    for shard in shards {
+        let part = std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
+        stats.merge(part);
+    }
+    if let Some(len) = schedule.document_length.get() {
+        stats.document_length = Some(*len);
+    }
+    stats
+}
+
+/// Where to connect: the target, or the `-X` proxy.
+pub async fn resolve(plan: &Plan) -> std::io::Result<SocketAddr> {
+    let (host, port) = match &plan.proxy {
+        Some((h, p)) => (h.clone(), *p),
+        None => (plan.target.host.clone(), plan.target.port),
+    };
+    let found = tokio::net::lookup_host((host.as_str(), port)).await?.next();
+    found.ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))
+}
