@@ -177,38 +177,99 @@ pub struct Plan {
     pub slo: Option<Slo>,
 }
 
-/// ab's flags as given, before checking.
-#[derive(Debug, Clone, Default)]
+/// ab's flags as given, before checking, and the ones loadgen adds: what
+/// `loadgen` parses them into (with clap), and what a test or a scenario
+/// fills in by hand.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Flags {
+    /// URL to test: http://host[:port]/path (set by the caller).
+    #[arg(skip)]
     pub url: String,
+    /// Number of requests to perform [default: 1]
+    #[arg(short = 'n', value_name = "requests")]
     pub requests: Option<u64>,
+    /// Number of multiple requests to make at a time [default: 1]
+    #[arg(short = 'c', value_name = "concurrency")]
     pub concurrency: Option<usize>,
+    /// Seconds to max. to spend on benchmarking; implies -n 50000
+    #[arg(short = 't', value_name = "timelimit")]
     pub time_limit: Option<f64>,
+    /// Seconds to max. wait for each response [default: 30]
+    #[arg(short = 's', value_name = "timeout")]
     pub timeout: Option<f64>,
+    /// The bytes to POST (`-p FILE`, read by the caller).
+    #[arg(skip)]
     pub post: Option<Bytes>,
+    /// The bytes to PUT (`-u FILE`, read by the caller).
+    #[arg(skip)]
     pub put: Option<Bytes>,
+    /// Content-type header for POSTing, eg. 'application/json' [default: text/plain]
+    #[arg(short = 'T', value_name = "content-type")]
     pub content_type: Option<String>,
+    /// Add Arbitrary header line, eg. 'Accept-Encoding: gzip'; repeatable
+    #[arg(short = 'H', value_name = "header")]
     pub headers: Vec<String>,
+    /// Add cookie, eg. 'Apache=1234'; repeatable
+    #[arg(short = 'C', value_name = "attribute")]
     pub cookies: Vec<String>,
+    /// Add Basic WWW Authentication, user:password
+    #[arg(short = 'A', value_name = "attribute")]
     pub basic_auth: Option<String>,
+    /// Use HTTP KeepAlive feature (HTTP/1.1; without it each request is HTTP/1.0 on a new connection, as ab)
+    #[arg(short = 'k')]
     pub keepalive: bool,
+    /// Method name
+    #[arg(short = 'm', value_name = "method")]
     pub method: Option<String>,
+    /// Use HEAD instead of GET
+    #[arg(short = 'i')]
     pub head: bool,
+    /// Don't exit on socket receive errors
+    #[arg(short = 'r')]
     pub keep_going: bool,
+    /// Accept variable document length (use this for dynamic pages)
+    #[arg(short = 'l')]
     pub variable_length: bool,
+    /// Proxyserver and port number to use
+    #[arg(short = 'X', value_name = "proxy:port")]
     pub proxy: Option<String>,
+    /// Open loop: start this many requests per second whatever the server does
+    #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
+    /// Response header naming the node that answered; repeatable [default: X-Upstream, then X-Backend]
+    #[arg(long = "node-header", value_name = "NAME")]
     pub node_headers: Vec<String>,
+    /// Act as many clients through X-Forwarded-For: request i comes from
+    /// the i-th address of this range (mod its size), e.g. 10.0.0.0/22
+    #[arg(long = "x-forwarded-for-pool", value_name = "CIDR")]
     pub forwarded_for_pool: Option<String>,
+    /// Act as many clients by source address: connections bind to
+    /// addresses of this range, which must lie within 127.0.0.0/8
+    #[arg(long, value_name = "CIDR")]
     pub source_ips: Option<String>,
+    /// How much troubleshooting info to print: 2 warns of non-2xx answers, 4 prints headers
+    #[arg(short = 'v', value_name = "verbosity", default_value_t = 0)]
     pub verbosity: u8,
+    /// Read the node that answered from this field of a JSON answer (e.g.
+    /// server, as the seed's /chat answers) instead of a header
+    #[arg(long, value_name = "NAME")]
     pub node_field: Option<String>,
-    /// Send OpenAI-style streaming requests (a default chat body unless -p).
+    /// Send OpenAI-style streaming requests (POST a chat request with
+    /// "stream": true unless -p gives a body) and read each event stream as
+    /// it arrives: TTFT, inter-token latency, TPOT, output tokens
+    #[arg(long)]
     pub stream: bool,
+    /// Goodput objective for streams, e.g. 'ttft<500ms,tpot<50ms' (also itl, e2e)
+    #[arg(long, value_name = "LIMITS")]
     pub slo: Option<String>,
-    /// even, poisson or gamma (with `burstiness`).
+    /// Open-loop arrivals with --rate: even (default), poisson, or gamma
+    #[arg(long, value_name = "PROCESS")]
     pub arrival: Option<String>,
+    /// Gamma arrivals' shape: 1 is Poisson, below 1 burstier, above steadier
+    #[arg(long, value_name = "F")]
     pub burstiness: Option<f64>,
+    /// Seed for random arrivals, so a run repeats [default: 0]
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 }
 
@@ -231,13 +292,11 @@ fn err(flag: &str, why: impl Into<String>) -> PlanError {
 }
 
 impl Flags {
+    /// The checked plan: every flag validated and combined as ab does, the
+    /// error naming the flag to fix.
     pub fn plan(self) -> Result<Plan, PlanError> {
         let target = Target::parse(&self.url).map_err(|why| err("URL", why))?;
-        let time_limit = match self.time_limit {
-            None => None,
-            Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
-            Some(t) => return Err(err("-t", format!("{t} is not a number of seconds above 0"))),
-        };
+        let time_limit = seconds("-t", self.time_limit)?;
         let requests = match (self.requests, time_limit) {
             (Some(0), _) => return Err(err("-n", "must be at least 1")),
             (Some(n), _) => n,
@@ -256,45 +315,11 @@ impl Flags {
         if concurrency as u64 > requests {
             return Err(err("-c", format!("cannot use concurrency level greater than total number of requests ({requests})")));
         }
-        let timeout = match self.timeout {
-            None => Duration::from_secs(30),
-            Some(t) if t > 0.0 && t.is_finite() => Duration::from_secs_f64(t),
-            Some(t) => return Err(err("-s", format!("{t} is not a number of seconds above 0"))),
-        };
+        let timeout = seconds("-s", self.timeout)?.unwrap_or(Duration::from_secs(30));
         let pacing = match self.rate {
             None => Pacing::Closed,
             Some(r) if r > 0.0 && r.is_finite() => Pacing::Rate(r),
             Some(r) => return Err(err("--rate", format!("{r} is not a rate above 0"))),
-        };
-        let arrival = match (self.arrival.as_deref(), self.burstiness) {
-            (Some(_), _) if self.rate.is_none() => {
-                return Err(err(
-                    "--arrival",
-                    "needs --rate: arrivals are spaced around a rate",
-                ))
-            }
-            (None | Some("even"), None) => Arrival::Even,
-            (Some("poisson"), None) => Arrival::Gamma {
-                shape: 1.0,
-                seed: self.seed.unwrap_or(0),
-            },
-            (Some("gamma"), b) => {
-                let shape = b.unwrap_or(1.0);
-                if !(shape > 0.0 && shape.is_finite()) {
-                    return Err(err("--burstiness", format!("{shape} is not above 0")));
-                }
-                Arrival::Gamma {
-                    shape,
-                    seed: self.seed.unwrap_or(0),
-                }
-            }
-            (_, Some(_)) => return Err(err("--burstiness", "goes with --arrival gamma")),
-            (Some(other), None) => {
-                return Err(err(
-                    "--arrival",
-                    format!("'{other}': use even, poisson or gamma"),
-                ))
-            }
         };
         let slo = self
             .slo
@@ -302,13 +327,41 @@ impl Flags {
             .map(Slo::parse)
             .transpose()
             .map_err(|why| err("--slo", why))?;
-        let mut post = self.post;
-        let mut content_type = self.content_type;
-        if self.stream && post.is_none() && self.put.is_none() {
-            post = Some(Bytes::from_static(STREAM_BODY.as_bytes()));
-            content_type.get_or_insert_with(|| "application/json".to_string());
-        }
-        let (mut method, body) = match (post, self.put) {
+        let (method, body) = self.method_and_body()?;
+        Ok(Plan {
+            mix: Vec::new(),
+            phases: Vec::new(),
+            due: Vec::new(),
+            arrival: self.arrival()?,
+            slo,
+            headers: self.headers(&target, body.is_some())?,
+            clients: self.clients()?,
+            proxy: self.proxy()?,
+            node_headers: self.node_headers()?,
+            verbosity: self.verbosity,
+            node_field: self.node_field,
+            target,
+            requests,
+            time_limit,
+            concurrency,
+            pacing,
+            keepalive: self.keepalive,
+            method,
+            body,
+            timeout,
+            keep_going: self.keep_going,
+            // Streamed answers differ in length by nature (ids, times, token counts).
+            variable_length: self.variable_length || self.stream,
+        })
+    }
+
+    /// -p, -u, -i, -m, and --stream's default body.
+    fn method_and_body(&self) -> Result<(Method, Option<Bytes>), PlanError> {
+        let post = match (&self.post, self.stream && self.put.is_none()) {
+            (None, true) => Some(Bytes::from_static(STREAM_BODY.as_bytes())),
+            (post, _) => post.clone(),
+        };
+        let (mut method, body) = match (post, self.put.clone()) {
             (Some(_), Some(_)) => return Err(err("-u", "cannot be used with -p")),
             (Some(b), None) => (Method::POST, Some(b)),
             (None, Some(b)) => (Method::PUT, Some(b)),
@@ -324,7 +377,16 @@ impl Flags {
             method = Method::from_bytes(m.as_bytes())
                 .map_err(|_| err("-m", format!("'{m}' is not an HTTP method")))?;
         }
+        Ok((method, body))
+    }
 
+    /// ab's default headers, then -T, -C, -A and -H, each replacing any of
+    /// its name before it.
+    fn headers(
+        &self,
+        target: &Target,
+        has_body: bool,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, PlanError> {
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         let mut add = |flag: &str, name: &str, value: &str| -> Result<(), PlanError> {
             let n = HeaderName::from_bytes(name.trim().as_bytes())
@@ -335,18 +397,19 @@ impl Flags {
             headers.push((n, v));
             Ok(())
         };
-        // ab's defaults, which -H replaces.
         add("-H", "host", &target.host_header())?;
         add("-H", "user-agent", "ApacheBench/2.3")?;
         add("-H", "accept", "*/*")?;
-        if body.is_some() {
-            add(
-                "-T",
-                "content-type",
-                content_type.as_deref().unwrap_or("text/plain"),
-            )?;
-        } else if let Some(t) = &content_type {
-            add("-T", "content-type", t)?;
+        // --stream's default body is JSON; ab's default type is text.
+        let default_type = if self.stream && self.post.is_none() && self.put.is_none() {
+            "application/json"
+        } else {
+            "text/plain"
+        };
+        match &self.content_type {
+            Some(t) => add("-T", "content-type", t)?,
+            None if has_body => add("-T", "content-type", default_type)?,
+            None => {}
         }
         if !self.cookies.is_empty() {
             add("-C", "cookie", &self.cookies.join("; "))?;
@@ -367,89 +430,102 @@ impl Flags {
                 .ok_or_else(|| err("-H", format!("'{h}' has no ':' between name and value")))?;
             add("-H", name, value)?;
         }
-        let proxy = match &self.proxy {
-            None => None,
-            Some(p) => {
-                let (h, port) = p
-                    .rsplit_once(':')
-                    .ok_or_else(|| err("-X", format!("'{p}' must be proxy:port")))?;
-                let port = port
-                    .parse()
-                    .map_err(|_| err("-X", format!("'{port}' is not a port")))?;
-                Some((h.to_string(), port))
-            }
+        Ok(headers)
+    }
+
+    fn proxy(&self) -> Result<Option<(String, u16)>, PlanError> {
+        let Some(p) = &self.proxy else {
+            return Ok(None);
         };
+        let (h, port) = p
+            .rsplit_once(':')
+            .ok_or_else(|| err("-X", format!("'{p}' must be proxy:port")))?;
+        let port = port
+            .parse()
+            .map_err(|_| err("-X", format!("'{port}' is not a port")))?;
+        Ok(Some((h.to_string(), port)))
+    }
+
+    fn node_headers(&self) -> Result<Vec<HeaderName>, PlanError> {
+        let defaults = ["x-upstream".to_string(), "x-backend".to_string()];
         let names = if self.node_headers.is_empty() {
-            vec!["x-upstream".to_string(), "x-backend".to_string()]
+            &defaults[..]
         } else {
-            self.node_headers
+            &self.node_headers[..]
         };
-        let node_headers = names
+        names
             .iter()
             .map(|n| {
                 HeaderName::from_bytes(n.as_bytes())
                     .map_err(|_| err("--node-header", format!("'{n}' is not a header name")))
             })
-            .collect::<Result<_, _>>()?;
-        let clients = match (&self.forwarded_for_pool, &self.source_ips) {
+            .collect()
+    }
+
+    /// --arrival, --burstiness and --seed, which go with --rate.
+    fn arrival(&self) -> Result<Arrival, PlanError> {
+        let seed = self.seed.unwrap_or(0);
+        Ok(match (self.arrival.as_deref(), self.burstiness) {
+            (Some(_), _) if self.rate.is_none() => {
+                return Err(err(
+                    "--arrival",
+                    "needs --rate: arrivals are spaced around a rate",
+                ))
+            }
+            (None | Some("even"), None) => Arrival::Even,
+            (Some("poisson"), None) => Arrival::Gamma { shape: 1.0, seed },
+            (Some("gamma"), b) => {
+                let shape = b.unwrap_or(1.0);
+                if !(shape > 0.0 && shape.is_finite()) {
+                    return Err(err("--burstiness", format!("{shape} is not above 0")));
+                }
+                Arrival::Gamma { shape, seed }
+            }
+            (_, Some(_)) => return Err(err("--burstiness", "goes with --arrival gamma")),
+            (Some(other), None) => {
+                return Err(err(
+                    "--arrival",
+                    format!("'{other}': use even, poisson or gamma"),
+                ))
+            }
+        })
+    }
+
+    /// --x-forwarded-for-pool or --source-ips: many client identities.
+    fn clients(&self) -> Result<Option<Clients>, PlanError> {
+        let (flag, range, via) = match (&self.forwarded_for_pool, &self.source_ips) {
             (Some(_), Some(_)) => {
                 return Err(err(
                     "--source-ips",
                     "cannot be used with --x-forwarded-for-pool",
                 ))
             }
-            (Some(pool), None) => {
-                let (base, size) =
-                    parse_cidr(pool).map_err(|why| err("--x-forwarded-for-pool", why))?;
-                Some(Clients {
-                    via: ClientsVia::ForwardedFor,
-                    base,
-                    size,
-                    stride: 1,
-                })
-            }
-            (None, Some(range)) => {
-                let (base, size) = parse_cidr(range).map_err(|why| err("--source-ips", why))?;
-                if base >> 24 != 127 || size > 1 << 24 {
-                    return Err(err(
-                        "--source-ips",
-                        format!("'{range}' must lie within 127.0.0.0/8: traffic stays on loopback"),
-                    ));
-                }
-                Some(Clients {
-                    via: ClientsVia::Source,
-                    base,
-                    size,
-                    stride: 1,
-                })
-            }
-            (None, None) => None,
+            (Some(pool), None) => ("--x-forwarded-for-pool", pool, ClientsVia::ForwardedFor),
+            (None, Some(range)) => ("--source-ips", range, ClientsVia::Source),
+            (None, None) => return Ok(None),
         };
-        Ok(Plan {
-            mix: Vec::new(),
-            phases: Vec::new(),
-            due: Vec::new(),
-            arrival,
-            slo,
-            verbosity: self.verbosity,
-            node_field: self.node_field,
-            clients,
-            target,
-            proxy,
-            requests,
-            time_limit,
-            concurrency,
-            pacing,
-            keepalive: self.keepalive,
-            method,
-            body,
-            headers,
-            timeout,
-            keep_going: self.keep_going,
-            // Streamed answers differ in length by nature (ids, times, token counts).
-            variable_length: self.variable_length || self.stream,
-            node_headers,
-        })
+        let (base, size) = parse_cidr(range).map_err(|why| err(flag, why))?;
+        if via == ClientsVia::Source && (base >> 24 != 127 || size > 1 << 24) {
+            return Err(err(
+                flag,
+                format!("'{range}' must lie within 127.0.0.0/8: traffic stays on loopback"),
+            ));
+        }
+        Ok(Some(Clients {
+            via,
+            base,
+            size,
+            stride: 1,
+        }))
+    }
+}
+
+/// ab's seconds (`-t 2.5`): above 0 and finite.
+fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, PlanError> {
+    match value {
+        None => Ok(None),
+        Some(t) if t > 0.0 && t.is_finite() => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => Err(err(flag, format!("{t} is not a number of seconds above 0"))),
     }
 }
 

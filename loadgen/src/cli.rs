@@ -23,78 +23,18 @@ use engine::{drive, report, Checks, Outcome, Ran};
     disable_help_flag = true
 )]
 pub struct Opts {
-    /// Number of requests to perform [default: 1]
-    #[arg(short = 'n', value_name = "requests")]
-    requests: Option<u64>,
-    /// Number of multiple requests to make at a time [default: 1]
-    #[arg(short = 'c', value_name = "concurrency")]
-    concurrency: Option<usize>,
-    /// Seconds to max. to spend on benchmarking; implies -n 50000
-    #[arg(short = 't', value_name = "timelimit")]
-    time_limit: Option<f64>,
-    /// Seconds to max. wait for each response [default: 30]
-    #[arg(short = 's', value_name = "timeout")]
-    timeout: Option<f64>,
+    /// ab's flags and loadgen's own that shape the load.
+    #[command(flatten)]
+    flags: Flags,
     /// File containing data to POST; remember also to set -T
     #[arg(short = 'p', value_name = "postfile")]
     post: Option<PathBuf>,
     /// File containing data to PUT; remember also to set -T
     #[arg(short = 'u', value_name = "putfile")]
     put: Option<PathBuf>,
-    /// Content-type header for POSTing, eg. 'application/json' [default: text/plain]
-    #[arg(short = 'T', value_name = "content-type")]
-    content_type: Option<String>,
-    /// Add Arbitrary header line, eg. 'Accept-Encoding: gzip'; repeatable
-    #[arg(short = 'H', value_name = "header")]
-    headers: Vec<String>,
-    /// Add cookie, eg. 'Apache=1234'; repeatable
-    #[arg(short = 'C', value_name = "attribute")]
-    cookies: Vec<String>,
-    /// Add Basic WWW Authentication, user:password
-    #[arg(short = 'A', value_name = "attribute")]
-    basic_auth: Option<String>,
-    /// Use HTTP KeepAlive feature (HTTP/1.1; without it each request is HTTP/1.0 on a new connection, as ab)
-    #[arg(short = 'k')]
-    keepalive: bool,
-    /// Method name
-    #[arg(short = 'm', value_name = "method")]
-    method: Option<String>,
-    /// Use HEAD instead of GET
-    #[arg(short = 'i')]
-    head: bool,
-    /// How much troubleshooting info to print: 2 warns of non-2xx answers, 4 prints headers
-    #[arg(short = 'v', value_name = "verbosity", default_value_t = 0)]
-    verbosity: u8,
     /// Do not show progress when doing more than 150 requests
     #[arg(short = 'q')]
     quiet: bool,
-    /// Don't exit on socket receive errors
-    #[arg(short = 'r')]
-    keep_going: bool,
-    /// Accept variable document length (use this for dynamic pages)
-    #[arg(short = 'l')]
-    variable_length: bool,
-    /// Proxyserver and port number to use
-    #[arg(short = 'X', value_name = "proxy:port")]
-    proxy: Option<String>,
-    /// Open loop: start this many requests per second whatever the server does
-    #[arg(long, value_name = "N")]
-    rate: Option<f64>,
-    /// Response header naming the node that answered; repeatable [default: X-Upstream, then X-Backend]
-    #[arg(long, value_name = "NAME")]
-    node_header: Vec<String>,
-    /// Read the node that answered from this field of a JSON answer (e.g.
-    /// server, as the seed's /chat answers) instead of a header
-    #[arg(long, value_name = "NAME")]
-    node_field: Option<String>,
-    /// Act as many clients through X-Forwarded-For: request i comes from
-    /// the i-th address of this range (mod its size), e.g. 10.0.0.0/22
-    #[arg(long, value_name = "CIDR")]
-    x_forwarded_for_pool: Option<String>,
-    /// Act as many clients by source address: connections bind to
-    /// addresses of this range, which must lie within 127.0.0.0/8
-    #[arg(long, value_name = "CIDR")]
-    source_ips: Option<String>,
     /// Also write the whole report as JSON here (with the merged latency
     /// histogram in HdrHistogram's base64 V2 encoding)
     #[arg(long, value_name = "FILE")]
@@ -115,23 +55,6 @@ pub struct Opts {
     /// `analyzer --format loadgen` reads
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
-    /// Send OpenAI-style streaming requests (POST a chat request with
-    /// "stream": true unless -p gives a body) and read each event stream as
-    /// it arrives: TTFT, inter-token latency, TPOT, output tokens
-    #[arg(long)]
-    stream: bool,
-    /// Goodput objective for streams, e.g. 'ttft<500ms,tpot<50ms' (also itl, e2e)
-    #[arg(long, value_name = "LIMITS")]
-    slo: Option<String>,
-    /// Open-loop arrivals with --rate: even (default), poisson, or gamma
-    #[arg(long, value_name = "PROCESS")]
-    arrival: Option<String>,
-    /// Gamma arrivals' shape: 1 is Poisson, below 1 burstier, above steadier
-    #[arg(long, value_name = "F")]
-    burstiness: Option<f64>,
-    /// Seed for random arrivals, so a run repeats [default: 0]
-    #[arg(long, value_name = "N")]
-    seed: Option<u64>,
     /// A k6-style check on the run, e.g. 'p(95)<500ms', 'error_rate<1%',
     /// 'p(99){node=127.0.0.1:8002}<800ms'; repeatable; exit 1 when one fails
     #[arg(long, value_name = "EXPR")]
@@ -150,8 +73,8 @@ pub struct Opts {
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "url", "requests", "concurrency", "time_limit", "timeout", "post", "put",
         "content_type", "headers", "cookies", "basic_auth", "keepalive", "method",
-        "head", "keep_going", "variable_length", "proxy", "rate", "node_header",
-        "node_field", "x_forwarded_for_pool", "source_ips", "output", "csv",
+        "head", "keep_going", "variable_length", "proxy", "rate", "node_headers",
+        "node_field", "forwarded_for_pool", "source_ips", "output", "csv",
         "gnuplot", "log", "stream", "slo", "arrival", "burstiness", "seed",
         "expect_weights",
     ])]
@@ -190,7 +113,7 @@ impl Opts {
                 flag: format!("--threshold '{}'", e.expression),
                 why: e.why,
             })?;
-        if self.slo.is_none() && tool == Tool::Loadgen {
+        if self.flags.slo.is_none() && tool == Tool::Loadgen {
             if let Some(t) = thresholds.iter().find(|t| t.metric == Metric::Goodput) {
                 return Err(PlanError {
                     flag: format!("--threshold '{}'", t.source),
@@ -219,34 +142,10 @@ impl Opts {
 
     pub fn plan(self) -> Result<Plan, PlanError> {
         Flags {
+            url: self.url.unwrap_or_default(),
             post: read("-p", &self.post)?,
             put: read("-u", &self.put)?,
-            url: self.url.unwrap_or_default(),
-            requests: self.requests,
-            concurrency: self.concurrency,
-            time_limit: self.time_limit,
-            timeout: self.timeout,
-            content_type: self.content_type,
-            headers: self.headers,
-            cookies: self.cookies,
-            basic_auth: self.basic_auth,
-            keepalive: self.keepalive,
-            method: self.method,
-            head: self.head,
-            keep_going: self.keep_going,
-            variable_length: self.variable_length,
-            proxy: self.proxy,
-            rate: self.rate,
-            node_headers: self.node_header,
-            forwarded_for_pool: self.x_forwarded_for_pool,
-            source_ips: self.source_ips,
-            verbosity: self.verbosity,
-            node_field: self.node_field,
-            stream: self.stream,
-            slo: self.slo,
-            arrival: self.arrival,
-            burstiness: self.burstiness,
-            seed: self.seed,
+            ..self.flags
         }
         .plan()
     }
