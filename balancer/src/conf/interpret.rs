@@ -1,228 +1,26 @@
-//! What the directives mean.
+//! What the directives mean: the walk over `http {}`, and the log
+//! directives; upstreams and locations have files of their own.
 
-use std::time::Duration;
+use super::ignored::IGNORED;
+use super::model::*;
+use super::{location, upstream, ConfError, Directive};
 
-use super::{ConfError, Directive};
-use crate::key::KeyExpr;
-use crate::peer::Server;
-use crate::upstream::{Method, SpecError, UpstreamSpec};
-
-/// Everything the reverse proxy needs from nginx.conf.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProxyConfig {
-    pub upstreams: Vec<UpstreamSpec>,
-    /// `listen` addresses, as `host:port`.
-    pub listen: Vec<String>,
-    pub locations: Vec<Location>,
-    pub log_formats: Vec<LogFormatDef>,
-    pub access_log: Option<AccessLog>,
-    /// `keepalive N` of the upstreams: idle connections kept per upstream.
-    pub keepalive: Option<usize>,
-    /// Directives nginx has that this balancer does not act on, as `file:line: name`.
-    pub ignored: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFormatDef {
-    pub name: String,
-    /// `default`, `json` or `none`, as nginx's `escape=`.
-    pub escape: String,
-    pub format: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessLog {
-    pub path: String,
-    pub format: String,
-    /// Where it was configured (0 when not from a file).
-    pub line: usize,
-}
-
-/// A `location` block: which requests, and what happens to them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Location {
-    pub path: String,
-    /// `location = /path`: that path only.
-    pub exact: bool,
-    pub action: Action,
-    pub next_upstream: NextUpstream,
-    pub timeouts: Timeouts,
-    pub health: Option<HealthSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Proxy { upstream: String },
-    Return { status: u16, body: String },
-}
-
-/// `proxy_next_upstream` and its companions: when a request moves on to the
-/// next server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NextUpstream {
-    pub on_error: bool,
-    pub on_timeout: bool,
-    /// Statuses that count as failures and are retried (`http_502` ...).
-    pub statuses: Vec<u16>,
-    /// Retry POST and other non-idempotent requests too.
-    pub non_idempotent: bool,
-    /// 0 is no limit beyond one try per server.
-    pub tries: u32,
-    pub timeout: Option<Duration>,
-}
-
-impl Default for NextUpstream {
-    /// nginx's default: `proxy_next_upstream error timeout;`
-    fn default() -> Self {
-        NextUpstream {
-            on_error: true,
-            on_timeout: true,
-            statuses: Vec::new(),
-            non_idempotent: false,
-            tries: 0,
-            timeout: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub read: Duration,
-    pub send: Duration,
-}
-
-impl Default for Timeouts {
-    /// nginx's 60 s each.
-    fn default() -> Self {
-        let minute = Duration::from_secs(60);
-        Timeouts {
-            connect: minute,
-            read: minute,
-            send: minute,
-        }
-    }
-}
-
-/// nginx Plus's `health_check` (interval, fails, passes, uri), in a location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthSpec {
-    pub interval: Duration,
-    pub fails: u32,
-    pub passes: u32,
-    pub uri: String,
-}
-
-impl Default for HealthSpec {
-    fn default() -> Self {
-        HealthSpec {
-            interval: Duration::from_secs(5),
-            fails: 1,
-            passes: 1,
-            uri: "/".to_string(),
-        }
-    }
-}
-
-/// nginx directives that leave balancing alone: accepted and reported.
-const IGNORED: &[&str] = &[
-    "user",
-    "worker_processes",
-    "worker_rlimit_nofile",
-    "pid",
-    "include",
-    "events",
-    "worker_connections",
-    "multi_accept",
-    "use",
-    "sendfile",
-    "tcp_nopush",
-    "tcp_nodelay",
-    "types_hash_max_size",
-    "types",
-    "server_tokens",
-    "server_names_hash_bucket_size",
-    "server_name_in_redirect",
-    "default_type",
-    "ssl_protocols",
-    "ssl_prefer_server_ciphers",
-    "ssl_certificate",
-    "ssl_certificate_key",
-    "ssl_ciphers",
-    "gzip",
-    "gzip_vary",
-    "gzip_proxied",
-    "gzip_comp_level",
-    "gzip_buffers",
-    "gzip_http_version",
-    "gzip_types",
-    "error_log",
-    "server_name",
-    "add_header",
-    "proxy_set_header",
-    "proxy_http_version",
-    "proxy_buffering",
-    "proxy_buffers",
-    "proxy_buffer_size",
-    "proxy_request_buffering",
-    "client_max_body_size",
-    "keepalive_timeout",
-    "keepalive_requests",
-    "keepalive_time",
-    "zone",
-    "root",
-    "index",
-    "charset",
-    "limit_req",
-    "limit_req_zone",
-    "limit_conn",
-    "limit_conn_zone",
-    "resolver",
-    "proxy_cache",
-    "proxy_cache_path",
-    "proxy_redirect",
-    "proxy_hide_header",
-    "proxy_pass_header",
-    "proxy_ignore_headers",
-    "client_body_timeout",
-    "client_header_timeout",
-    "send_timeout",
-    "reset_timedout_connection",
-    "open_file_cache",
-    "log_not_found",
-    "mail",
-    "stream",
-    "load_module",
-    "daemon",
-    "master_process",
-    "http2",
-    "ssl",
-    "proxy_ssl_server_name",
-    "real_ip_header",
-    "set_real_ip_from",
-    "client_body_temp_path",
-    "proxy_temp_path",
-    "fastcgi_temp_path",
-    "uwsgi_temp_path",
-    "scgi_temp_path",
-];
-
-struct Ctx<'a> {
-    file: &'a str,
-    config: ProxyConfig,
+pub(super) struct Ctx<'a> {
+    pub(super) file: &'a str,
+    pub(super) config: ProxyConfig,
     /// Directives nginx has and this does not know are ignored, not errors:
     /// for reading a real nginx.conf for its upstreams and log formats.
     lenient: bool,
 }
 
 impl Ctx<'_> {
-    fn err(&self, d: &Directive, message: impl Into<String>) -> ConfError {
+    pub(super) fn err(&self, d: &Directive, message: impl Into<String>) -> ConfError {
         ConfError::new(self.file, d.line, &d.name, message)
     }
 
     /// A directive this does not know: an error when the config is to be
     /// run (it cannot honour it), one more ignored line when only read.
-    fn unknown(&mut self, d: &Directive) -> Result<(), ConfError> {
+    pub(super) fn unknown(&mut self, d: &Directive) -> Result<(), ConfError> {
         if self.lenient {
             self.ignore(d);
             Ok(())
@@ -231,13 +29,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn ignore(&mut self, d: &Directive) {
+    pub(super) fn ignore(&mut self, d: &Directive) {
         self.config
             .ignored
             .push(format!("{}:{}: {}", self.file, d.line, d.name));
     }
 
-    fn args(&self, d: &Directive, min: usize, max: usize) -> Result<(), ConfError> {
+    pub(super) fn args(&self, d: &Directive, min: usize, max: usize) -> Result<(), ConfError> {
         if d.args.len() < min || d.args.len() > max {
             return Err(self.err(
                 d,
@@ -248,7 +46,7 @@ impl Ctx<'_> {
     }
 }
 
-fn plural(min: usize, max: usize) -> String {
+pub(super) fn plural(min: usize, max: usize) -> String {
     match (min, max) {
         (a, b) if a == b => a.to_string(),
         (a, usize::MAX) => format!("at least {a}"),
@@ -297,313 +95,14 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
     for d in directives {
         match (d.name.as_str(), &d.block) {
             ("http", Some(block)) => http_level(cx, block)?,
-            ("upstream", Some(block)) => upstream(cx, d, block)?,
-            ("server", Some(block)) => server(cx, block)?,
+            ("upstream", Some(block)) => upstream::upstream(cx, d, block)?,
+            ("server", Some(block)) => location::server(cx, block)?,
             ("log_format", None) => log_format(cx, d)?,
             ("access_log", None) => access_log(cx, d)?,
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
             _ => cx.unknown(d)?,
         }
     }
-    Ok(())
-}
-
-fn upstream(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), ConfError> {
-    cx.args(d, 1, 1)?;
-    let name = d.args[0].clone();
-    if cx.config.upstreams.iter().any(|u| u.name == name) {
-        return Err(cx.err(d, format!("upstream \"{name}\" is defined twice")));
-    }
-    let mut method = Method::RoundRobin;
-    let mut servers: Vec<(Server, usize)> = Vec::new();
-    for e in block {
-        match e.name.as_str() {
-            "server" => {
-                let server = server_line(cx, e)?;
-                if servers.iter().any(|(s, _)| s.addr == server.addr) {
-                    return Err(cx.err(e, format!("server {} is listed twice", server.addr)));
-                }
-                servers.push((server, e.line));
-            }
-            "least_conn" => {
-                cx.args(e, 0, 0)?;
-                method = Method::LeastConn;
-            }
-            "ip_hash" => {
-                cx.args(e, 0, 0)?;
-                method = Method::IpHash;
-            }
-            "hash" => {
-                cx.args(e, 1, 2)?;
-                let key = KeyExpr::parse(&e.args[0]).map_err(|m| cx.err(e, m))?;
-                let consistent = match e.args.get(1).map(String::as_str) {
-                    None => false,
-                    Some("consistent") => true,
-                    Some(other) => return Err(cx.err(e, format!("invalid parameter \"{other}\""))),
-                };
-                method = Method::Hash { key, consistent };
-            }
-            "random" => {
-                cx.args(e, 0, 2)?;
-                let words: Vec<&str> = e.args.iter().map(String::as_str).collect();
-                let two = match words[..] {
-                    [] => false,
-                    ["two"] | ["two", "least_conn"] => true,
-                    _ => {
-                        return Err(
-                            cx.err(e, format!("invalid parameters \"{}\"", e.args.join(" ")))
-                        )
-                    }
-                };
-                method = Method::Random { two };
-            }
-            // nginx Plus's `least_time header|last_byte [inflight]`; in-flight
-            // requests always count here, so `inflight` changes nothing.
-            "least_time" => {
-                cx.args(e, 0, 2)?;
-                let mut last_byte = false;
-                for arg in &e.args {
-                    match arg.as_str() {
-                        "header" | "inflight" => {}
-                        "last_byte" => last_byte = true,
-                        other => {
-                            return Err(cx.err(
-                                e,
-                                format!(
-                                    "invalid parameter \"{other}\"; header, last_byte or inflight"
-                                ),
-                            ))
-                        }
-                    }
-                }
-                method = Method::LeastTime { last_byte };
-            }
-            "keepalive" => {
-                cx.args(e, 1, 1)?;
-                let n = e.args[0]
-                    .parse()
-                    .map_err(|_| cx.err(e, format!("invalid value \"{}\"", e.args[0])))?;
-                cx.config.keepalive = Some(n);
-            }
-            name if IGNORED.contains(&name) => cx.ignore(e),
-            _ => cx.unknown(e)?,
-        }
-    }
-    let spec = UpstreamSpec::new(
-        name,
-        method,
-        servers.iter().map(|(s, _)| s.clone()).collect(),
-    );
-    spec.validate().map_err(|e| {
-        // A misplaced backup is reported on its server line; the rest
-        // (zero weights and duplicates were caught line by line) on the block.
-        let line = match e {
-            SpecError::BackupNotAllowed { .. } => servers
-                .iter()
-                .find(|(s, _)| s.backup)
-                .map_or(d.line, |(_, l)| *l),
-            _ => d.line,
-        };
-        ConfError::new(cx.file, line, "upstream", e.to_string())
-    })?;
-    cx.config.upstreams.push(spec);
-    Ok(())
-}
-
-/// `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N] [backup] [down];`
-fn server_line(cx: &Ctx<'_>, d: &Directive) -> Result<Server, ConfError> {
-    cx.args(d, 1, usize::MAX)?;
-    let mut s = Server::new(d.args[0].clone());
-    let number = |v: &str, what: &str| -> Result<u32, ConfError> {
-        v.parse::<u32>()
-            .map_err(|_| cx.err(d, format!("invalid {what} \"{v}\"")))
-    };
-    for arg in &d.args[1..] {
-        match arg.split_once('=') {
-            Some(("weight", v)) => {
-                s.weight = number(v, "weight")?;
-                if s.weight == 0 {
-                    return Err(cx.err(d, format!("invalid weight \"{v}\": weights start at 1")));
-                }
-            }
-            Some(("max_fails", v)) => s.max_fails = number(v, "max_fails")?,
-            Some(("max_conns", v)) => s.max_conns = number(v, "max_conns")?,
-            Some(("fail_timeout", v)) => {
-                // nginx reads this in whole seconds: 30, 30s, 1m, 1h.
-                let t = parse_time(v).filter(|t| t.subsec_nanos() == 0 && !v.ends_with("ms"));
-                s.fail_timeout = t
-                    .ok_or_else(|| cx.err(d, format!("invalid fail_timeout \"{v}\"")))?
-                    .as_secs();
-            }
-            None if arg == "backup" => s.backup = true,
-            None if arg == "down" => s.down = true,
-            _ => return Err(cx.err(d, format!("invalid parameter \"{arg}\""))),
-        }
-    }
-    Ok(s)
-}
-
-fn server(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfError> {
-    for d in block {
-        match (d.name.as_str(), &d.block) {
-            ("listen", None) => {
-                cx.args(d, 1, usize::MAX)?;
-                let addr = &d.args[0];
-                // `listen 80` is every address, as nginx reads it.
-                let full = if addr.chars().all(|c| c.is_ascii_digit()) {
-                    format!("0.0.0.0:{addr}")
-                } else {
-                    addr.clone()
-                };
-                cx.config.listen.push(full);
-                for extra in &d.args[1..] {
-                    if !matches!(extra.as_str(), "default_server" | "reuseport")
-                        && !extra.starts_with("backlog=")
-                    {
-                        cx.config
-                            .ignored
-                            .push(format!("{}:{}: listen {extra}", cx.file, d.line));
-                    }
-                }
-            }
-            ("location", Some(inner)) => location(cx, d, inner)?,
-            ("access_log", None) => access_log(cx, d)?,
-            (name, _) if IGNORED.contains(&name) => cx.ignore(d),
-            _ => cx.unknown(d)?,
-        }
-    }
-    Ok(())
-}
-
-fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), ConfError> {
-    let (path, exact) = match d.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [path] => (path.to_string(), false),
-        ["=", path] => (path.to_string(), true),
-        ["^~", path] => (path.to_string(), false),
-        ["~" | "~*", _] => {
-            return Err(cx.err(
-                d,
-                "regular-expression locations are not supported; use a prefix",
-            ))
-        }
-        _ => return Err(cx.err(d, "takes a path, or = and a path")),
-    };
-    let mut loc = Location {
-        path,
-        exact,
-        action: Action::Return {
-            status: 404,
-            body: String::new(),
-        },
-        next_upstream: NextUpstream::default(),
-        timeouts: Timeouts::default(),
-        health: None,
-    };
-    let mut has_action = false;
-    for e in block {
-        let time = |e: &Directive| -> Result<Duration, ConfError> {
-            cx.args(e, 1, 1)?;
-            parse_time(&e.args[0])
-                .ok_or_else(|| cx.err(e, format!("invalid time \"{}\"", e.args[0])))
-        };
-        match e.name.as_str() {
-            "proxy_pass" => {
-                cx.args(e, 1, 1)?;
-                let target = e.args[0]
-                    .strip_prefix("http://")
-                    .ok_or_else(|| cx.err(e, "only http:// upstreams are supported"))?;
-                if target.contains('/') {
-                    return Err(cx.err(e, "a URI after the upstream name is not supported"));
-                }
-                // An address instead of an upstream name makes an implicit one.
-                if !cx.config.upstreams.iter().any(|u| u.name == target) && target.contains(':') {
-                    let spec =
-                        UpstreamSpec::new(target, Method::RoundRobin, vec![Server::new(target)]);
-                    cx.config.upstreams.push(spec);
-                }
-                loc.action = Action::Proxy {
-                    upstream: target.to_string(),
-                };
-                has_action = true;
-            }
-            "return" => {
-                cx.args(e, 1, 2)?;
-                let status = e.args[0]
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|s| (100..=599).contains(s))
-                    .ok_or_else(|| cx.err(e, format!("invalid status \"{}\"", e.args[0])))?;
-                loc.action = Action::Return {
-                    status,
-                    body: e.args.get(1).cloned().unwrap_or_default(),
-                };
-                has_action = true;
-            }
-            "proxy_next_upstream" => {
-                cx.args(e, 1, usize::MAX)?;
-                let mut next = NextUpstream {
-                    on_error: false,
-                    on_timeout: false,
-                    ..loc.next_upstream.clone()
-                };
-                for word in &e.args {
-                    match word.as_str() {
-                        "error" => next.on_error = true,
-                        "timeout" => next.on_timeout = true,
-                        "non_idempotent" => next.non_idempotent = true,
-                        "invalid_header" => {}
-                        "off" => {
-                            next = NextUpstream {
-                                on_error: false,
-                                on_timeout: false,
-                                ..next
-                            }
-                        }
-                        w => match w.strip_prefix("http_").and_then(|s| s.parse::<u16>().ok()) {
-                            Some(s @ (500 | 502 | 503 | 504 | 403 | 404 | 429)) => {
-                                next.statuses.push(s)
-                            }
-                            _ => return Err(cx.err(e, format!("invalid value \"{w}\""))),
-                        },
-                    }
-                }
-                loc.next_upstream = next;
-            }
-            "proxy_next_upstream_tries" => {
-                cx.args(e, 1, 1)?;
-                loc.next_upstream.tries = e.args[0]
-                    .parse()
-                    .map_err(|_| cx.err(e, format!("invalid value \"{}\"", e.args[0])))?;
-            }
-            "proxy_next_upstream_timeout" => {
-                loc.next_upstream.timeout = Some(time(e)?).filter(|t| !t.is_zero())
-            }
-            "proxy_connect_timeout" => loc.timeouts.connect = time(e)?,
-            "proxy_read_timeout" => loc.timeouts.read = time(e)?,
-            "proxy_send_timeout" => loc.timeouts.send = time(e)?,
-            "health_check" => {
-                let mut h = HealthSpec::default();
-                for arg in &e.args {
-                    let bad = || cx.err(e, format!("invalid parameter \"{arg}\""));
-                    match arg.split_once('=') {
-                        Some(("interval", v)) => h.interval = parse_time(v).ok_or_else(bad)?,
-                        Some(("fails", v)) => h.fails = v.parse().map_err(|_| bad())?,
-                        Some(("passes", v)) => h.passes = v.parse().map_err(|_| bad())?,
-                        Some(("uri", v)) => h.uri = v.to_string(),
-                        _ => return Err(bad()),
-                    }
-                }
-                loc.health = Some(h);
-            }
-            "access_log" => access_log(cx, e)?,
-            name if IGNORED.contains(&name) => cx.ignore(e),
-            _ => cx.unknown(e)?,
-        }
-    }
-    if !has_action {
-        return Err(cx.err(d, "has neither proxy_pass nor return"));
-    }
-    cx.config.locations.push(loc);
     Ok(())
 }
 
@@ -628,7 +127,7 @@ fn log_format(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
 }
 
 /// `access_log PATH [FORMAT];` or `access_log off;`
-fn access_log(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
+pub(super) fn access_log(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
     cx.args(d, 1, usize::MAX)?;
     if d.args[0] == "off" {
         return Ok(());
@@ -647,25 +146,14 @@ fn access_log(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
     Ok(())
 }
 
-/// nginx time values: `30`, `30s`, `500ms`, `1m`, `1h`, `1d`.
-pub fn parse_time(v: &str) -> Option<Duration> {
-    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
-    let n: u64 = v[..digits].parse().ok()?;
-    let unit = &v[digits..];
-    Some(match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86400),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::load;
     use super::*;
+    use crate::peer::Server;
+    use crate::upstream::Method;
 
     const SEED_000: &str = r#"
 upstream ai_tools_backend {

@@ -4,12 +4,17 @@
 //! nginx has but that do not change balancing are listed as ignored; anything
 //! else is an error naming the file, line and directive.
 
+mod ignored;
 mod interpret;
+mod location;
+mod model;
 mod syntax;
+mod upstream;
 
-pub use interpret::{
-    interpret, parse_time, AccessLog, Action, HealthSpec, Location, LogFormatDef, NextUpstream,
-    ProxyConfig, Timeouts,
+pub use interpret::interpret;
+pub use model::{
+    parse_time, AccessLog, Action, HealthSpec, Location, LogFormatDef, NextUpstream, ProxyConfig,
+    Timeouts,
 };
 pub use syntax::{parse, Directive};
 

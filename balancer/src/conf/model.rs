@@ -1,0 +1,169 @@
+//! What an nginx.conf says, as values: upstreams, locations and what they
+//! do, log formats and the access log. A caller may build these directly
+//! (lbkit's scenario runner does) instead of writing text to parse.
+
+use std::time::Duration;
+
+use crate::upstream::UpstreamSpec;
+
+/// Everything the reverse proxy needs from nginx.conf.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyConfig {
+    pub upstreams: Vec<UpstreamSpec>,
+    /// `listen` addresses, as `host:port`.
+    pub listen: Vec<String>,
+    pub locations: Vec<Location>,
+    pub log_formats: Vec<LogFormatDef>,
+    pub access_log: Option<AccessLog>,
+    /// `keepalive N` of the upstreams: idle connections kept per upstream.
+    pub keepalive: Option<usize>,
+    /// Directives nginx has that this balancer does not act on, as `file:line: name`.
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFormatDef {
+    pub name: String,
+    /// `default`, `json` or `none`, as nginx's `escape=`.
+    pub escape: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub path: String,
+    pub format: String,
+    /// Where it was configured (0 when not from a file).
+    pub line: usize,
+}
+
+/// A `location` block: which requests, and what happens to them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub path: String,
+    /// `location = /path`: that path only.
+    pub exact: bool,
+    pub action: Action,
+    pub next_upstream: NextUpstream,
+    pub timeouts: Timeouts,
+    pub health: Option<HealthSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Proxy { upstream: String },
+    Return { status: u16, body: String },
+}
+
+/// `proxy_next_upstream` and its companions: when a request moves on to the
+/// next server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextUpstream {
+    pub on_error: bool,
+    pub on_timeout: bool,
+    /// Statuses that count as failures and are retried (`http_502` ...).
+    pub statuses: Vec<u16>,
+    /// Retry POST and other non-idempotent requests too.
+    pub non_idempotent: bool,
+    /// 0 is no limit beyond one try per server.
+    pub tries: u32,
+    pub timeout: Option<Duration>,
+}
+
+impl Default for NextUpstream {
+    /// nginx's default: `proxy_next_upstream error timeout;`
+    fn default() -> Self {
+        NextUpstream {
+            on_error: true,
+            on_timeout: true,
+            statuses: Vec::new(),
+            non_idempotent: false,
+            tries: 0,
+            timeout: None,
+        }
+    }
+}
+
+impl NextUpstream {
+    /// These settings with the conditions of a `proxy_next_upstream` line
+    /// (`error timeout http_502 non_idempotent`, or `off`) in place of
+    /// their own; tries and the timeout stay.
+    pub fn with_conditions(&self, words: &[&str]) -> Result<NextUpstream, String> {
+        let mut next = NextUpstream {
+            on_error: false,
+            on_timeout: false,
+            ..self.clone()
+        };
+        for word in words {
+            match *word {
+                "error" => next.on_error = true,
+                "timeout" => next.on_timeout = true,
+                "non_idempotent" => next.non_idempotent = true,
+                "invalid_header" => {}
+                "off" => {
+                    next.on_error = false;
+                    next.on_timeout = false;
+                }
+                w => match w.strip_prefix("http_").and_then(|s| s.parse::<u16>().ok()) {
+                    Some(s @ (500 | 502 | 503 | 504 | 403 | 404 | 429)) => next.statuses.push(s),
+                    _ => return Err(format!("invalid value \"{w}\"")),
+                },
+            }
+        }
+        Ok(next)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub send: Duration,
+}
+
+impl Default for Timeouts {
+    /// nginx's 60 s each.
+    fn default() -> Self {
+        let minute = Duration::from_secs(60);
+        Timeouts {
+            connect: minute,
+            read: minute,
+            send: minute,
+        }
+    }
+}
+
+/// nginx Plus's `health_check` (interval, fails, passes, uri), in a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    pub interval: Duration,
+    pub fails: u32,
+    pub passes: u32,
+    pub uri: String,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        HealthSpec {
+            interval: Duration::from_secs(5),
+            fails: 1,
+            passes: 1,
+            uri: "/".to_string(),
+        }
+    }
+}
+
+/// nginx time values: `30`, `30s`, `500ms`, `1m`, `1h`, `1d`.
+pub fn parse_time(v: &str) -> Option<Duration> {
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = v[..digits].parse().ok()?;
+    let unit = &v[digits..];
+    Some(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86400),
+        _ => return None,
+    })
+}

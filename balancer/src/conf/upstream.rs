@@ -1,0 +1,170 @@
+//! `upstream {}` blocks: the method line and each `server` line.
+
+use super::ignored::IGNORED;
+use super::interpret::Ctx;
+use super::model::parse_time;
+use super::ConfError;
+use super::Directive;
+use crate::peer::Server;
+use crate::upstream::{Method, SpecError, UpstreamSpec};
+
+pub(super) fn upstream(
+    cx: &mut Ctx<'_>,
+    d: &Directive,
+    block: &[Directive],
+) -> Result<(), ConfError> {
+    cx.args(d, 1, 1)?;
+    let name = d.args[0].clone();
+    if cx.config.upstreams.iter().any(|u| u.name == name) {
+        return Err(cx.err(d, format!("upstream \"{name}\" is defined twice")));
+    }
+    let mut method = Method::RoundRobin;
+    let mut servers: Vec<(Server, usize)> = Vec::new();
+    for e in block {
+        match e.name.as_str() {
+            "server" => {
+                let server = server_line(cx, e)?;
+                if servers.iter().any(|(s, _)| s.addr == server.addr) {
+                    return Err(cx.err(e, format!("server {} is listed twice", server.addr)));
+                }
+                servers.push((server, e.line));
+            }
+            "least_conn" | "ip_hash" | "hash" | "random" | "least_time" => {
+                let args: Vec<&str> = e.args.iter().map(String::as_str).collect();
+                method = Method::from_directive(&e.name, &args).map_err(|m| cx.err(e, m))?;
+            }
+            "keepalive" => {
+                cx.args(e, 1, 1)?;
+                let n = e.args[0]
+                    .parse()
+                    .map_err(|_| cx.err(e, format!("invalid value \"{}\"", e.args[0])))?;
+                cx.config.keepalive = Some(n);
+            }
+            name if IGNORED.contains(&name) => cx.ignore(e),
+            _ => cx.unknown(e)?,
+        }
+    }
+    let spec = UpstreamSpec::new(
+        name,
+        method,
+        servers.iter().map(|(s, _)| s.clone()).collect(),
+    );
+    spec.validate().map_err(|e| {
+        // A misplaced backup is reported on its server line; the rest
+        // (zero weights and duplicates were caught line by line) on the block.
+        let line = match e {
+            SpecError::BackupNotAllowed { .. } => servers
+                .iter()
+                .find(|(s, _)| s.backup)
+                .map_or(d.line, |(_, l)| *l),
+            _ => d.line,
+        };
+        ConfError::new(cx.file, line, "upstream", e.to_string())
+    })?;
+    cx.config.upstreams.push(spec);
+    Ok(())
+}
+
+impl Method {
+    /// The method an upstream's method directive names: `least_conn`,
+    /// `ip_hash`, `hash KEY [consistent]`, `random [two [least_conn]]`,
+    /// nginx Plus's `least_time header|last_byte [inflight]`, or lbkit's
+    /// `round_robin` (nginx's default, which has no directive).
+    pub fn from_directive(name: &str, args: &[&str]) -> Result<Method, String> {
+        let count = |min: usize, max: usize| {
+            if (min..=max).contains(&args.len()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "takes {} arguments, not {}",
+                    super::interpret::plural(min, max),
+                    args.len()
+                ))
+            }
+        };
+        Ok(match name {
+            "round_robin" => {
+                count(0, 0)?;
+                Method::RoundRobin
+            }
+            "least_conn" => {
+                count(0, 0)?;
+                Method::LeastConn
+            }
+            "ip_hash" => {
+                count(0, 0)?;
+                Method::IpHash
+            }
+            "hash" => {
+                count(1, 2)?;
+                let key = crate::key::KeyExpr::parse(args[0])?;
+                let consistent = match args.get(1) {
+                    None => false,
+                    Some(&"consistent") => true,
+                    Some(other) => return Err(format!("invalid parameter \"{other}\"")),
+                };
+                Method::Hash { key, consistent }
+            }
+            "random" => {
+                let two = match args {
+                    [] => false,
+                    ["two"] | ["two", "least_conn"] => true,
+                    _ => return Err(format!("invalid parameters \"{}\"", args.join(" "))),
+                };
+                Method::Random { two }
+            }
+            // In-flight requests always count here, so `inflight` changes
+            // nothing.
+            "least_time" => {
+                count(0, 2)?;
+                let mut last_byte = false;
+                for arg in args {
+                    match *arg {
+                        "header" | "inflight" => {}
+                        "last_byte" => last_byte = true,
+                        other => {
+                            return Err(format!(
+                                "invalid parameter \"{other}\"; header, last_byte or inflight"
+                            ))
+                        }
+                    }
+                }
+                Method::LeastTime { last_byte }
+            }
+            other => return Err(format!("\"{other}\" is not a balancing method")),
+        })
+    }
+}
+
+/// `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N] [backup] [down];`
+fn server_line(cx: &Ctx<'_>, d: &Directive) -> Result<Server, ConfError> {
+    cx.args(d, 1, usize::MAX)?;
+    let mut s = Server::new(d.args[0].clone());
+    let number = |v: &str, what: &str| -> Result<u32, ConfError> {
+        v.parse::<u32>()
+            .map_err(|_| cx.err(d, format!("invalid {what} \"{v}\"")))
+    };
+    for arg in &d.args[1..] {
+        match arg.split_once('=') {
+            Some(("weight", v)) => {
+                s.weight = number(v, "weight")?;
+                if s.weight == 0 {
+                    return Err(cx.err(d, format!("invalid weight \"{v}\": weights start at 1")));
+                }
+            }
+            Some(("max_fails", v)) => s.max_fails = number(v, "max_fails")?,
+            Some(("max_conns", v)) => s.max_conns = number(v, "max_conns")?,
+            Some(("fail_timeout", v)) => {
+                // nginx reads this in whole seconds: 30, 30s, 1m, 1h.
+                let t = parse_time(v).filter(|t| t.subsec_nanos() == 0 && !v.ends_with("ms"));
+                s.fail_timeout = t
+                    .ok_or_else(|| cx.err(d, format!("invalid fail_timeout \"{v}\"")))?
+                    .as_secs();
+            }
+            None if arg == "backup" => s.backup = true,
+            None if arg == "down" => s.down = true,
+            _ => return Err(cx.err(d, format!("invalid parameter \"{arg}\""))),
+        }
+    }
+    Ok(s)
+}
