@@ -5,15 +5,25 @@
 //! Like nginx, a request starts an [`Attempt`] ([`Upstream::start`]), asks for
 //! a peer ([`Upstream::pick`]), reports how it went ([`Upstream::finish`]),
 //! and may ask again while `Attempt::tries` allows (`proxy_next_upstream`).
+//!
+//! The methods are in files by family: round_robin.rs (round robin,
+//! least_conn and least_time, and the smooth weighted pick they share),
+//! hashed.rs (ip_hash, hash, consistent hash), random.rs.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::key::KeyExpr;
 use crate::peer::{Peer, Server};
+
+mod hashed;
+mod random;
+mod round_robin;
+
+use hashed::ip_hash_bytes;
 
 /// The balancing method of an `upstream {}` block.
 #[derive(Debug, Clone, PartialEq)]
@@ -491,282 +501,5 @@ impl Upstream {
         a.in_backup = true;
         a.tried.iter_mut().for_each(|w| *w = 0);
         true
-    }
-
-    /// `ngx_http_upstream_get_round_robin_peer`.
-    fn round_robin(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
-        loop {
-            let backup = a.in_backup;
-            let found = if self.single && !backup {
-                let p = &self.primary.peers[0];
-                (!p.is_down() && !p.at_max_conns()).then_some(0)
-            } else {
-                smooth_weighted(self.tier_mut(backup), a, now, |_| true)
-            };
-            if let Some(index) = found {
-                return Some(PeerRef { backup, index });
-            }
-            if !self.fall_to_backup(a) {
-                return None;
-            }
-        }
-    }
-
-    /// `ngx_http_upstream_get_least_conn_peer`: fewest connections per unit of
-    /// weight (compared by cross-multiplying), ties by smooth weighted round
-    /// robin among the tied. With `least_time` (`by_time`, the time now) the measure is
-    /// response time × (connections + 1) instead of connections.
-    fn least_conn(&mut self, a: &mut Attempt, now: u64, by_time: Option<f64>) -> Option<PeerRef> {
-        loop {
-            let backup = a.in_backup;
-            if self.single && !backup {
-                return self.round_robin(a, now);
-            }
-            let tier = self.tier_mut(backup);
-            let load = |p: &Peer| match by_time {
-                Some(t) => p.rtt_cost(t) * f64::from(p.conns + 1),
-                None => f64::from(p.conns),
-            };
-            // a is less loaded than b: load_a / w_a < load_b / w_b
-            let scaled = |pa: &Peer, pb: &Peer| {
-                (
-                    load(pa) * (pb.weight() as f64),
-                    load(pb) * (pa.weight() as f64),
-                )
-            };
-            let less = |pa: &Peer, pb: &Peer| {
-                let (a, b) = scaled(pa, pb);
-                a < b
-            };
-            let same = |pa: &Peer, pb: &Peer| {
-                let (a, b) = scaled(pa, pb);
-                a == b
-            };
-            let mut best: Option<usize> = None;
-            let mut many = false;
-            for (i, p) in tier.peers.iter().enumerate() {
-                if a.is_tried(i) || !p.usable(now) {
-                    continue;
-                }
-                match best {
-                    Some(b) if !less(p, &tier.peers[b]) => many |= same(p, &tier.peers[b]),
-                    _ => {
-                        best = Some(i);
-                        many = false;
-                    }
-                }
-            }
-            let Some(first) = best else {
-                if self.fall_to_backup(a) {
-                    continue;
-                }
-                return None;
-            };
-            let index = if many {
-                tie_break(tier, a, now, first, &same)
-            } else {
-                first
-            };
-            return Some(PeerRef { backup, index });
-        }
-    }
-
-    /// The hash methods' common walk: `candidate` proposes the next peer
-    /// (`None` when its proposal cannot take the request); after 20 misses
-    /// nginx gives the request to round robin.
-    fn walk_or_round_robin(
-        &mut self,
-        a: &mut Attempt,
-        now: u64,
-        mut candidate: impl FnMut(&mut Self, &mut Attempt) -> Option<usize>,
-    ) -> Option<PeerRef> {
-        if a.hash_tries > HASH_TRIES || self.primary.peers.len() < 2 {
-            return self.round_robin(a, now);
-        }
-        loop {
-            if let Some(index) = candidate(self, a) {
-                return Some(PeerRef {
-                    backup: false,
-                    index,
-                });
-            }
-            a.hash_tries += 1;
-            if a.hash_tries > HASH_TRIES {
-                return self.round_robin(a, now);
-            }
-        }
-    }
-
-    /// Whether a hash method's proposal can take the request.
-    fn open(&self, a: &Attempt, index: usize, now: u64) -> bool {
-        !a.is_tried(index) && self.primary.peers[index].usable(now)
-    }
-
-    /// `ngx_http_upstream_get_ip_hash_peer`: the first three octets of an IPv4
-    /// client (all sixteen bytes of IPv6) hashed as h = (h * 113 + byte) % 6271
-    /// from 89, then h % total_weight walked along the weights (down peers
-    /// keep their share of the walk); an unusable pick rehashes, continuing
-    /// from the last hash.
-    fn ip_hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
-        let mut hash = a.hash;
-        self.walk_or_round_robin(a, now, |up, a| {
-            for &b in &a.addr[..a.addr_len] {
-                hash = (hash * 113 + u32::from(b)) % 6271;
-            }
-            let index = up
-                .primary
-                .by_weight(u64::from(hash) % up.primary.total_weight);
-            // A retry of the request continues from the hash that was used.
-            up.open(a, index, now).then(|| {
-                a.hash = hash;
-                index
-            })
-        })
-    }
-
-    /// `ngx_http_upstream_get_hash_peer`, compatible with Cache::Memcached:
-    /// ((crc32([REHASH] KEY) >> 16) & 0x7fff) added to the previous hash, the
-    /// rehash count prefixed from the second pick on. An empty key is round
-    /// robin's.
-    fn hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
-        if a.key.is_empty() {
-            return self.round_robin(a, now);
-        }
-        self.walk_or_round_robin(a, now, |up, a| {
-            a.hash = a
-                .hash
-                .wrapping_add(crate::hash::memcached_hash(a.rehash, &a.key));
-            a.rehash += 1;
-            let index = up
-                .primary
-                .by_weight(u64::from(a.hash) % up.primary.total_weight);
-            up.open(a, index, now).then_some(index)
-        })
-    }
-
-    /// `ngx_http_upstream_get_chash_peer`: the ring point at or after crc32(key)
-    /// names a server; when it cannot take the request, the next point does.
-    fn consistent_hash(&mut self, a: &mut Attempt, now: u64) -> Option<PeerRef> {
-        if a.key.is_empty() {
-            return self.round_robin(a, now);
-        }
-        self.walk_or_round_robin(a, now, |up, a| {
-            let point = up.points[a.hash as usize % up.points.len()];
-            // nginx runs smooth weighted round robin over the peers written with
-            // the point's address; duplicates are refused, so that is one peer.
-            let found = smooth_weighted(&mut up.primary, a, now, |i| i == point.peer);
-            if found.is_none() {
-                a.hash = a.hash.wrapping_add(1);
-            }
-            found
-        })
-    }
-
-    /// `ngx_http_upstream_get_random_peer` and `get_random2_peer`: draw by
-    /// weight; with `two`, draw a second, different peer and keep the one with
-    /// fewer connections per weight, the second on a tie.
-    fn random(&mut self, a: &mut Attempt, now: u64, two: bool) -> Option<PeerRef> {
-        let mut first: Option<usize> = None;
-        self.walk_or_round_robin(a, now, |up, a| {
-            let i = up.draw();
-            if Some(i) == first || !up.open(a, i, now) {
-                return None;
-            }
-            let Some(f) = first else {
-                if two {
-                    // Keep it and draw again; nginx counts this as a try.
-                    first = Some(i);
-                    return None;
-                }
-                return Some(i);
-            };
-            let (p, q) = (&up.primary.peers[i], &up.primary.peers[f]);
-            let keep_first =
-                u64::from(p.conns) * q.weight() as u64 > u64::from(q.conns) * p.weight() as u64;
-            Some(if keep_first { f } else { i })
-        })
-    }
-
-    /// `ngx_http_upstream_peek_random_peer`: a uniform draw over the weights.
-    fn draw(&mut self) -> usize {
-        let x = self.rng.random_range(0..self.primary.total_weight);
-        self.ranges.partition_point(|&before| before <= x) - 1
-    }
-}
-
-/// nginx's `ngx_http_upstream_get_peer`: every usable, untried peer (that
-/// `eligible` admits) adds its effective weight to its current weight; the
-/// strictly greatest wins (the earliest on a tie) and gives back the total.
-fn smooth_weighted(
-    tier: &mut Tier,
-    a: &Attempt,
-    now: u64,
-    eligible: impl Fn(usize) -> bool,
-) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    let mut total = 0;
-    for i in 0..tier.peers.len() {
-        let p = &mut tier.peers[i];
-        if a.is_tried(i) || !p.usable(now) || !eligible(i) {
-            continue;
-        }
-        p.current_weight += p.effective_weight;
-        total += p.effective_weight;
-        if p.effective_weight < p.weight() {
-            p.effective_weight += 1;
-        }
-        let current = p.current_weight;
-        if best.is_none_or(|b| current > tier.peers[b].current_weight) {
-            best = Some(i);
-        }
-    }
-    let b = best?;
-    tier.peers[b].current_weight -= total;
-    Some(b)
-}
-
-/// least_conn's tie-break, as nginx does it: from the first least-loaded
-/// peer on, the equally loaded ones run smooth weighted round robin (the
-/// first keeps the pick unless another's current weight is strictly greater).
-fn tie_break(
-    tier: &mut Tier,
-    a: &Attempt,
-    now: u64,
-    first: usize,
-    same: &dyn Fn(&Peer, &Peer) -> bool,
-) -> usize {
-    let anchor = tier.peers[first].clone();
-    let mut best = first;
-    let mut total = 0;
-    for i in first..tier.peers.len() {
-        if a.is_tried(i) || !tier.peers[i].usable(now) || !same(&tier.peers[i], &anchor) {
-            continue;
-        }
-        let p = &mut tier.peers[i];
-        p.current_weight += p.effective_weight;
-        total += p.effective_weight;
-        if p.effective_weight < p.weight() {
-            p.effective_weight += 1;
-        }
-        let current = p.current_weight;
-        if current > tier.peers[best].current_weight {
-            best = i;
-        }
-    }
-    tier.peers[best].current_weight -= total;
-    best
-}
-
-/// The bytes ip_hash hashes: three octets of IPv4, sixteen of IPv6; nginx uses
-/// three zero bytes for clients with no IP (unix sockets).
-fn ip_hash_bytes(addr: Option<IpAddr>) -> ([u8; 16], usize) {
-    let mut out = [0u8; 16];
-    match addr.map(|a| a.to_canonical()) {
-        Some(IpAddr::V4(v4)) => {
-            out[..3].copy_from_slice(&v4.octets()[..3]);
-            (out, 3)
-        }
-        Some(IpAddr::V6(v6)) => (v6.octets(), 16),
-        None => (out, 3),
     }
 }
