@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
-use crate::schedule::{Arrival, Pacing, Phase};
+use crate::schedule::{Arrival, ArrivalError, Pacing, Phase};
 use crate::streams::Slo;
 use crate::template::Text;
 
@@ -177,6 +177,60 @@ pub struct Plan {
     pub slo: Option<Slo>,
 }
 
+/// ab's wait for each answer, `-s`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The response headers that name the node that answered, first found wins.
+pub const DEFAULT_NODE_HEADERS: [&str; 2] = ["x-upstream", "x-backend"];
+
+impl Plan {
+    /// One GET of `http://addr/` as ab sends it with no flags (one request,
+    /// one at a time, HTTP/1.0, ab's headers, a 30 s timeout): the plan a
+    /// caller that is not the command line (a scenario) starts from.
+    pub fn to(addr: std::net::SocketAddr) -> Plan {
+        let target = Target {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            path: "/".to_string(),
+        };
+        let header = |name: &'static str, value: &str| {
+            let value = HeaderValue::from_str(value).expect("an address is a header value");
+            (HeaderName::from_static(name), value)
+        };
+        Plan {
+            headers: vec![
+                header("host", &target.host_header()),
+                header("user-agent", "ApacheBench/2.3"),
+                header("accept", "*/*"),
+            ],
+            target,
+            proxy: None,
+            requests: 1,
+            time_limit: None,
+            concurrency: 1,
+            pacing: Pacing::Closed,
+            keepalive: false,
+            method: Method::GET,
+            body: None,
+            timeout: DEFAULT_TIMEOUT,
+            keep_going: false,
+            variable_length: false,
+            node_headers: DEFAULT_NODE_HEADERS
+                .iter()
+                .map(|n| HeaderName::from_static(n))
+                .collect(),
+            clients: None,
+            node_field: None,
+            verbosity: 0,
+            mix: Vec::new(),
+            phases: Vec::new(),
+            due: Vec::new(),
+            arrival: Arrival::Even,
+            slo: None,
+        }
+    }
+}
+
 /// ab's flags as given, before checking, and the ones loadgen adds: what
 /// `loadgen` parses them into (with clap), and what a test or a scenario
 /// fills in by hand.
@@ -315,7 +369,7 @@ impl Flags {
         if concurrency as u64 > requests {
             return Err(err("-c", format!("cannot use concurrency level greater than total number of requests ({requests})")));
         }
-        let timeout = seconds("-s", self.timeout)?.unwrap_or(Duration::from_secs(30));
+        let timeout = seconds("-s", self.timeout)?.unwrap_or(DEFAULT_TIMEOUT);
         let pacing = match self.rate {
             None => Pacing::Closed,
             Some(r) if r > 0.0 && r.is_finite() => Pacing::Rate(r),
@@ -447,7 +501,7 @@ impl Flags {
     }
 
     fn node_headers(&self) -> Result<Vec<HeaderName>, PlanError> {
-        let defaults = ["x-upstream".to_string(), "x-backend".to_string()];
+        let defaults = DEFAULT_NODE_HEADERS.map(str::to_string);
         let names = if self.node_headers.is_empty() {
             &defaults[..]
         } else {
@@ -464,30 +518,21 @@ impl Flags {
 
     /// --arrival, --burstiness and --seed, which go with --rate.
     fn arrival(&self) -> Result<Arrival, PlanError> {
-        let seed = self.seed.unwrap_or(0);
-        Ok(match (self.arrival.as_deref(), self.burstiness) {
-            (Some(_), _) if self.rate.is_none() => {
-                return Err(err(
-                    "--arrival",
-                    "needs --rate: arrivals are spaced around a rate",
-                ))
-            }
-            (None | Some("even"), None) => Arrival::Even,
-            (Some("poisson"), None) => Arrival::Gamma { shape: 1.0, seed },
-            (Some("gamma"), b) => {
-                let shape = b.unwrap_or(1.0);
-                if !(shape > 0.0 && shape.is_finite()) {
-                    return Err(err("--burstiness", format!("{shape} is not above 0")));
-                }
-                Arrival::Gamma { shape, seed }
-            }
-            (_, Some(_)) => return Err(err("--burstiness", "goes with --arrival gamma")),
-            (Some(other), None) => {
-                return Err(err(
-                    "--arrival",
-                    format!("'{other}': use even, poisson or gamma"),
-                ))
-            }
+        if self.arrival.is_some() && self.rate.is_none() {
+            return Err(err(
+                "--arrival",
+                "needs --rate: arrivals are spaced around a rate",
+            ));
+        }
+        Arrival::parse(
+            self.arrival.as_deref(),
+            self.burstiness,
+            self.seed.unwrap_or(0),
+        )
+        .map_err(|e| match e {
+            ArrivalError::Unknown(_) => err("--arrival", e.to_string()),
+            ArrivalError::Shape(s) => err("--burstiness", format!("{s} is not above 0")),
+            ArrivalError::ShapeWithoutGamma => err("--burstiness", "goes with --arrival gamma"),
         })
     }
 

@@ -82,6 +82,41 @@ pub enum Arrival {
     Gamma { shape: f64, seed: u64 },
 }
 
+/// Why an arrival process does not read; the caller names its flag or key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ArrivalError {
+    #[error("'{0}': use even, poisson or gamma")]
+    Unknown(String),
+    #[error("burstiness {0} is not above 0")]
+    Shape(f64),
+    #[error("burstiness goes with the gamma arrival process")]
+    ShapeWithoutGamma,
+}
+
+impl Arrival {
+    /// `even` (the default), `poisson`, or `gamma` with its burstiness
+    /// (its shape; 1 when not given).
+    pub fn parse(
+        process: Option<&str>,
+        burstiness: Option<f64>,
+        seed: u64,
+    ) -> Result<Arrival, ArrivalError> {
+        Ok(match (process, burstiness) {
+            (None | Some("even"), None) => Arrival::Even,
+            (Some("poisson"), None) => Arrival::Gamma { shape: 1.0, seed },
+            (Some("gamma"), b) => {
+                let shape = b.unwrap_or(1.0);
+                if !(shape > 0.0 && shape.is_finite()) {
+                    return Err(ArrivalError::Shape(shape));
+                }
+                Arrival::Gamma { shape, seed }
+            }
+            (_, Some(_)) => return Err(ArrivalError::ShapeWithoutGamma),
+            (Some(other), None) => return Err(ArrivalError::Unknown(other.to_string())),
+        })
+    }
+}
+
 /// Hands out request tickets until the count or the time runs out, or the
 /// run is stopped.
 pub struct Schedule {

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
 #[cfg(feature = "scenario")]
 fn scenario(file: &std::path::Path, quiet: bool, checks: &engine::Checks) -> ExitCode {
     match runtime() {
-        Ok(r) => exit(r.block_on(scenario::run(file, quiet, checks))),
+        Ok(r) => exit(
+            r.block_on(scenario::run(file, quiet, checks))
+                .map_err(Into::into),
+        ),
         Err(e) => usage(&e),
     }
 }

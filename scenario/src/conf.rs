@@ -1,19 +1,29 @@
-//! The in-process balancer's nginx.conf, written from a scenario's
-//! `[balancer]` and backends (or taken from its `nginx_conf` with backend
-//! names put in for addresses), so the balancer reads scenarios through the
-//! same parser as real nginx.conf files. Pure.
+//! The in-process balancer's configuration: built as a value from a
+//! scenario's `[balancer]` and backends, or read from its `nginx_conf` with
+//! backend names put in for addresses. Pure.
 
 use std::net::SocketAddr;
+
+use balancer::conf::{AccessLog, Action, Location, NextUpstream, ProxyConfig, Timeouts};
+use balancer::{Method, Server, UpstreamSpec};
 
 use super::spec::{Backend, Scenario};
 
 /// The upstream a backend is in when it names none.
 pub const DEFAULT_POOL: &str = "backend";
 
-/// nginx.conf text for the scenario, with each backend at `addrs[i]`; the
-/// balancer logs in lbkit's format to `log`.
-pub fn render(s: &Scenario, addrs: &[SocketAddr], log: &str) -> String {
+/// The scenario's balancer, with each backend at `addrs[i]`, logging in
+/// lbkit's format to `log`. Errors name the `[balancer]` key.
+pub fn config(s: &Scenario, addrs: &[SocketAddr], log: &str) -> Result<ProxyConfig, String> {
     let b = &s.balancer;
+    let method = match b.method.as_deref() {
+        None => Method::RoundRobin,
+        Some(line) => {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (name, args) = words.split_first().ok_or("method: empty")?;
+            Method::from_directive(name, args).map_err(|why| format!("method {line:?}: {why}"))?
+        }
+    };
     let mut pools: Vec<&str> = Vec::new();
     for spec in &s.backends {
         let pool = spec.get_ref().pool.as_deref().unwrap_or(DEFAULT_POOL);
@@ -21,82 +31,95 @@ pub fn render(s: &Scenario, addrs: &[SocketAddr], log: &str) -> String {
             pools.push(pool);
         }
     }
-    let mut text = String::from("http {\n");
+    let mut upstreams = Vec::new();
     for pool in &pools {
-        text.push_str(&format!("  upstream {pool} {{\n"));
-        if let Some(m) = b.method.as_deref().filter(|m| *m != "round_robin") {
-            text.push_str(&format!("    {m};\n"));
-        }
-        for (spec, addr) in s.backends.iter().zip(addrs) {
-            let spec = spec.get_ref();
-            if spec.pool.as_deref().unwrap_or(DEFAULT_POOL) == *pool {
-                text.push_str(&format!("    server {addr}{};\n", params(spec)));
-            }
-        }
-        text.push_str("  }\n");
+        let servers = s
+            .backends
+            .iter()
+            .zip(addrs)
+            .filter(|(b, _)| b.get_ref().pool.as_deref().unwrap_or(DEFAULT_POOL) == *pool)
+            .map(|(b, addr)| server(b.get_ref(), addr))
+            .collect();
+        let spec = UpstreamSpec::new(*pool, method.clone(), servers);
+        spec.validate().map_err(|e| e.to_string())?;
+        upstreams.push(spec);
     }
-    text.push_str(&format!("  access_log {log} lbkit;\n  server {{\n"));
+    let mut next_upstream = NextUpstream::default();
+    if let Some(n) = &b.next_upstream {
+        let words: Vec<&str> = n.split_whitespace().collect();
+        next_upstream = next_upstream
+            .with_conditions(&words)
+            .map_err(|why| format!("next_upstream {n:?}: {why}"))?;
+    }
+    if let Some(n) = b.tries {
+        next_upstream.tries = n;
+    }
+    let mut timeouts = Timeouts::default();
+    if let Some(t) = b.timeout {
+        timeouts.read = t.0;
+    }
+    if let Some(t) = b.connect_timeout {
+        timeouts.connect = t.0;
+    }
     let mut routes: Vec<(String, String)> = b
         .routes
         .iter()
         .map(|r| (r.get_ref().path.clone(), r.get_ref().pool.clone()))
         .collect();
     if !routes.iter().any(|(path, _)| path == "/") {
-        routes.push((
-            "/".into(),
-            pools.first().unwrap_or(&DEFAULT_POOL).to_string(),
-        ));
+        let first = pools.first().unwrap_or(&DEFAULT_POOL).to_string();
+        routes.push(("/".into(), first));
     }
-    for (path, pool) in routes {
-        text.push_str(&format!(
-            "    location {path} {{\n      proxy_pass http://{pool};\n"
-        ));
-        if let Some(n) = &b.next_upstream {
-            text.push_str(&format!("      proxy_next_upstream {n};\n"));
-        }
-        if let Some(n) = b.tries {
-            text.push_str(&format!("      proxy_next_upstream_tries {n};\n"));
-        }
-        if let Some(t) = b.timeout {
-            text.push_str(&format!(
-                "      proxy_read_timeout {}ms;\n",
-                t.0.as_millis()
-            ));
-        }
-        if let Some(t) = b.connect_timeout {
-            text.push_str(&format!(
-                "      proxy_connect_timeout {}ms;\n",
-                t.0.as_millis()
-            ));
-        }
-        text.push_str("    }\n");
-    }
-    text.push_str("  }\n}\n");
-    text
+    let locations = routes
+        .into_iter()
+        .map(|(path, upstream)| Location {
+            path,
+            exact: false,
+            action: Action::Proxy { upstream },
+            next_upstream: next_upstream.clone(),
+            timeouts: timeouts.clone(),
+            health: None,
+        })
+        .collect();
+    Ok(ProxyConfig {
+        upstreams,
+        listen: Vec::new(),
+        locations,
+        log_formats: Vec::new(),
+        access_log: Some(lbkit_log(log)),
+        keepalive: None,
+        ignored: Vec::new(),
+    })
 }
 
-fn params(b: &Backend) -> String {
-    let mut out = String::new();
+/// The access log the runner reads: lbkit's format, at `path`.
+pub fn lbkit_log(path: &str) -> AccessLog {
+    AccessLog {
+        path: path.to_string(),
+        format: "lbkit".into(),
+        line: 0,
+    }
+}
+
+/// A backend's `server` line, as a value.
+fn server(b: &Backend, addr: &SocketAddr) -> Server {
+    let mut s = Server::new(addr.to_string());
     if let Some(w) = b.weight {
-        out.push_str(&format!(" weight={w}"));
+        s.weight = w;
     }
     if let Some(n) = b.max_fails {
-        out.push_str(&format!(" max_fails={n}"));
+        s.max_fails = n;
     }
     if let Some(t) = b.fail_timeout {
         // Whole seconds, as nginx counts it (the scenario is checked for it).
-        out.push_str(&format!(" fail_timeout={}s", t.0.as_secs()));
+        s.fail_timeout = t.0.as_secs();
     }
     if let Some(n) = b.max_conns {
-        out.push_str(&format!(" max_conns={n}"));
+        s.max_conns = n;
     }
-    if b.backup {
-        out.push_str(" backup");
-    }
-    if b.down {
-        out.push_str(" down");
-    }
-    out
+    s.backup = b.backup;
+    s.down = b.down;
+    s
 }
 
 /// A user's nginx.conf with `server NAME` lines pointed at the backends
@@ -150,15 +173,32 @@ requests = 1
         )
         .unwrap();
         let addrs: Vec<SocketAddr> = (1..=3).map(|p| ([127, 0, 0, 1], 8000 + p).into()).collect();
-        let text = render(&s, &addrs, "/tmp/x.log");
-        let config = balancer::conf::load("scenario", &text).unwrap();
+        let config = config(&s, &addrs, "/tmp/x.log").unwrap();
         assert_eq!(config.upstreams.len(), 2);
         let text_pool = &config.upstreams[0];
         assert_eq!(text_pool.name, "text");
+        assert_eq!(text_pool.method, Method::LeastConn);
         assert_eq!(text_pool.servers[0].weight, 3);
+        assert_eq!(text_pool.servers[0].fail_timeout, 5);
         assert!(text_pool.servers[1].backup);
-        assert_eq!(config.locations.len(), 2, "{text}");
+        assert_eq!(config.locations.len(), 2);
+        assert_eq!(config.locations[0].next_upstream.tries, 2);
         assert_eq!(config.access_log.unwrap().format, "lbkit");
+    }
+
+    #[test]
+    fn a_bad_method_names_the_key() {
+        let (s, ..) = parse(
+            "t.toml",
+            "[[backend]]\n[balancer]\nmethod = \"fastest\"\n[load]\nrequests = 1\n",
+        )
+        .unwrap();
+        let addrs = [([127, 0, 0, 1], 8001).into()];
+        let e = config(&s, &addrs, "/tmp/x.log").unwrap_err();
+        assert_eq!(
+            e,
+            "method \"fastest\": \"fastest\" is not a balancing method"
+        );
     }
 
     #[test]

@@ -1,0 +1,38 @@
+//! Why a scenario could not run (exit 2): the file is wrong, or what it
+//! asks for could not be started. Each names the key or file to fix.
+
+use std::path::PathBuf;
+
+use crate::spec::SpecError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("[[backend]]: {0}")]
+    Backends(#[from] mockbackend::StartError),
+    #[error("{key}: {why}")]
+    Address { key: String, why: String },
+    #[error("[balancer] nginx_conf {}: {source}", .path.display())]
+    NginxConf {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(#[from] balancer::conf::ConfError),
+    #[error("[balancer] {0}")]
+    Balancer(String),
+    #[error("[balancer]: {0}")]
+    BalancerStart(#[from] balancer::proxy::StartError),
+    #[error("[load] {0}")]
+    Load(String),
+    #[error("the balancer's access log: {0}")]
+    Log(String),
+    #[error("a scratch directory {}: {source}", .path.display())]
+    Scratch {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] engine::files::WriteError),
+}
