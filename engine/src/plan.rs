@@ -229,6 +229,19 @@ impl Plan {
             slo: None,
         }
     }
+
+    /// Points the plan at `addr`, Host header included: for a caller that
+    /// checks its plan before it knows where the load goes.
+    pub fn aim(&mut self, addr: std::net::SocketAddr) {
+        let aimed = Plan::to(addr);
+        self.target = aimed.target;
+        let host = hyper::header::HOST;
+        let value = aimed.headers.into_iter().find(|(n, _)| *n == host);
+        self.headers.retain(|(n, _)| *n != host);
+        if let Some(h) = value {
+            self.headers.insert(0, h);
+        }
+    }
 }
 
 /// ab's flags as given, before checking, and the ones loadgen adds: what
@@ -583,6 +596,15 @@ mod tests {
             url: url.to_string(),
             ..Flags::default()
         }
+    }
+
+    #[test]
+    fn a_plan_made_first_is_aimed_later() {
+        let mut p = Plan::to(([127, 0, 0, 1], 0).into());
+        p.aim(([127, 0, 0, 1], 8080).into());
+        assert_eq!((p.target.host.as_str(), p.target.port), ("127.0.0.1", 8080));
+        assert_eq!(p.headers[0].1, "127.0.0.1:8080");
+        assert_eq!(p.headers.len(), 3, "host, user-agent, accept");
     }
 
     #[test]

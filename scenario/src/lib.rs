@@ -46,9 +46,10 @@ use stage::Stage;
 pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> Result<Outcome, ScenarioError> {
     let loaded = spec::load(path)?;
     expectations::check_extra(&loaded, &extra.thresholds)?;
-    let mix = requests::build(&loaded)?;
+    let mut plan = load::plan(&loaded, requests::build(&loaded)?)?;
     let mut stage = Stage::start(&loaded).await?;
-    let plan = Arc::new(load::plan(&loaded, mix, stage.target)?);
+    plan.aim(stage.target);
+    let plan = Arc::new(plan);
     if !quiet {
         eprintln!(
             "scenario {}: {} backends, balancer at {}",

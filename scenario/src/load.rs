@@ -15,11 +15,12 @@ use crate::spec::Loaded;
 /// Open-loop runs need workers to spare for late answers.
 const OPEN_LOOP_WORKERS: usize = 64;
 
-/// The load of `loaded`, sent to `target`.
-pub fn plan(loaded: &Loaded, mix: Mix, target: SocketAddr) -> Result<Plan, ScenarioError> {
+/// The load of `loaded`, checked before anything starts; [`Plan::aim`] it
+/// at the balancer once that has started.
+pub fn plan(loaded: &Loaded, mix: Mix) -> Result<Plan, ScenarioError> {
     let load = &loaded.scenario.load;
     let bad = |key: &str, why: String| ScenarioError::Load(format!("{key}: {why}"));
-    let mut plan = Plan::to(target);
+    let mut plan = Plan::to(SocketAddr::from(([127, 0, 0, 1], 0)));
     if load.duration.is_some_and(|d| d.0.is_zero()) {
         return Err(bad("duration", "must be above 0".into()));
     }

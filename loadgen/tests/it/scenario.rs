@@ -278,6 +278,13 @@ async fn scenarios_fail_closed() {
     let target = proxy.addr().to_string();
     let cases: Vec<(&str, String, i32, &str)> = vec![
         (
+            // lbkit's one duration grammar: a bare number is refused.
+            "bare-duration",
+            "[[backend]]\n[load]\nrequests = 10\nslo = \"ttft<500\"\n[expect]\nthresholds = [\"client_errors == 0\"]\n".into(),
+            2,
+            "[load] slo: 'ttft<500': '500' has no unit; write e.g. 20ms",
+        ),
+        (
             "nothing-checked",
             "[[backend]]\n[load]\nrequests = 10\n[expect]\nshares = false\n".into(),
             2,
