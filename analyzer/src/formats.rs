@@ -187,12 +187,8 @@ pub fn from_config(
             name: def.name.clone(),
             why,
         };
-        let escape: Escape = def
-            .escape
-            .parse()
-            .map_err(|e: FormatError| unusable(e.to_string()))?;
         let format =
-            LogFormat::compile(&def.format, escape).map_err(|e| unusable(e.to_string()))?;
+            LogFormat::compile(&def.format, def.escape).map_err(|e| unusable(e.to_string()))?;
         format
             .check_parseable()
             .map_err(|e| unusable(format!("lines in this format cannot be read back: {e}")))?;

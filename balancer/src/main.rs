@@ -130,17 +130,9 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
                     "give --upstream ADDR (one per server) or --config nginx.conf"
                 ));
             }
-            const METHODS: [&str; 6] = [
-                "round_robin",
-                "least_conn",
-                "ip_hash",
-                "hash",
-                "random",
-                "least_time",
-            ];
             let first = opts.method.split_whitespace().next().unwrap_or("");
-            if !METHODS.contains(&first) {
-                let all = METHODS.join(", ");
+            if !balancer::Method::NAMES.contains(&first) {
+                let all = balancer::Method::NAMES.join(", ");
                 return Err(anyhow!(
                     "--method '{}': unknown method; use {all}",
                     opts.method
@@ -170,7 +162,7 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
             Some(f) if logformat::presets::preset(f).is_none() => {
                 config.log_formats.push(conf::LogFormatDef {
                     name: "cli".into(),
-                    escape: "default".into(),
+                    escape: logformat::Escape::Default,
                     format: f.clone(),
                 });
                 "cli".to_string()

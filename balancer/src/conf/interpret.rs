@@ -110,12 +110,11 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
 fn log_format(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
     cx.args(d, 2, usize::MAX)?;
     let mut rest = &d.args[1..];
-    let mut escape = "default".to_string();
+    let mut escape = logformat::Escape::Default;
     if let Some(e) = rest[0].strip_prefix("escape=") {
-        if !matches!(e, "default" | "json" | "none") {
-            return Err(cx.err(d, format!("unknown escape \"{e}\"")));
-        }
-        escape = e.to_string();
+        escape = e
+            .parse()
+            .map_err(|_| cx.err(d, format!("unknown escape \"{e}\"")))?;
         rest = &rest[1..];
     }
     cx.config.log_formats.push(LogFormatDef {

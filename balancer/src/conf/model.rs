@@ -24,8 +24,8 @@ pub struct ProxyConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFormatDef {
     pub name: String,
-    /// `default`, `json` or `none`, as nginx's `escape=`.
-    pub escape: String,
+    /// nginx's `escape=`: default, json or none.
+    pub escape: logformat::Escape,
     pub format: String,
 }
 

@@ -66,6 +66,16 @@ pub(super) fn upstream(
 }
 
 impl Method {
+    /// Every method's name, as its directive starts.
+    pub const NAMES: [&'static str; 6] = [
+        "round_robin",
+        "least_conn",
+        "ip_hash",
+        "hash",
+        "random",
+        "least_time",
+    ];
+
     /// The method an upstream's method directive names: `least_conn`,
     /// `ip_hash`, `hash KEY [consistent]`, `random [two [least_conn]]`,
     /// nginx Plus's `least_time header|last_byte [inflight]`, or lbkit's
@@ -131,8 +141,27 @@ impl Method {
                 }
                 Method::LeastTime { last_byte }
             }
-            other => return Err(format!("\"{other}\" is not a balancing method")),
+            other => {
+                return Err(format!(
+                    "\"{other}\" is not a balancing method; use {}",
+                    Method::NAMES.join(", ")
+                ))
+            }
         })
+    }
+}
+
+/// A whole method line, as a scenario or a flag writes it: `least_conn`,
+/// `hash $request_uri consistent`, `random two least_conn`...
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<Method, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (name, args) = words
+            .split_first()
+            .ok_or_else(|| format!("no method; use {}", Method::NAMES.join(", ")))?;
+        Method::from_directive(name, args)
     }
 }
 

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::Request;
-use logformat::{Escape, LogFormat, Vars};
+use logformat::{LogFormat, Vars};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::vars::RequestView;
 use crate::conf::{AccessLog, ProxyConfig};
 
 /// What one request leaves for its log line. The request's details are
@@ -89,12 +90,6 @@ impl Record {
     }
 }
 
-impl RequestInfo {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 /// nginx's `$time_local`: `21/Nov/2026:06:31:16 +0000` (this proxy logs in UTC).
 pub fn time_local(at: SystemTime) -> String {
     let iso = humantime::format_rfc3339_seconds(at).to_string(); // 2026-11-21T06:31:16Z
@@ -152,29 +147,18 @@ impl Vars for Record {
             _ => {}
         }
         let Some(r) = &self.request else { return false };
-        match name {
-            "remote_addr" => text(out, &r.remote.ip().to_string()),
-            "remote_port" => text(out, &r.remote.port().to_string()),
-            "request" => {
-                let _ = write!(out, "{} {} {}", r.method, r.request_uri, r.protocol);
-                true
-            }
-            "request_method" => text(out, &r.method),
-            "request_uri" => text(out, &r.request_uri),
-            "uri" => text(out, r.request_uri.split('?').next().unwrap_or("/")),
-            "args" | "query_string" => match r.request_uri.split_once('?') {
-                Some((_, q)) if !q.is_empty() => text(out, q),
-                _ => false,
-            },
-            "server_protocol" => text(out, r.protocol),
-            "host" => text(out, r.header("host").unwrap_or("localhost")),
-            _ => match name
-                .strip_prefix("http_")
-                .and_then(|h| r.header(&h.replace('_', "-")))
-            {
-                Some(v) => text(out, v),
-                None => false,
-            },
+        let view = RequestView {
+            method: &r.method,
+            request_uri: &r.request_uri,
+            protocol: r.protocol,
+            remote: r.remote,
+            headers: &r.headers,
+        };
+        match view.variable(name) {
+            Some(v) => text(out, &v),
+            // nginx's $host falls back to the server's name.
+            None if name == "host" => text(out, "localhost"),
+            None => false,
         }
     }
 }
@@ -190,11 +174,8 @@ impl AccessLogWriter {
     /// a `log_format` of the configuration, or an lbkit preset).
     pub fn open(config: &ProxyConfig, spec: &AccessLog) -> Result<AccessLogWriter, String> {
         let format = match config.log_formats.iter().find(|f| f.name == spec.format) {
-            Some(def) => {
-                let escape: Escape = def.escape.parse().map_err(|e| format!("{e}"))?;
-                LogFormat::compile(&def.format, escape)
-                    .map_err(|e| format!("log_format {}: {e}", def.name))?
-            }
+            Some(def) => LogFormat::compile(&def.format, def.escape)
+                .map_err(|e| format!("log_format {}: {e}", def.name))?,
             None => logformat::presets::preset(&spec.format)
                 .ok_or_else(|| format!("unknown log format \"{}\"", spec.format))?,
         };

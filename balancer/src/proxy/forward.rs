@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::access_log::Record;
 use super::pool::{Lease, SendError};
+use super::vars::RequestView;
 use super::{Group, Shared};
 use crate::conf::{Action, NextUpstream};
 use crate::upstream::{Attempt, Client, Method as Balancing, Outcome};
@@ -261,46 +262,17 @@ fn client_ip(shared: &Shared, headers: &hyper::HeaderMap, peer: SocketAddr) -> I
     }
 }
 
-/// The nginx variables a hash key may use.
+/// The nginx variables a hash key may use: the request with the client
+/// the balancer sees.
 fn variable(parts: &hyper::http::request::Parts, name: &str, addr: IpAddr) -> Option<String> {
-    let uri = &parts.uri;
-    Some(match name {
-        "request_uri" => uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
-        "uri" => uri.path().to_string(),
-        "args" | "query_string" => uri.query()?.to_string(),
-        "remote_addr" => addr.to_string(),
-        "request_method" => parts.method.to_string(),
-        "host" => parts.headers.get(header::HOST)?.to_str().ok()?.to_string(),
-        _ => {
-            if let Some(h) = name.strip_prefix("http_") {
-                return parts
-                    .headers
-                    .get(h.replace('_', "-"))?
-                    .to_str()
-                    .ok()
-                    .map(str::to_string);
-            }
-            if let Some(c) = name.strip_prefix("cookie_") {
-                return parts
-                    .headers
-                    .get_all(header::COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find_map(|v| {
-                        v.split(';').map(str::trim).find_map(|kv| {
-                            kv.strip_prefix(c)?.strip_prefix('=').map(str::to_string)
-                        })
-                    });
-            }
-            if let Some(a) = name.strip_prefix("arg_") {
-                return uri
-                    .query()?
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix(a)?.strip_prefix('=').map(str::to_string));
-            }
-            return None;
-        }
-    })
+    let view = RequestView {
+        method: parts.method.as_str(),
+        request_uri: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        protocol: "",
+        remote: SocketAddr::new(addr, 0),
+        headers: &parts.headers,
+    };
+    view.variable(name).map(|v| v.into_owned())
 }
 
 /// Headers that belong to one connection and are not forwarded.

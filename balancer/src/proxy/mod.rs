@@ -7,6 +7,7 @@ mod access_log;
 mod forward;
 mod pool;
 mod probe;
+mod vars;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
