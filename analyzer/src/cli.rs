@@ -7,17 +7,12 @@ use anyhow::{anyhow, bail, Context as _};
 use balancer::UpstreamSpec;
 use clap::Parser;
 
-use crate::check::{self, Check};
-use crate::evidence::{self, Missing};
-use crate::formats::{self, Chosen, Reader};
-use crate::judged::{seed_alerts, Judged};
-use crate::read::{self, Input, Summarized};
-use crate::report::{self, Context};
-use crate::summary::Summary;
-use crate::threshold::{Kind, Metric, Timing, Tool};
-use crate::Threshold;
-use crate::{expect, export};
-use crate::{jsonl, plot};
+use analyzer::evidence::{self, Missing};
+use analyzer::formats::{self, Chosen, Reader};
+use analyzer::report::{self, Context};
+use analyzer::{expect, export, jsonl, plot};
+use analyzer::{seed_alerts, Check, Input, Judged, Summarized, Summary, Threshold};
+use analyzer::{Kind, Metric, Timing, Tool};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -167,8 +162,7 @@ impl Opts {
         };
         let expected = match &self.expect_weights {
             Some(w) => Some(
-                crate::fairness::parse_weights(w)
-                    .map_err(|e| anyhow::anyhow!("--expect-weights: {e}"))?,
+                analyzer::parse_weights(w).map_err(|e| anyhow::anyhow!("--expect-weights: {e}"))?,
             ),
             None => None,
         };
@@ -261,7 +255,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         summary,
         chosen,
         first_lines,
-    } = read::summarize(&plan.inputs, plan.format.clone())?;
+    } = analyzer::summarize(&plan.inputs, plan.format.clone())?;
     evidence::lines_read(&summary, chosen.as_ref(), &first_lines, &inputs.join(", "))?;
     let chosen = chosen.ok_or_else(|| anyhow!("no format could be chosen"))?;
     let Judgement {
@@ -404,7 +398,7 @@ fn judge(plan: &Plan, summary: &Summary, chosen: &Chosen) -> Judgement {
     if !plan.allow_malformed && !malformed_given {
         thresholds.push(Threshold::parse(MALFORMED_DEFAULT).expect("the default parses"));
     }
-    let checks = check::judge(fairness, &thresholds, &judged);
+    let checks = analyzer::judge(fairness, &thresholds, &judged);
     let missing = thresholds
         .iter()
         .find(|t| t.evaluate(&judged).measured.is_none())

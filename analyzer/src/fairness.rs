@@ -139,38 +139,45 @@ pub fn test_or_equal(observed: &[(String, u64)], expected: Option<&[(String, f64
     }
 }
 
+/// A weight list that does not read, with the fix in its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WeightsError(pub String);
+
 /// `a=3,b=2` as (name, weight) pairs.
-pub fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, String> {
-    text.split(',')
+pub fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, WeightsError> {
+    let fail = |why: String| WeightsError(why);
+    let v = text
+        .split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|pair| {
-            let (name, w) = pair
-                .rsplit_once('=')
-                .ok_or_else(|| format!("'{pair}' is not name=weight (e.g. 127.0.0.1:8001=3)"))?;
+            let (name, w) = pair.rsplit_once('=').ok_or_else(|| {
+                fail(format!(
+                    "'{pair}' is not name=weight (e.g. 127.0.0.1:8001=3)"
+                ))
+            })?;
             let w: f64 = w
                 .trim()
                 .parse()
                 .ok()
                 .filter(|w: &f64| w.is_finite() && *w >= 0.0)
-                .ok_or_else(|| format!("'{w}' in '{pair}' is not a weight"))?;
+                .ok_or_else(|| fail(format!("'{w}' in '{pair}' is not a weight")))?;
             Ok((name.trim().to_string(), w))
         })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|v| {
-            if v.is_empty() {
-                return Err("no weights given".to_string());
-            }
-            let twice = (1..v.len()).find(|i| v[..*i].iter().any(|(m, _)| *m == v[*i].0));
-            if let Some(i) = twice {
-                return Err(format!("{} is given twice", v[i].0));
-            }
-            if v.iter().all(|(_, w)| *w == 0.0) {
-                return Err(
-                    "every weight is 0, so no node should get traffic: nothing to test".into(),
-                );
-            }
-            Ok(v)
-        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if v.is_empty() {
+        return Err(fail("no weights given".to_string()));
+    }
+    let twice = (1..v.len()).find(|i| v[..*i].iter().any(|(m, _)| *m == v[*i].0));
+    if let Some(i) = twice {
+        return Err(fail(format!("{} is given twice", v[i].0)));
+    }
+    if v.iter().all(|(_, w)| *w == 0.0) {
+        return Err(fail(
+            "every weight is 0, so no node should get traffic: nothing to test".into(),
+        ));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -235,14 +242,17 @@ mod tests {
         );
         assert!(parse_weights("a=3,b")
             .unwrap_err()
+            .0
             .contains("'b' is not name=weight"));
-        assert!(parse_weights("a=x").unwrap_err().contains("not a weight"));
+        assert!(parse_weights("a=x").unwrap_err().0.contains("not a weight"));
         assert!(parse_weights("").is_err());
         assert!(parse_weights("a=0,b=0")
             .unwrap_err()
+            .0
             .contains("every weight is 0"));
         assert!(parse_weights("a=1,a=2")
             .unwrap_err()
+            .0
             .contains("a is given twice"));
     }
 }

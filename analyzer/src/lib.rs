@@ -1,34 +1,43 @@
-//! Reads upstream access logs and reports per-node distribution, latency
-//! percentiles, fairness tests against expected shares, and alert-threshold
-//! breaches. So far: the threshold language and the fairness test (which
-//! loadgen uses too), reading a parsed line into an [`entry::Entry`], and the
-//! [`summary::Summary`] that lines add up to; the command comes next.
+//! Reads upstream access logs (nginx in any `log_format`, HAProxy, Envoy,
+//! Traefik, JSON lines, loadgen's own) into a [`Summary`] in flat memory,
+//! and judges it: per-node distribution, latency percentiles, the fairness
+//! test against expected shares ([`fairness_test`]), and k6-style
+//! [`Threshold`]s from one metric catalogue that loadgen and scenario files
+//! share. The `analyzer` command is this library with flags around it.
 //!
 //! ```
-//! use analyzer::fairness;
+//! use analyzer::{fairness_test, parse_weights};
 //! let observed = vec![("a".to_string(), 590), ("b".to_string(), 410)];
-//! let expected = fairness::parse_weights("a=3,b=2").unwrap();
-//! assert!(fairness::test(&observed, &expected).ok());
+//! let expected = parse_weights("a=3,b=2").unwrap();
+//! assert!(fairness_test(&observed, &expected).ok());
 //! ```
 
-pub mod check;
-pub mod cli;
-pub mod entry;
+mod check;
+mod entry;
 pub mod evidence;
 pub mod expect;
 pub mod export;
-pub mod fairness;
+mod fairness;
 pub mod formats;
-pub mod haproxy;
+mod haproxy;
 pub mod jsonl;
-pub mod judged;
-pub mod metric;
+mod judged;
+mod metric;
 pub mod plot;
-pub mod read;
+mod read;
 pub mod report;
-pub mod scan;
-pub mod summary;
-pub mod threshold;
-pub mod traefik;
+mod scan;
+mod summary;
+mod threshold;
+mod traefik;
 
-pub use threshold::{Measurements, Metric, Threshold, ThresholdError, Timing, Tool, Verdict};
+pub use check::{judge, Check};
+pub use entry::Entry;
+pub use fairness::{
+    parse_weights, test as fairness_test, test_or_equal, Fairness, WeightsError, ALPHA, CHECK_NAME,
+};
+pub use judged::{seed_alerts, Judged, SEED_ALERTS};
+pub use metric::{Kind, Metric, Timing, Tool};
+pub use read::{summarize, Input, ReadError, Summarized};
+pub use summary::{percentile, Rate, Stickiness, Summary, Tally};
+pub use threshold::{Measurements, Threshold, ThresholdError, Verdict};

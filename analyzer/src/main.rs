@@ -1,7 +1,9 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use analyzer::cli::{run, Opts};
+mod cli;
+
+use cli::{run, Opts};
 use primitives::parse_flags;
 
 fn main() -> ExitCode {

@@ -5,10 +5,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use flate2::read::MultiGzDecoder;
 
-use crate::formats::{self, Chosen, SAMPLE_LINES};
+use crate::formats::{self, Chosen, FormatChoiceError, SAMPLE_LINES};
 use crate::scan::{scan, Blocks};
 use crate::summary::Summary;
 
@@ -74,6 +73,18 @@ impl<R: BufRead> Read for GzipNamed<R> {
     }
 }
 
+/// An input that could not be read as a whole, named.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{input}: {source}")]
+    Io { input: String, source: io::Error },
+    #[error("{input}: {source}")]
+    Format {
+        input: String,
+        source: FormatChoiceError,
+    },
+}
+
 /// What the inputs held: their summary, the format they were read in, and
 /// the first lines of the first one (to say what they looked like).
 #[derive(Debug)]
@@ -87,7 +98,7 @@ pub struct Summarized {
 /// Reads every input into one summary, in the format given or the one the
 /// first lines show. Errors are about an input as a whole (unreadable,
 /// unrecognisable); bad lines are counted.
-pub fn summarize(inputs: &[Input], format: Option<Chosen>) -> anyhow::Result<Summarized> {
+pub fn summarize(inputs: &[Input], format: Option<Chosen>) -> Result<Summarized, ReadError> {
     let mut chosen = format;
     let mut summary = Summary::default();
     let mut first_lines = Vec::new();
@@ -97,9 +108,13 @@ pub fn summarize(inputs: &[Input], format: Option<Chosen>) -> anyhow::Result<Sum
     let mut before = 0;
     for input in inputs {
         let name = input.name();
-        let mut reader = input.open().with_context(|| name.clone())?;
+        let io = |source| ReadError::Io {
+            input: name.clone(),
+            source,
+        };
+        let mut reader = input.open().map_err(io)?;
         let mut blocks = Blocks::new(&mut *reader);
-        let Some(first) = blocks.next_block().with_context(|| name.clone())? else {
+        let Some(first) = blocks.next_block().map_err(io)? else {
             continue;
         };
         if first_lines.is_empty() {
@@ -120,11 +135,15 @@ pub fn summarize(inputs: &[Input], format: Option<Chosen>) -> anyhow::Result<Sum
             None if first_lines.is_empty() => continue,
             None => {
                 let sample: Vec<&str> = first_lines.iter().map(String::as_str).collect();
-                chosen.insert(formats::detect(&sample).with_context(|| name.clone())?)
+                let detected = formats::detect(&sample).map_err(|source| ReadError::Format {
+                    input: name.clone(),
+                    source,
+                })?;
+                chosen.insert(detected)
             }
         };
-        let (part, lines) = scan(first, &mut blocks, &format.reader, &name, workers, before)
-            .with_context(|| name.clone())?;
+        let (part, lines) =
+            scan(first, &mut blocks, &format.reader, &name, workers, before).map_err(io)?;
         before += lines;
         summary.merge(&part);
     }

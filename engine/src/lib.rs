@@ -2,7 +2,8 @@
 //! loop that takes tickets from a [`Schedule`] whose pacing is a value
 //! (closed or open loop), per-node distribution (from `X-Upstream` or
 //! `X-Backend`), HDR percentiles merged from shared shards, ab's report
-//! line for line, token-stream figures, and the verdict on a run.
+//! line for line ([`report`]), token-stream figures, and the verdict on a
+//! run.
 //!
 //! ```
 //! let plan = engine::Flags {
@@ -16,22 +17,27 @@
 //! assert_eq!((plan.requests, plan.concurrency), (1000, 10));
 //! ```
 
-pub mod drive;
+mod drive;
 mod exchange;
-pub mod files;
-pub mod http1;
-pub mod plan;
+mod files;
+mod http1;
+mod plan;
 pub mod report;
 mod request;
-pub mod schedule;
-pub mod sse;
-pub mod stats;
-pub mod streams;
-pub mod template;
-pub mod verdict;
-pub mod worker;
+mod schedule;
+mod sse;
+mod stats;
+mod streams;
+mod template;
+mod verdict;
+mod worker;
 
 pub use drive::{drive, Ran};
-pub use plan::{Flags, Plan, PlanError};
-pub use schedule::Schedule;
-pub use verdict::{Checks, Outcome};
+pub use files::{write_csv, write_file, Rows, WriteError};
+pub use plan::{Clients, ClientsVia, Flags, Plan, PlanError, Target, Variant};
+pub use schedule::{Arrival, Pacing, Phase, PhaseLoad, Schedule};
+pub use stats::{NodeStats, Stats};
+pub use streams::{Slo, StreamStats};
+pub use template::Text;
+pub use verdict::{judge, no_answer, outcome, Checks, Judgement, Outcome, RunFigures};
+pub use worker::{resolve, run};

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use analyzer::check::Check;
 use analyzer::evidence::{self, Missing};
-use analyzer::fairness::{self, Fairness};
+pub use analyzer::Check;
+use analyzer::Fairness;
 use analyzer::{Measurements, Metric, Threshold, Timing};
 use hdrhistogram::Histogram;
 
@@ -44,7 +44,7 @@ impl RunFigures<'_> {
         if observed.is_empty() {
             return None;
         }
-        Some(fairness::test_or_equal(&observed, self.expected))
+        Some(analyzer::test_or_equal(&observed, self.expected))
     }
 }
 
@@ -204,7 +204,7 @@ pub fn judge(figures: &RunFigures<'_>, thresholds: &[Threshold]) -> Judgement {
         ..*figures
     };
     let fairness = figures.expected.and_then(|_| figures.fairness());
-    judgement.checks = analyzer::check::judge(fairness, &thresholds, &figures);
+    judgement.checks = analyzer::judge(fairness, &thresholds, &figures);
     let unmeasured = thresholds
         .iter()
         .find(|t| t.evaluate(&figures).measured.is_none());

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use clap::Parser;
 
-use analyzer::fairness::parse_weights;
+use analyzer::parse_weights;
 use analyzer::{Metric, Threshold, Tool};
-use engine::files::{self, write_file, Rows};
-use engine::plan::{Flags, Plan, PlanError};
-use engine::verdict::{judge, outcome, RunFigures};
 use engine::{drive, report, Checks, Outcome, Ran};
+use engine::{judge, outcome, RunFigures};
+use engine::{write_csv, write_file, Rows};
+use engine::{Flags, Plan, PlanError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -125,7 +125,7 @@ impl Opts {
             None => None,
             Some(w) => Some(parse_weights(w).map_err(|why| PlanError {
                 flag: "--expect-weights".into(),
-                why,
+                why: why.to_string(),
             })?),
         };
         Ok(Checks {
@@ -163,7 +163,7 @@ impl Opts {
 /// Runs a plan, printing ab's report to stdout and progress to stderr, then
 /// the checks.
 pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outcome> {
-    let addr = engine::worker::resolve(&plan)
+    let addr = engine::resolve(&plan)
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
     let plan = Arc::new(plan);
@@ -192,7 +192,7 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         stopped,
     } = drive(plan.clone(), addr, Arc::new(rows), quiet).await;
     if let Some(path) = &checks.csv {
-        files::write_csv(path, &stats.total).map_err(anyhow::Error::msg)?;
+        write_csv(path, &stats.total).map_err(anyhow::Error::msg)?;
     }
     let figures = RunFigures {
         stats: &stats,

@@ -34,5 +34,5 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Write(#[from] engine::files::WriteError),
+    Write(#[from] engine::WriteError),
 }

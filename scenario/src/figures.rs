@@ -4,11 +4,11 @@
 //! (recovery after a revive, clients split across nodes). Nodes are named
 //! as the scenario names its backends.
 
-use analyzer::judged::Judged;
-use analyzer::summary::Summary;
+use analyzer::Judged;
+use analyzer::Summary;
 use analyzer::{Measurements, Metric, Threshold, Tool};
 
-use engine::verdict::RunFigures;
+use engine::RunFigures;
 
 pub struct Figures<'a> {
     pub client: RunFigures<'a>,

@@ -3,14 +3,14 @@
 //! was given), its thresholds on the balancer's log and what clients saw,
 //! and what evidence was missing.
 
-use analyzer::check::{self, Check};
 use analyzer::evidence::Missing;
 use analyzer::expect::{self, Expectation};
-use analyzer::judged::Judged;
-use analyzer::summary::Summary;
-use engine::schedule::Pacing;
-use engine::verdict::{self, Judgement, RunFigures};
+use analyzer::Check;
+use analyzer::Judged;
+use analyzer::Summary;
+use engine::Pacing;
 use engine::{Checks, Ran};
+use engine::{Judgement, RunFigures};
 
 use crate::expectations;
 use crate::figures::Figures;
@@ -121,8 +121,8 @@ pub fn judge(loaded: &Loaded, stage: &Stage, run: &Evidence<'_>, extra: &Checks)
         .chain(extra.thresholds.iter().cloned())
         .collect();
     let shares_found_no_node = want_shares && expected.is_some() && fairness.is_none();
-    let mut checks = check::judge(fairness, &thresholds, &figures);
-    let no_answer = verdict::no_answer(&run.ran.stats);
+    let mut checks = analyzer::judge(fairness, &thresholds, &figures);
+    let no_answer = engine::no_answer(&run.ran.stats);
     let missing = if no_answer.is_some() {
         None
     } else if checks.is_empty() {

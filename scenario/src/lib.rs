@@ -31,9 +31,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use engine::files::Rows;
-use engine::plan::Target;
-use engine::verdict;
+use engine::Rows;
+use engine::Target;
+
 use engine::{drive, Checks, Outcome};
 
 pub use error::ScenarioError;
@@ -81,7 +81,7 @@ pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> Result<Outcome, Sc
     };
     print!("{}", report::text(&judged));
     report::files(&judged, extra)?;
-    Ok(verdict::outcome(interrupted, false, &verdict.judgement))
+    Ok(engine::outcome(interrupted, false, &verdict.judgement))
 }
 
 /// `http://host:port[/...]` to a loopback socket address.

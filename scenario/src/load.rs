@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 
-use engine::plan::{Clients, ClientsVia, Plan};
-use engine::schedule::{Arrival, Pacing, Phase, PhaseLoad};
-use engine::streams::Slo;
+use engine::Slo;
+use engine::{Arrival, Pacing, Phase, PhaseLoad};
+use engine::{Clients, ClientsVia, Plan};
 
 use crate::error::ScenarioError;
 use crate::requests::Mix;

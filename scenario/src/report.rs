@@ -3,11 +3,11 @@
 //! line; and the JSON and JUnit files the command line asks for.
 
 use analyzer::report::{self as log_report, Context};
-use engine::files::write_file;
-use engine::plan::Plan;
 use engine::report;
-use engine::verdict::Judgement;
+use engine::write_file;
 use engine::Checks;
+use engine::Judgement;
+use engine::Plan;
 
 use crate::error::ScenarioError;
 use crate::judge::{Evidence, Verdict};

@@ -9,8 +9,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
 use super::spec::{Loaded, SpecError};
-use engine::plan::Variant;
-use engine::template::Text;
+use engine::Text;
+use engine::Variant;
 
 /// The requests to send and, for a timed replay, when each is due.
 pub struct Mix {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use analyzer::read::Input;
-use analyzer::summary::Summary;
+use analyzer::Input;
+use analyzer::Summary;
 use balancer::conf::ProxyConfig;
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, PortConfig, Server};
@@ -125,7 +125,7 @@ impl Stage {
         }
         let lbkit =
             analyzer::formats::named("lbkit").map_err(|e| ScenarioError::Log(e.to_string()))?;
-        let read = analyzer::read::summarize(&[Input::File(self.log_path())], lbkit)
+        let read = analyzer::summarize(&[Input::File(self.log_path())], lbkit)
             .map_err(|e| ScenarioError::Log(format!("{e:#}")))?;
         Ok(Some(read.summary))
     }

@@ -6,7 +6,7 @@
 //! /local that nginx answered itself.
 
 use analyzer::formats::detect;
-use analyzer::summary::Summary;
+use analyzer::Summary;
 
 fn lines(file: &str) -> Vec<&'static str> {
     let text = match file {

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::stats::Stats;
-use engine::worker;
 use engine::Flags;
 use engine::Schedule;
+use engine::Stats;
 use mockbackend::Server;
 
 use crate::common;
@@ -34,12 +33,12 @@ async fn streams(url: String, n: u64, c: usize, timeout: Option<f64>) -> Stats {
     .plan()
     .unwrap();
     let plan = Arc::new(plan);
-    let addr = worker::resolve(&plan).await.unwrap();
+    let addr = engine::resolve(&plan).await.unwrap();
     let schedule = Arc::new(Schedule::new(&plan));
-    let rows = Arc::new(engine::files::Rows::none());
+    let rows = Arc::new(engine::Rows::none());
     tokio::time::timeout(
         Duration::from_secs(60),
-        worker::run(plan, schedule, addr, rows),
+        engine::run(plan, schedule, addr, rows),
     )
     .await
     .expect("the run ends by itself")

@@ -1,10 +1,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::stats::Stats;
-use engine::worker;
 use engine::Flags;
 use engine::Schedule;
+use engine::Stats;
 use mockbackend::{Control, Fault, Server};
 
 use crate::common::{balancer, mock, servers};
@@ -12,16 +11,11 @@ use crate::common::{balancer, mock, servers};
 /// Runs `flags` to the end through the library, returning what it measured.
 async fn run(flags: Flags) -> (Stats, Arc<Schedule>) {
     let plan = Arc::new(flags.plan().unwrap());
-    let addr = worker::resolve(&plan).await.unwrap();
+    let addr = engine::resolve(&plan).await.unwrap();
     let schedule = Arc::new(Schedule::new(&plan));
     let stats = tokio::time::timeout(
         Duration::from_secs(30),
-        worker::run(
-            plan,
-            schedule.clone(),
-            addr,
-            Arc::new(engine::files::Rows::none()),
-        ),
+        engine::run(plan, schedule.clone(), addr, Arc::new(engine::Rows::none())),
     )
     .await
     .expect("the run ends by itself");
