@@ -162,7 +162,7 @@ pub enum Kind {
 impl Metric {
     /// The metric a threshold's left side names: `p(95)`, `p(99)_ttft`,
     /// `error_rate`...
-    pub fn parse(name: &str) -> Result<Metric, String> {
+    pub(crate) fn parse(name: &str) -> Result<Metric, String> {
         if let Some(rest) = name.strip_prefix("p(") {
             let (p, after) = rest.split_once(')').ok_or("p( needs its ')'")?;
             let p: f64 = p

@@ -16,7 +16,11 @@ enum Part {
 
 impl KeyExpr {
     /// Parses `$request_uri`, `${http_x_user}-suffix`, `user:$cookie_session`.
-    pub fn parse(source: &str) -> Result<KeyExpr, String> {
+    pub fn parse(source: &str) -> Result<KeyExpr, crate::conf::ValueError> {
+        KeyExpr::read(source).map_err(crate::conf::ValueError)
+    }
+
+    fn read(source: &str) -> Result<KeyExpr, String> {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut rest = source;
@@ -106,8 +110,14 @@ mod tests {
 
     #[test]
     fn bad_keys_say_why() {
-        assert!(KeyExpr::parse("${oops").unwrap_err().contains("closing"));
-        assert!(KeyExpr::parse("a$").unwrap_err().contains("variable name"));
-        assert!(KeyExpr::parse("$-x").unwrap_err().contains("variable name"));
+        assert!(KeyExpr::parse("${oops").unwrap_err().0.contains("closing"));
+        assert!(KeyExpr::parse("a$")
+            .unwrap_err()
+            .0
+            .contains("variable name"));
+        assert!(KeyExpr::parse("$-x")
+            .unwrap_err()
+            .0
+            .contains("variable name"));
     }
 }

@@ -29,10 +29,10 @@ pub struct Row<'a> {
     pub node: Option<&'a str>,
 }
 
-fn create(flag: &str, path: &Path) -> Result<BufWriter<File>, String> {
+fn create(flag: &str, path: &Path) -> Result<BufWriter<File>, WriteError> {
     File::create(path)
         .map(BufWriter::new)
-        .map_err(|e| format!("{flag} {}: {e}", path.display()))
+        .map_err(|source| WriteError::new(flag, path, source))
 }
 
 /// ab's `-g` time stamp: `Sat Nov 21 07:48:30 2026` (UTC here).
@@ -55,7 +55,7 @@ fn ctime(t: SystemTime) -> String {
 }
 
 impl Rows {
-    pub fn open(gnuplot: Option<&PathBuf>, log: Option<&PathBuf>) -> Result<Rows, String> {
+    pub fn open(gnuplot: Option<&PathBuf>, log: Option<&PathBuf>) -> Result<Rows, WriteError> {
         let gnuplot = match gnuplot {
             None => None,
             Some(p) => {
@@ -131,7 +131,7 @@ impl Rows {
 }
 
 /// ab's `-e`: the time within which each percentage of requests was served.
-pub fn write_csv(path: &Path, total: &Histogram<u64>) -> Result<(), String> {
+pub fn write_csv(path: &Path, total: &Histogram<u64>) -> Result<(), WriteError> {
     let mut w = create("-e", path)?;
     let _ = writeln!(w, "Percentage served,Time in ms");
     for p in 0..100u32 {
@@ -142,7 +142,8 @@ pub fn write_csv(path: &Path, total: &Histogram<u64>) -> Result<(), String> {
         };
         let _ = writeln!(w, "{p},{:.3}", us as f64 / 1000.0);
     }
-    w.flush().map_err(|e| format!("-e {}: {e}", path.display()))
+    w.flush()
+        .map_err(|source| WriteError::new("-e", path, source))
 }
 
 /// A file a flag asked for could not be written.
@@ -154,13 +155,19 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
+impl WriteError {
+    fn new(flag: &str, path: &Path, source: std::io::Error) -> WriteError {
+        WriteError {
+            flag: flag.to_string(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Writes a file a flag asked for; the error names the flag.
 pub fn write_file(flag: &str, path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), WriteError> {
-    std::fs::write(path, bytes).map_err(|source| WriteError {
-        flag: flag.to_string(),
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| WriteError::new(flag, path, source))
 }
 
 #[cfg(test)]

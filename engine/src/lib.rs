@@ -34,10 +34,10 @@ mod worker;
 
 pub use drive::{drive, Ran};
 pub use files::{write_csv, write_file, Rows, WriteError};
-pub use plan::{Clients, ClientsVia, Flags, Plan, PlanError, Target, Variant};
+pub use plan::{Clients, ClientsVia, Flags, Plan, PlanError, Target, TargetError, Variant};
 pub use schedule::{Arrival, Pacing, Phase, PhaseLoad, Schedule};
 pub use stats::{NodeStats, Stats};
-pub use streams::{Slo, StreamStats};
+pub use streams::{Slo, SloError, StreamStats};
 pub use template::Text;
 pub use verdict::{judge, no_answer, outcome, Checks, Judgement, Outcome, RunFigures};
 pub use worker::{resolve, run};

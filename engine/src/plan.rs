@@ -12,6 +12,11 @@ use crate::schedule::{Arrival, ArrivalError, Pacing, Phase};
 use crate::streams::Slo;
 use crate::template::Text;
 
+/// A URL loadgen cannot send to, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
 /// What to hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -23,7 +28,11 @@ pub struct Target {
 
 impl Target {
     /// `http://host[:port]/path`; like ab, the path is required.
-    pub fn parse(url: &str) -> Result<Target, String> {
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
+        Target::read(url).map_err(TargetError)
+    }
+
+    fn read(url: &str) -> Result<Target, String> {
         let rest = match url.split_once("://") {
             Some(("http", rest)) => rest,
             Some(("https", _)) => {
@@ -362,7 +371,7 @@ impl Flags {
     /// The checked plan: every flag validated and combined as ab does, the
     /// error naming the flag to fix.
     pub fn plan(self) -> Result<Plan, PlanError> {
-        let target = Target::parse(&self.url).map_err(|why| err("URL", why))?;
+        let target = Target::parse(&self.url).map_err(|why| err("URL", why.0))?;
         let time_limit = seconds("-t", self.time_limit)?;
         let requests = match (self.requests, time_limit) {
             (Some(0), _) => return Err(err("-n", "must be at least 1")),
@@ -393,7 +402,7 @@ impl Flags {
             .as_deref()
             .map(Slo::parse)
             .transpose()
-            .map_err(|why| err("--slo", why))?;
+            .map_err(|why| err("--slo", why.0))?;
         let (method, body) = self.method_and_body()?;
         Ok(Plan {
             mix: Vec::new(),
@@ -626,13 +635,16 @@ mod tests {
         );
         assert!(Target::parse("http://localhost")
             .unwrap_err()
+            .0
             .contains("needs a path"));
         assert!(Target::parse("localhost/")
             .unwrap_err()
+            .0
             .contains("invalid URL"));
-        assert!(Target::parse("https://x/").unwrap_err().contains("https"));
+        assert!(Target::parse("https://x/").unwrap_err().0.contains("https"));
         assert!(Target::parse("http://x:abc/")
             .unwrap_err()
+            .0
             .contains("not a port"));
     }
 

@@ -22,7 +22,11 @@ pub struct Slo {
 }
 
 impl Slo {
-    pub fn parse(text: &str) -> Result<Slo, String> {
+    pub fn parse(text: &str) -> Result<Slo, SloError> {
+        Slo::read(text).map_err(SloError)
+    }
+
+    fn read(text: &str) -> Result<Slo, String> {
         let mut slo = Slo::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, limit) = part
@@ -45,6 +49,11 @@ impl Slo {
         Ok(slo)
     }
 }
+
+/// An SLO that does not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SloError(pub String);
 
 /// One finished stream, as the worker saw it.
 pub struct Finished<'a> {
@@ -275,10 +284,11 @@ mod tests {
 
     #[test]
     fn slo_mistakes_are_explained() {
-        assert!(Slo::parse("ttft>3s").unwrap_err().contains("NAME<LIMIT"));
-        assert!(Slo::parse("speed<3s").unwrap_err().contains("not one of"));
+        assert!(Slo::parse("ttft>3s").unwrap_err().0.contains("NAME<LIMIT"));
+        assert!(Slo::parse("speed<3s").unwrap_err().0.contains("not one of"));
         assert!(Slo::parse("ttft<soon")
             .unwrap_err()
+            .0
             .contains("not a duration"));
     }
 }

@@ -183,8 +183,7 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
             plan.target.host
         ));
     }
-    let rows =
-        Rows::open(checks.gnuplot.as_ref(), checks.log.as_ref()).map_err(anyhow::Error::msg)?;
+    let rows = Rows::open(checks.gnuplot.as_ref(), checks.log.as_ref())?;
     let Ran {
         stats,
         elapsed,
@@ -192,7 +191,7 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         stopped,
     } = drive(plan.clone(), addr, Arc::new(rows), quiet).await;
     if let Some(path) = &checks.csv {
-        write_csv(path, &stats.total).map_err(anyhow::Error::msg)?;
+        write_csv(path, &stats.total)?;
     }
     let figures = RunFigures {
         stats: &stats,

@@ -141,8 +141,17 @@ impl Opts {
     }
 }
 
+/// Why the backends could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen for Ctrl-C and SIGTERM: {0}")]
+    Signals(#[from] std::io::Error),
+    #[error(transparent)]
+    Start(#[from] crate::StartError),
+}
+
 /// Serves `config` until Ctrl-C or SIGTERM, then finishes in-flight requests.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Listening before the "serving" lines: a script that signals as soon
     // as it reads them must be heard, not kill the process outright.
     let mut signals = primitives::Signals::new()?;

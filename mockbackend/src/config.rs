@@ -384,7 +384,7 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
 fn apply(profile: &mut Profile, s: &Setting) -> Result<(), ConfigError> {
     profile
         .set(&s.key, &s.value)
-        .map_err(|why| invalid(&s.source, &s.value, why))
+        .map_err(|why| invalid(&s.source, &s.value, why.0))
 }
 
 #[cfg(test)]

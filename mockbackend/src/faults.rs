@@ -219,8 +219,17 @@ pub enum Control {
 pub const ACTIONS: &str =
     "down (refuse), up, hang, slow, errors, reset-connections, drain, undrain, load, clear, reset";
 
+/// A fault control request that does not read: what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ControlError(pub String);
+
 /// Parses `action` (the path after `/_mock/`) and its query string.
-pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), String> {
+pub fn parse_control(action: &str, query: &str) -> Result<(Target, Control), ControlError> {
+    control(action, query).map_err(ControlError)
+}
+
+fn control(action: &str, query: &str) -> Result<(Target, Control), String> {
     let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -366,25 +375,35 @@ mod tests {
     fn bad_control_requests_say_why() {
         assert!(parse_control("explode", "")
             .unwrap_err()
+            .0
             .contains("unknown action"));
         assert!(parse_control("errors", "rate=2")
             .unwrap_err()
+            .0
             .contains("rate=2"));
         assert!(parse_control("slow", "delay=soon")
             .unwrap_err()
+            .0
             .contains("delay=soon"));
         assert!(parse_control("load", "cpu=90")
             .unwrap_err()
+            .0
             .contains("memory"));
         assert!(parse_control("down", "colour=red")
             .unwrap_err()
+            .0
             .contains("unknown parameter 'colour'"));
-        assert!(parse_control("up", "for=1s").unwrap_err().contains("for="));
+        assert!(parse_control("up", "for=1s")
+            .unwrap_err()
+            .0
+            .contains("for="));
         assert!(parse_control("clear", "fault=gremlins")
             .unwrap_err()
+            .0
             .contains("unknown fault"));
         assert!(parse_control("down", "port=x")
             .unwrap_err()
+            .0
             .contains("port=x"));
     }
 

@@ -53,13 +53,22 @@ impl Default for Profile {
     }
 }
 
+/// A profile setting's value that does not read: what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProfileError(pub String);
+
 /// The keys `set` accepts, for error messages and docs.
 pub const KEYS: &str = "name, latency, error_rate, error_status, max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model";
 
 impl Profile {
     /// Applies one `key=value` setting. The error says what is wrong with the
     /// value (the caller names where it came from).
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ProfileError> {
+        self.apply(key, value).map_err(ProfileError)
+    }
+
+    fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
         let value = value.trim();
         match key.trim().replace('-', "_").as_str() {
             "name" => {
@@ -189,23 +198,28 @@ mod tests {
         assert!(p
             .set("error_rate", "1.5")
             .unwrap_err()
+            .0
             .contains("between 0 and 1"));
         assert!(p
             .set("error_status", "99")
             .unwrap_err()
+            .0
             .contains("HTTP status"));
-        assert!(p.set("queue", "-1").unwrap_err().contains("whole number"));
+        assert!(p.set("queue", "-1").unwrap_err().0.contains("whole number"));
         assert!(p
             .set("output_tokens", "0")
             .unwrap_err()
+            .0
             .contains("between 1"));
         assert!(p
             .set("tokens_per_sec", "-3")
             .unwrap_err()
+            .0
             .contains("positive"));
         assert!(p
             .set("colour", "red")
             .unwrap_err()
+            .0
             .contains("unknown setting 'colour'"));
         assert_eq!(p, Profile::default(), "a refused setting changes nothing");
     }

@@ -512,7 +512,7 @@ async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<R
     let query = req.uri().query().unwrap_or("");
     let (target, control) = match parse_control(action, query) {
         Ok(c) => c,
-        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why, port),
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, &why.0, port),
     };
     match ctx
         .shared

@@ -95,7 +95,7 @@ fn external(url: &str, key: &str) -> Result<SocketAddr, ScenarioError> {
         Some((_, rest)) if !rest.contains('/') => format!("{url}/"),
         _ => url.to_string(),
     };
-    let t = Target::parse(&url).map_err(fail)?;
+    let t = Target::parse(&url).map_err(|e| fail(e.0))?;
     let ip: std::net::IpAddr = match t.host.as_str() {
         "localhost" => [127, 0, 0, 1].into(),
         h => h

@@ -53,7 +53,7 @@ pub fn plan(loaded: &Loaded, mix: Mix) -> Result<Plan, ScenarioError> {
         .as_deref()
         .map(Slo::parse)
         .transpose()
-        .map_err(|why| bad("slo", why))?;
+        .map_err(|why| bad("slo", why.0))?;
     plan.mix = mix.variants;
     plan.phases = load
         .phases

@@ -113,7 +113,7 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
                 loc.next_upstream = loc
                     .next_upstream
                     .with_conditions(&words)
-                    .map_err(|m| cx.err(e, m))?;
+                    .map_err(|m| cx.err(e, m.0))?;
             }
             "proxy_next_upstream_tries" => {
                 cx.args(e, 1, 1)?;

@@ -18,6 +18,13 @@ pub use model::{
 };
 pub use syntax::{parse, Directive};
 
+/// A value in nginx's configuration language that does not read (a
+/// method line, a `proxy_next_upstream` condition, a hash key): what is
+/// wrong, for the caller to say where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
 /// A configuration error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {}{message}", if directive.is_empty() { String::new() } else { format!("{directive}: ") })]

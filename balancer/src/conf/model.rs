@@ -88,7 +88,7 @@ impl NextUpstream {
     /// These settings with the conditions of a `proxy_next_upstream` line
     /// (`error timeout http_502 non_idempotent`, or `off`) in place of
     /// their own; tries and the timeout stay.
-    pub fn with_conditions(&self, words: &[&str]) -> Result<NextUpstream, String> {
+    pub fn with_conditions(&self, words: &[&str]) -> Result<NextUpstream, super::ValueError> {
         let mut next = NextUpstream {
             on_error: false,
             on_timeout: false,
@@ -106,7 +106,7 @@ impl NextUpstream {
                 }
                 w => match w.strip_prefix("http_").and_then(|s| s.parse::<u16>().ok()) {
                     Some(s @ (500 | 502 | 503 | 504 | 403 | 404 | 429)) => next.statuses.push(s),
-                    _ => return Err(format!("invalid value \"{w}\"")),
+                    _ => return Err(super::ValueError(format!("invalid value \"{w}\""))),
                 },
             }
         }

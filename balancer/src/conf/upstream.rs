@@ -3,8 +3,8 @@
 use super::ignored::IGNORED;
 use super::interpret::Ctx;
 use super::model::parse_time;
-use super::ConfError;
 use super::Directive;
+use super::{ConfError, ValueError};
 use crate::peer::Server;
 use crate::upstream::{Method, SpecError, UpstreamSpec};
 
@@ -31,7 +31,7 @@ pub(super) fn upstream(
             }
             "least_conn" | "ip_hash" | "hash" | "random" | "least_time" => {
                 let args: Vec<&str> = e.args.iter().map(String::as_str).collect();
-                method = Method::from_directive(&e.name, &args).map_err(|m| cx.err(e, m))?;
+                method = Method::from_directive(&e.name, &args).map_err(|m| cx.err(e, m.0))?;
             }
             "keepalive" => {
                 cx.args(e, 1, 1)?;
@@ -80,7 +80,11 @@ impl Method {
     /// `ip_hash`, `hash KEY [consistent]`, `random [two [least_conn]]`,
     /// nginx Plus's `least_time header|last_byte [inflight]`, or lbkit's
     /// `round_robin` (nginx's default, which has no directive).
-    pub fn from_directive(name: &str, args: &[&str]) -> Result<Method, String> {
+    pub fn from_directive(name: &str, args: &[&str]) -> Result<Method, ValueError> {
+        Method::read(name, args).map_err(ValueError)
+    }
+
+    fn read(name: &str, args: &[&str]) -> Result<Method, String> {
         let count = |min: usize, max: usize| {
             if (min..=max).contains(&args.len()) {
                 Ok(())
@@ -107,7 +111,7 @@ impl Method {
             }
             "hash" => {
                 count(1, 2)?;
-                let key = crate::key::KeyExpr::parse(args[0])?;
+                let key = crate::key::KeyExpr::parse(args[0]).map_err(|e| e.0)?;
                 let consistent = match args.get(1) {
                     None => false,
                     Some(&"consistent") => true,
@@ -154,13 +158,13 @@ impl Method {
 /// A whole method line, as a scenario or a flag writes it: `least_conn`,
 /// `hash $request_uri consistent`, `random two least_conn`...
 impl std::str::FromStr for Method {
-    type Err = String;
+    type Err = ValueError;
 
-    fn from_str(line: &str) -> Result<Method, String> {
+    fn from_str(line: &str) -> Result<Method, ValueError> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let (name, args) = words
             .split_first()
-            .ok_or_else(|| format!("no method; use {}", Method::NAMES.join(", ")))?;
+            .ok_or_else(|| ValueError(format!("no method; use {}", Method::NAMES.join(", "))))?;
         Method::from_directive(name, args)
     }
 }
