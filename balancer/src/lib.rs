@@ -30,6 +30,7 @@ pub mod conf;
 pub mod hash;
 pub mod health;
 pub mod key;
+pub mod next;
 pub mod peer;
 #[cfg(feature = "proxy")]
 pub mod proxy;

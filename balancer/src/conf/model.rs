@@ -61,6 +61,8 @@ pub enum Action {
 pub struct NextUpstream {
     pub on_error: bool,
     pub on_timeout: bool,
+    /// `invalid_header`: a response head that does not parse.
+    pub on_invalid_header: bool,
     /// Statuses that count as failures and are retried (`http_502` ...).
     pub statuses: Vec<u16>,
     /// Retry POST and other non-idempotent requests too.
@@ -76,6 +78,7 @@ impl Default for NextUpstream {
         NextUpstream {
             on_error: true,
             on_timeout: true,
+            on_invalid_header: false,
             statuses: Vec::new(),
             non_idempotent: false,
             tries: 0,
@@ -89,9 +92,13 @@ impl NextUpstream {
     /// (`error timeout http_502 non_idempotent`, or `off`) in place of
     /// their own; tries and the timeout stay.
     pub fn with_conditions(&self, words: &[&str]) -> Result<NextUpstream, super::ValueError> {
+        // The line replaces every condition, as nginx's bitmask does.
         let mut next = NextUpstream {
             on_error: false,
             on_timeout: false,
+            on_invalid_header: false,
+            statuses: Vec::new(),
+            non_idempotent: false,
             ..self.clone()
         };
         for word in words {
@@ -99,10 +106,13 @@ impl NextUpstream {
                 "error" => next.on_error = true,
                 "timeout" => next.on_timeout = true,
                 "non_idempotent" => next.non_idempotent = true,
-                "invalid_header" => {}
+                "invalid_header" => next.on_invalid_header = true,
                 "off" => {
                     next.on_error = false;
                     next.on_timeout = false;
+                    next.on_invalid_header = false;
+                    next.non_idempotent = false;
+                    next.statuses.clear();
                 }
                 w => match w.strip_prefix("http_").and_then(|s| s.parse::<u16>().ok()) {
                     Some(s @ (500 | 502 | 503 | 504 | 403 | 404 | 429)) => next.statuses.push(s),

@@ -2,6 +2,7 @@
 //! says, relay the answer as it streams, then finish the peer and log.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,13 +13,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 
 use super::access_log::Record;
-use super::pool::{Lease, SendError};
+use super::pool::Lease;
 use super::vars::RequestView;
 use super::{Group, Shared};
 use crate::conf::{Action, NextUpstream};
+use crate::next::{self, Attempted, Retrying, Step};
 use crate::upstream::{Attempt, Client, Method as Balancing, Outcome};
 
 const X_UPSTREAM: HeaderName = HeaderName::from_static("x-upstream");
@@ -41,30 +43,56 @@ enum Inner {
     Relay {
         body: Incoming,
         _lease: Lease,
+        /// `proxy_read_timeout` between two reads, as nginx applies it
+        /// while a body streams; reset by every frame.
+        read_timeout: Duration,
+        quiet: Pin<Box<tokio::time::Sleep>>,
     },
+}
+
+/// Why a relayed body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("upstream: {0}")]
+    Upstream(#[from] hyper::Error),
+    #[error("upstream timed out while reading the body (proxy_read_timeout)")]
+    TimedOut,
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = RelayError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, RelayError>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Relay { body, .. } => Pin::new(body).poll_frame(cx),
+            Inner::Relay {
+                body,
+                read_timeout,
+                quiet,
+                ..
+            } => match Pin::new(body).poll_frame(cx) {
+                Poll::Pending => match quiet.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(RelayError::TimedOut))),
+                    Poll::Pending => Poll::Pending,
+                },
+                ready => {
+                    let deadline = tokio::time::Instant::now() + *read_timeout;
+                    quiet.as_mut().reset(deadline);
+                    ready.map(|f| f.map(|r| r.map_err(RelayError::from)))
+                }
+            },
         };
+        // A body cut short by the upstream is not counted against it:
+        // nginx frees the peer as a success once the head was relayed.
         if let (Poll::Ready(Some(Ok(frame))), Some(done)) = (&polled, &mut this.done) {
             if let Some(data) = frame.data_ref() {
                 done.record.body_bytes_sent += data.len() as u64;
             }
-        }
-        if let (Poll::Ready(Some(Err(_))), Some(done)) = (&polled, &mut this.done) {
-            // The upstream broke off mid-answer: a failure, too late to retry.
-            done.failed = true;
         }
         polled
     }
@@ -99,7 +127,6 @@ struct Held {
 struct Done {
     shared: Arc<Shared>,
     held: Option<Held>,
-    failed: bool,
     record: Record,
 }
 
@@ -111,7 +138,7 @@ impl Drop for Done {
             // whole answer (a token stream's length shows only there).
             let last_byte = matches!(upstream.method, Balancing::LeastTime { last_byte: true });
             let outcome = Outcome {
-                failed: self.failed,
+                failed: false,
                 rtt: Some(if last_byte {
                     held.sent_at.elapsed()
                 } else {
@@ -157,7 +184,6 @@ fn finish(
     response.body_mut().done = Some(Done {
         shared: shared.clone(),
         held,
-        failed: false,
         record,
     });
     response
@@ -210,16 +236,7 @@ pub(crate) async fn handle(
             let group = shared.groups[g].clone();
             let next = route.location.next_upstream.clone();
             let timeouts = route.location.timeouts.clone();
-            return Ok(proxy(
-                &shared,
-                group,
-                &next,
-                timeouts.connect + timeouts.read,
-                req,
-                &remote,
-                record,
-            )
-            .await);
+            return Ok(proxy(&shared, group, &next, timeouts.read, req, &remote, record).await);
         }
         (Action::Proxy { .. }, None) => own(StatusCode::BAD_GATEWAY, "no such upstream\n"),
     };
@@ -335,23 +352,11 @@ fn upstream_request(
     req
 }
 
-/// nginx does not pass these on after the request was sent (`non_idempotent`).
-fn idempotent(method: &Method) -> bool {
-    !matches!(method.as_str(), "POST" | "LOCK" | "PATCH")
-}
-
-enum Failure {
-    /// Could not connect: the request never left, so any method may retry.
-    Connect,
-    Error,
-    Timeout,
-}
-
 async fn proxy(
     shared: &Arc<Shared>,
     group: Arc<Group>,
     next: &NextUpstream,
-    head_timeout: Duration,
+    read_timeout: Duration,
     req: Request<Incoming>,
     remote: &Remote,
     mut record: Record,
@@ -391,112 +396,84 @@ async fn proxy(
     };
     let client = client_of(shared, &group, &parts, remote.addr);
     let mut attempt = group.lock().start(&client);
-    let mut tried = 0u32;
+    attempt.limit_tries(next.tries);
+    let idempotent = next::idempotent(parts.method.as_str());
     loop {
         let picked = group.lock().pick(&mut attempt, shared.now());
         let Some(peer_ref) = picked else {
-            // nginx logs the group's name as the upstream when none is left.
-            if tried == 0 {
-                record.push_attempt(&group.name, "502", Duration::ZERO);
-                return finish(
-                    own(StatusCode::BAD_GATEWAY, "no live upstreams\n"),
-                    shared,
-                    record,
-                    None,
-                );
-            }
+            // nginx logs "no live upstreams" and the group's name as the
+            // attempt's address, after any servers already tried.
+            record.push_attempt(&group.name, "502", Duration::ZERO);
             return finish(
-                own(StatusCode::BAD_GATEWAY, "bad gateway\n"),
+                own(StatusCode::BAD_GATEWAY, "no live upstreams\n"),
                 shared,
                 record,
                 None,
             );
         };
-        tried += 1;
         let to = group.target(peer_ref);
         let sent_at = Instant::now();
-        let result = tokio::time::timeout(
-            head_timeout,
-            to.pool.send(|| upstream_request(&parts, &body, remote)),
-        )
-        .await;
+        let result = to
+            .pool
+            .send(|| upstream_request(&parts, &body, remote), read_timeout)
+            .await;
         let rtt = sent_at.elapsed();
-        // Asked after the peer was finished, as nginx's ngx_http_upstream_next
-        // asks after freeing it: another server left, within the limits, and
-        // not a non-idempotent request that already went out.
-        let may_retry = |sent: bool, attempt: &Attempt| {
-            attempt.tries > 0
-                && (next.tries == 0 || tried < next.tries)
-                && next.timeout.is_none_or(|t| started.elapsed() < t)
-                && (!sent || idempotent(&parts.method) || next.non_idempotent)
-        };
-        let failure = match result {
-            Ok(Ok((response, lease))) => {
+        let (attempted, response) = match result {
+            Ok((response, lease)) => {
                 let status = response.status().as_u16();
-                record.push_attempt(&to.text, &status.to_string(), rtt);
-                if !next.statuses.contains(&status) {
-                    return finish(
-                        relay(response, lease),
-                        shared,
-                        record,
-                        Some(Held {
-                            group,
-                            attempt,
-                            rtt,
-                            sent_at,
-                        }),
-                    );
-                }
-                // 403 and 404 move on but, as in nginx, are not failures.
-                let failed = !matches!(status, 403 | 404);
-                group.lock().finish(
-                    &mut attempt,
-                    Outcome {
-                        failed,
-                        rtt: Some(rtt),
-                    },
-                    shared.now(),
-                );
-                if may_retry(true, &attempt) {
-                    continue;
-                }
-                return finish(relay(response, lease), shared, record, None);
+                (Attempted::Answer { status, rtt }, Some((response, lease)))
             }
-            Ok(Err(SendError::Connect)) => Failure::Connect,
-            Ok(Err(SendError::Io)) => Failure::Error,
-            Err(_) => Failure::Timeout,
+            Err(e) => (Attempted::Failed(e.failure()), None),
         };
-        let (status, code) = match failure {
-            Failure::Timeout => ("504", StatusCode::GATEWAY_TIMEOUT),
-            Failure::Connect | Failure::Error => ("502", StatusCode::BAD_GATEWAY),
+        let logged = match attempted {
+            Attempted::Answer { status, .. } => status,
+            Attempted::Failed(f) => f.status(),
         };
-        record.push_attempt(&to.text, status, rtt);
-        group.lock().finish(
+        record.push_attempt(&to.text, &logged.to_string(), rtt);
+        let request = Retrying {
+            idempotent,
+            elapsed: started.elapsed(),
+        };
+        let step = next::after_attempt(
+            &mut group.lock(),
             &mut attempt,
-            Outcome {
-                failed: true,
-                rtt: None,
-            },
+            next,
+            attempted,
+            &request,
             shared.now(),
         );
-        let retry = match failure {
-            Failure::Timeout => next.on_timeout && may_retry(true, &attempt),
-            Failure::Connect => next.on_error && may_retry(false, &attempt),
-            Failure::Error => next.on_error && may_retry(true, &attempt),
-        };
-        if !retry {
-            let text = if code == StatusCode::GATEWAY_TIMEOUT {
-                "gateway timeout\n"
-            } else {
-                "bad gateway\n"
-            };
-            return finish(own(code, text), shared, record, None);
+        match (step, response) {
+            (Step::Relay, Some((response, lease))) => {
+                let held = Held {
+                    group,
+                    attempt,
+                    rtt,
+                    sent_at,
+                };
+                let relayed = relay(response, lease, read_timeout);
+                return finish(relayed, shared, record, Some(held));
+            }
+            (Step::GiveUp(status), _) => {
+                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let text = if status == 504 {
+                    "gateway timeout\n"
+                } else {
+                    "bad gateway\n"
+                };
+                return finish(own(code, text), shared, record, None);
+            }
+            // The answer is dropped with its connection; the next peer tries.
+            (Step::Next | Step::Relay, _) => {}
         }
     }
 }
 
 /// An upstream's response, with its connection-level headers dropped.
-fn relay(response: Response<Incoming>, lease: Lease) -> Response<ProxyBody> {
+fn relay(
+    response: Response<Incoming>,
+    lease: Lease,
+    read_timeout: Duration,
+) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     let names: Vec<HeaderName> = parts
         .headers
@@ -513,6 +490,8 @@ fn relay(response: Response<Incoming>, lease: Lease) -> Response<ProxyBody> {
             inner: Inner::Relay {
                 body,
                 _lease: lease,
+                read_timeout,
+                quiet: Box::pin(tokio::time::sleep(read_timeout)),
             },
             done: None,
         },

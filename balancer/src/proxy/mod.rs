@@ -11,7 +11,7 @@ mod vars;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -126,7 +126,6 @@ pub(crate) struct Shared {
     groups: Vec<Arc<Group>>,
     routes: Vec<Route>,
     log: Option<Arc<AccessLogWriter>>,
-    epoch: Instant,
     trust_forwarded_for: bool,
     max_body: usize,
     shutdown: CancellationToken,
@@ -134,9 +133,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Time on the selection library's clock.
+    /// Time on the selection library's clock: wall-clock time, as nginx's
+    /// `ngx_time()`, so `fail_timeout`'s whole seconds turn when nginx's do.
     fn now(&self) -> Duration {
-        self.epoch.elapsed()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
     }
 
     /// nginx's choice: an exact `=` location first, then the longest prefix.
@@ -251,7 +253,6 @@ impl Proxy {
             groups,
             routes,
             log,
-            epoch: Instant::now(),
             trust_forwarded_for: options.trust_forwarded_for,
             max_body: options.max_body,
             shutdown: CancellationToken::new(),

@@ -12,17 +12,47 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+
+use crate::next::Failure;
 use tokio::net::TcpStream;
 
 type Sender = SendRequest<Full<Bytes>>;
 
 /// Why a request did not get a response head.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendError {
     /// No connection could be made: the request never left.
     Connect,
+    /// `proxy_connect_timeout` ran out: the request never left.
+    ConnectTimeout,
     /// The connection broke after the request may have gone out.
     Io,
+    /// `proxy_read_timeout` ran out waiting for the response head.
+    ReadTimeout,
+    /// The response head did not parse (nginx's `invalid_header`).
+    InvalidHeader,
+}
+
+impl SendError {
+    /// As nginx's retry rules classify it.
+    pub(crate) fn failure(self) -> Failure {
+        match self {
+            SendError::Connect => Failure::Error { sent: false },
+            SendError::ConnectTimeout => Failure::Timeout { sent: false },
+            SendError::Io => Failure::Error { sent: true },
+            SendError::ReadTimeout => Failure::Timeout { sent: true },
+            SendError::InvalidHeader => Failure::InvalidHeader,
+        }
+    }
+}
+
+/// What a failed send says about why.
+fn classify(e: &hyper::Error) -> SendError {
+    if e.is_parse() {
+        SendError::InvalidHeader
+    } else {
+        SendError::Io
+    }
 }
 
 pub(crate) struct Pool {
@@ -65,7 +95,7 @@ impl Pool {
     async fn connect(&self) -> Result<Sender, SendError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr))
             .await
-            .map_err(|_| SendError::Connect)?
+            .map_err(|_| SendError::ConnectTimeout)?
             .map_err(|_| SendError::Connect)?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
@@ -93,39 +123,36 @@ impl Pool {
     }
 
     /// Sends the request `make` builds and returns the response head with
-    /// the connection it came on.
+    /// the connection it came on. Connecting is timed by the pool's connect
+    /// timeout, and the wait for the head once the request is out by
+    /// `read_timeout`, separately, as nginx times them.
     pub(crate) async fn send(
         self: &Arc<Self>,
         make: impl Fn() -> Request<Full<Bytes>>,
+        read_timeout: Duration,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
         let (mut sender, reused) = self.checkout().await?;
-        match sender.send_request(make()).await {
-            Ok(response) => Ok((
-                response,
-                Lease {
-                    sender: Some(sender),
-                    pool: self.clone(),
-                },
-            )),
+        let lease = |sender, pool: &Arc<Pool>| Lease {
+            sender: Some(sender),
+            pool: pool.clone(),
+        };
+        let first = tokio::time::timeout(read_timeout, sender.send_request(make())).await;
+        match first {
+            Err(_) => Err(SendError::ReadTimeout),
+            Ok(Ok(response)) => Ok((response, lease(sender, self))),
             // A kept-alive connection the server closed just as we took it:
             // the request was never written, so a fresh connection carries
             // it, as nginx retries on a cached connection.
-            Err(e) if e.is_canceled() && reused => {
+            Ok(Err(e)) if e.is_canceled() && reused => {
                 let mut fresh = self.connect().await?;
-                let response = fresh
-                    .send_request(make())
-                    .await
-                    .map_err(|_| SendError::Io)?;
-                Ok((
-                    response,
-                    Lease {
-                        sender: Some(fresh),
-                        pool: self.clone(),
-                    },
-                ))
+                match tokio::time::timeout(read_timeout, fresh.send_request(make())).await {
+                    Err(_) => Err(SendError::ReadTimeout),
+                    Ok(Ok(response)) => Ok((response, lease(fresh, self))),
+                    Ok(Err(e)) => Err(classify(&e)),
+                }
             }
-            Err(e) if e.is_canceled() => Err(SendError::Connect),
-            Err(_) => Err(SendError::Io),
+            Ok(Err(e)) if e.is_canceled() => Err(SendError::Connect),
+            Ok(Err(e)) => Err(classify(&e)),
         }
     }
 }

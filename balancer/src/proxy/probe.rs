@@ -117,7 +117,7 @@ async fn get(
         req
     };
     let answer = async {
-        let (response, _lease) = target.pool.send(make).await.ok()?;
+        let (response, _lease) = target.pool.send(make, limit).await.ok()?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.ok()?.to_bytes();
         Some((status, body))

@@ -235,6 +235,14 @@ impl Attempt {
     pub fn current(&self) -> Option<PeerRef> {
         self.current
     }
+
+    /// `proxy_next_upstream_tries N`: at most `n` tries in all (0: no
+    /// limit beyond one per server), as nginx caps `peer.tries`.
+    pub fn limit_tries(&mut self, n: u32) {
+        if n > 0 {
+            self.tries = self.tries.min(n);
+        }
+    }
 }
 
 /// A consistent-hash ring point: a hash and the server (by primary index) it belongs to.
@@ -409,7 +417,9 @@ impl Upstream {
             }
             _ => 0,
         };
-        let tries = self.primary.peers.len() + self.backup.as_ref().map_or(0, |b| b.peers.len());
+        // nginx's peer.tries: the servers not marked down, backups included.
+        let up = |t: &Tier| t.peers.iter().filter(|p| !p.server.down).count();
+        let tries = up(&self.primary) + self.backup.as_ref().map_or(0, up);
         Attempt {
             in_backup: false,
             tried: vec![0; most.div_ceil(64).max(1)],
