@@ -122,6 +122,14 @@ pub(crate) struct Route {
     group: Option<usize>,
 }
 
+/// Wall-clock time, as nginx's `ngx_time()`: `fail_timeout`'s whole
+/// seconds turn when nginx's do, not at whole seconds since the start.
+fn clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 pub(crate) struct Shared {
     groups: Vec<Arc<Group>>,
     routes: Vec<Route>,
@@ -133,12 +141,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Time on the selection library's clock: wall-clock time, as nginx's
-    /// `ngx_time()`, so `fail_timeout`'s whole seconds turn when nginx's do.
+    /// Time on the selection library's clock.
     fn now(&self) -> Duration {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
+        clock()
     }
 
     /// nginx's choice: an exact `=` location first, then the longest prefix.
@@ -353,5 +358,18 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_windows_run_on_the_wall_clock() {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert!(clock().abs_diff(wall) < Duration::from_secs(1));
     }
 }

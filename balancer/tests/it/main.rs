@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod failures;
 mod golden;
 mod health;
 mod methods;
