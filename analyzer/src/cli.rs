@@ -128,9 +128,8 @@ impl Opts {
         let config = match &self.nginx_conf {
             Some(path) => {
                 let name = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("--nginx-conf {name}"))?;
-                Some((balancer::conf::read(&name, &text)?, name))
+                std::fs::metadata(path).with_context(|| format!("--nginx-conf {name}"))?;
+                Some((balancer::conf::read_file(path)?, name))
             }
             None => None,
         };
@@ -149,7 +148,11 @@ impl Opts {
                     detected: false,
                 })
             }
-            (None, Some((c, _))) if self.format == "auto" => formats::from_config(c)?,
+            (None, Some((c, _))) if self.format == "auto" => {
+                // The access_log that wrote the (first) file being read.
+                let log = self.logs.first().map_or("-", String::as_str);
+                formats::from_config(c, log)?
+            }
             (None, _) => formats::named(&self.format)?,
         };
         let upstream = match &config {

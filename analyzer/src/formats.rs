@@ -120,6 +120,8 @@ pub enum FormatChoiceError {
     Unreadable(#[from] ParseError),
     #[error("--nginx-conf: log_format {name}: {why}")]
     FromConfig { name: String, why: String },
+    #[error("--nginx-conf: {why}; name the format with --format")]
+    WhichLog { why: String },
     #[error(
         "no known format matches the first lines (the first: {first:?}); name one with --format ({names}) or give nginx's log_format with --log-format '...'",
         names = preset_names()
@@ -174,12 +176,18 @@ pub fn custom(text: &str) -> Result<Chosen, FormatChoiceError> {
     })
 }
 
-/// The format of an nginx.conf's `access_log`: a `log_format` it defines,
-/// nginx's `combined`, or a preset by name; `None` when it has no access log.
+/// The format of the nginx.conf `access_log` that wrote `log` (the file
+/// being read; with several, the one with its path or file name): a
+/// `log_format` it defines, nginx's `combined`, or a preset by name;
+/// `None` when it has no access log.
 pub fn from_config(
     config: &balancer::conf::ProxyConfig,
+    log: &str,
 ) -> Result<Option<Chosen>, FormatChoiceError> {
-    let Some(log) = &config.access_log else {
+    let chosen = config
+        .access_log_for(log)
+        .map_err(|why| FormatChoiceError::WhichLog { why })?;
+    let Some(log) = chosen else {
         return Ok(None);
     };
     if let Some(def) = config.log_formats.iter().find(|d| d.name == log.format) {

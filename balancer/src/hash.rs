@@ -41,7 +41,8 @@ fn host_and_port(server: &str) -> (&str, &str) {
 pub fn ring(peers: &[Peer]) -> Vec<Point> {
     let mut points = Vec::new();
     for (index, peer) in peers.iter().enumerate() {
-        let (host, port) = host_and_port(&peer.server.addr);
+        let written = peer.server.host.as_deref().unwrap_or(&peer.server.addr);
+        let (host, port) = host_and_port(written);
         let mut base = crc32fast::Hasher::new();
         base.update(host.as_bytes());
         base.update(&[0]);

@@ -120,9 +120,9 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
     let mut config = match &opts.config {
         Some(path) => {
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --config {shown}"))?;
-            conf::load(&shown, &text)?
+            std::fs::metadata(path).with_context(|| format!("cannot read --config {shown}"))?;
+            // Includes followed and host names resolved, as nginx does.
+            conf::load_file(path)?
         }
         None => {
             if opts.upstream.is_empty() {

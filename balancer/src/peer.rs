@@ -5,8 +5,12 @@ use std::fmt;
 /// One `server` line: `server 127.0.0.1:8001 weight=3 max_fails=2 fail_timeout=30s backup;`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
-    /// The address as written; consistent hashing hashes this text, as nginx does.
+    /// The address: as written, or the address a host name resolved to.
     pub addr: String,
+    /// The name as written when `addr` was resolved from it (one name may
+    /// give several peers): consistent hashing hashes the text as written,
+    /// as nginx does.
+    pub host: Option<String>,
     pub weight: u32,
     /// Failures within `fail_timeout` that take the server out; 0 never does.
     pub max_fails: u32,
@@ -23,6 +27,7 @@ impl Server {
     pub fn new(addr: impl Into<String>) -> Server {
         Server {
             addr: addr.into(),
+            host: None,
             weight: 1,
             max_fails: 1,
             fail_timeout: 10,

@@ -85,6 +85,7 @@ pub fn config(s: &Scenario, addrs: &[SocketAddr], log: &str) -> Result<ProxyConf
         locations,
         log_formats: Vec::new(),
         access_log: Some(lbkit_log(log)),
+        access_logs: vec![lbkit_log(log)],
         keepalive: None,
         ignored: Vec::new(),
     })

@@ -7,7 +7,6 @@ pub(super) const IGNORED: &[&str] = &[
     "worker_processes",
     "worker_rlimit_nofile",
     "pid",
-    "include",
     "events",
     "worker_connections",
     "multi_accept",

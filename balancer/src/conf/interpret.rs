@@ -15,7 +15,7 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(super) fn err(&self, d: &Directive, message: impl Into<String>) -> ConfError {
-        ConfError::new(self.file, d.line, &d.name, message)
+        ConfError::new(&d.file, d.line, &d.name, message)
     }
 
     /// A directive this does not know: an error when the config is to be
@@ -32,7 +32,7 @@ impl Ctx<'_> {
     pub(super) fn ignore(&mut self, d: &Directive) {
         self.config
             .ignored
-            .push(format!("{}:{}: {}", self.file, d.line, d.name));
+            .push(format!("{}:{}: {}", d.file, d.line, d.name));
     }
 
     pub(super) fn args(&self, d: &Directive, min: usize, max: usize) -> Result<(), ConfError> {
@@ -66,6 +66,7 @@ pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyCo
             locations: Vec::new(),
             log_formats: Vec::new(),
             access_log: None,
+            access_logs: Vec::new(),
             keepalive: None,
             ignored: Vec::new(),
         },
@@ -80,7 +81,7 @@ pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyCo
             }
         }
     }
-    if let Some(log) = &cx.config.access_log {
+    for log in &cx.config.access_logs {
         let known = logformat::presets::preset(&log.format).is_some()
             || cx.config.log_formats.iter().any(|f| f.name == log.format);
         if !known {
@@ -99,6 +100,14 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
             ("server", Some(block)) => location::server(cx, block)?,
             ("log_format", None) => log_format(cx, d)?,
             ("access_log", None) => access_log(cx, d)?,
+            // Left only when the text was read without its files.
+            ("include", None) if !cx.lenient => {
+                return Err(cx.err(
+                    d,
+                    "read the configuration from its file so its includes are followed",
+                ))
+            }
+            ("include", None) => cx.ignore(d),
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
             _ => cx.unknown(d)?,
         }
@@ -137,11 +146,13 @@ pub(super) fn access_log(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfErro
         .filter(|f| !f.contains('='))
         .cloned()
         .unwrap_or_else(|| "combined".to_string());
-    cx.config.access_log = Some(AccessLog {
+    let log = AccessLog {
         path: d.args[0].clone(),
         format,
         line: d.line,
-    });
+    };
+    cx.config.access_logs.push(log.clone());
+    cx.config.access_log = Some(log);
     Ok(())
 }
 

@@ -14,7 +14,10 @@ pub struct ProxyConfig {
     pub listen: Vec<String>,
     pub locations: Vec<Location>,
     pub log_formats: Vec<LogFormatDef>,
+    /// The access log the proxy writes: the last one configured.
     pub access_log: Option<AccessLog>,
+    /// Every `access_log` configured, in order (nginx writes them all).
+    pub access_logs: Vec<AccessLog>,
     /// `keepalive N` of the upstreams: idle connections kept per upstream.
     pub keepalive: Option<usize>,
     /// Directives nginx has that this balancer does not act on, as `file:line: name`.
@@ -27,6 +30,33 @@ pub struct LogFormatDef {
     /// nginx's `escape=`: default, json or none.
     pub escape: logformat::Escape,
     pub format: String,
+}
+
+impl ProxyConfig {
+    /// The `access_log` that writes `path` (a log being read): the one
+    /// configured with that path, else with that file name; the only one
+    /// when there is one. `Err` lists them when it cannot tell.
+    pub fn access_log_for(&self, path: &str) -> Result<Option<&AccessLog>, String> {
+        let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+        let by_path = self.access_logs.iter().find(|l| l.path == path);
+        let by_name = || {
+            self.access_logs
+                .iter()
+                .find(|l| name(&l.path) == name(path))
+        };
+        match (by_path.or_else(by_name), self.access_logs.as_slice()) {
+            (Some(l), _) => Ok(Some(l)),
+            (None, []) => Ok(None),
+            (None, [only]) => Ok(Some(only)),
+            (None, many) => Err(format!(
+                "which access_log wrote {path}? The config has {}",
+                many.iter()
+                    .map(|l| format!("{} ({})", l.path, l.format))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,11 +4,14 @@
 
 use super::ConfError;
 
-/// A directive with its arguments, the line it starts on, and its block.
+/// A directive with its arguments, the file and line it starts on, and its
+/// block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
     pub name: String,
     pub args: Vec<String>,
+    /// The file it is written in (an included one, perhaps).
+    pub file: std::sync::Arc<str>,
     pub line: usize,
     pub block: Option<Vec<Directive>>,
 }
@@ -132,6 +135,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Directive>, ConfError> {
         at: 0,
         line: 1,
     };
+    let name: std::sync::Arc<str> = file.into();
     let err =
         |line, directive: &str, message: String| ConfError::new(file, line, directive, message);
     // A stack of open blocks: the directives gathered so far, and the
@@ -159,6 +163,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Directive>, ConfError> {
                 let directive = Directive {
                     name: words.remove(0),
                     args: std::mem::take(&mut words),
+                    file: name.clone(),
                     line: first_line,
                     block: None,
                 };

@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod conf_files;
 mod failures;
 mod golden;
 mod health;
