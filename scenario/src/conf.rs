@@ -77,6 +77,7 @@ pub fn config(s: &Scenario, addrs: &[SocketAddr], log: &str) -> Result<ProxyConf
             next_upstream: next_upstream.clone(),
             timeouts: timeouts.clone(),
             health: None,
+            logged: true,
         })
         .collect();
     Ok(ProxyConfig {

@@ -10,7 +10,7 @@ pub(super) struct Ctx<'a> {
     pub(super) config: ProxyConfig,
     /// Directives nginx has and this does not know are ignored, not errors:
     /// for reading a real nginx.conf for its upstreams and log formats.
-    lenient: bool,
+    pub(super) lenient: bool,
 }
 
 impl Ctx<'_> {

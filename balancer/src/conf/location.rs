@@ -48,6 +48,11 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
         [path] => (path.to_string(), false),
         ["=", path] => (path.to_string(), true),
         ["^~", path] => (path.to_string(), false),
+        // Read for what it says about upstreams, a config may keep them.
+        ["~" | "~*", _] if cx.lenient => {
+            cx.ignore(d);
+            return Ok(());
+        }
         ["~" | "~*", _] => {
             return Err(cx.err(
                 d,
@@ -66,6 +71,7 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
         next_upstream: NextUpstream::default(),
         timeouts: Timeouts::default(),
         health: None,
+        logged: true,
     };
     let mut has_action = false;
     for e in block {
@@ -141,6 +147,7 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
                 }
                 loc.health = Some(h);
             }
+            "access_log" if e.args.first().is_some_and(|a| a == "off") => loc.logged = false,
             "access_log" => access_log(cx, e)?,
             name if IGNORED.contains(&name) => cx.ignore(e),
             _ => cx.unknown(e)?,

@@ -77,6 +77,8 @@ pub struct Location {
     pub next_upstream: NextUpstream,
     pub timeouts: Timeouts,
     pub health: Option<HealthSpec>,
+    /// Its requests are logged; `access_log off` in it says not.
+    pub logged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,6 +42,12 @@ struct RequestInfo {
 }
 
 impl Record {
+    /// Whether this request is logged (its location does not say
+    /// `access_log off`).
+    pub fn logged(&self) -> bool {
+        self.request.is_some()
+    }
+
     pub fn new(req: &Request<Incoming>, remote: SocketAddr, logging: bool) -> Record {
         let request = logging.then(|| {
             let protocol = match req.version() {

@@ -151,7 +151,7 @@ impl Drop for Done {
             self.record.set_last_upstream_time(held.sent_at.elapsed());
         }
         self.record.request_time = self.record.started.elapsed();
-        if let Some(log) = &self.shared.log {
+        if let Some(log) = self.shared.log.as_ref().filter(|_| self.record.logged()) {
             log.write(&self.record);
         }
     }
@@ -218,8 +218,10 @@ pub(crate) async fn handle(
     // With X-Forwarded-For trusted, the log's $remote_addr is the client it
     // names, as nginx's realip module makes it.
     let client = SocketAddr::new(client_ip(&shared, req.headers(), peer), peer.port());
-    let mut record = Record::new(&req, client, shared.log.is_some());
-    let Some(route) = shared.route(req.uri().path()) else {
+    let route = shared.route(req.uri().path());
+    let logging = shared.log.is_some() && route.is_none_or(|r| r.location.logged);
+    let mut record = Record::new(&req, client, logging);
+    let Some(route) = route else {
         return Ok(finish(
             own(StatusCode::NOT_FOUND, "not found\n"),
             &shared,

@@ -226,6 +226,7 @@ impl Proxy {
                     next_upstream: Default::default(),
                     timeouts: Default::default(),
                     health: None,
+                    logged: true,
                 });
             }
         }

@@ -445,3 +445,22 @@ async fn upstreams_get_host_real_ip_and_forwarded_headers() {
     );
     bed.finish().await;
 }
+
+#[tokio::test]
+async fn a_location_with_access_log_off_is_not_logged() {
+    // Seed 000's /health: answered by the balancer itself, and, as nginx
+    // does, left out of every access log, including inherited ones.
+    let bed = Bed::start(1, Profile::default(), |a| {
+        format!(
+            "upstream b {{ server {}; }}\nserver {{ location / {{ proxy_pass http://b; }}\nlocation /health {{ access_log off; return 200 \"healthy\\n\"; }} }}",
+            a[0]
+        )
+    })
+    .await;
+    assert_eq!(bed.get("/health").await.0, 200);
+    assert_eq!(bed.get("/v1/models").await.0, 200);
+    assert_eq!(bed.get("/health").await.0, 200);
+    let log = bed.finish().await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].contains("\"GET /v1/models HTTP/1.1\" 200 "), "{}", log[0]);
+}
