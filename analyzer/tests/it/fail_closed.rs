@@ -122,7 +122,7 @@ fn cases() -> Vec<Case> {
         case("lbkit on an upstream_log log", vec![upstream()], &["{}/up.log", "--format", "lbkit"], 2, "try --format upstream_log"),
         case("combined on an upstream_log log", vec![upstream()], &["{}/up.log", "--format", "combined"], 2, "is in format combined"),
         case("seed 003's conf on the lines it did not write", vec![upstream(), ("nginx.conf", SEED_CONF.into())], &["{}/up.log", "--nginx-conf", "{}/nginx.conf"], 2, "is in format log_format upstream_log"),
-        case("a conf with two access logs", vec![upstream(), ("two.conf", TWO_LOGS.into())], &["{}/up.log", "--nginx-conf", "{}/two.conf"], 2, "no line of"),
+        case("a conf with two access logs", vec![upstream(), ("two.conf", TWO_LOGS.into())], &["{}/up.log", "--nginx-conf", "{}/two.conf"], 2, "which access_log wrote"),
         case("an unknown format", vec![upstream()], &["{}/up.log", "--format", "apache"], 2, "--format apache: not a format"),
         case("a vhost-prefixed line is not combined", vec![("vhost.log", br#"lessons.example.com 192.168.0.1 - - [21/Nov/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.0""#.to_vec())], &["{}/vhost.log", "--format", "combined"], 2, "no line of"),
         // A check that cannot be computed.

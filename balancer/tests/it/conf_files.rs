@@ -132,3 +132,27 @@ fn text_without_its_files_refuses_an_include() {
         .to_string();
     assert!(e.contains("so its includes are followed"), "{e}");
 }
+
+#[test]
+fn unknown_directives_are_listed_where_they_are_never_dropped() {
+    let site = format!("{AI}\nlua_shared_dict cache 10m;\n");
+    let d = Dir::new(
+        "unknown",
+        &[("nginx.conf", MAIN), ("conf.d/ai.conf", &site)],
+    );
+    // Read for what it says (analyzer --nginx-conf): listed, with its place.
+    let read = conf::read_file(&d.path("nginx.conf")).unwrap();
+    let file = d.path("conf.d/ai.conf").display().to_string();
+    assert!(
+        read.ignored
+            .iter()
+            .any(|i| i.starts_with(&file) && i.ends_with("lua_shared_dict")),
+        "{:?}",
+        read.ignored
+    );
+    // Run (balancer --config): refused, naming the file and line.
+    let e = conf::load_file(&d.path("nginx.conf"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with(&file) && e.contains("lua_shared_dict"), "{e}");
+}
