@@ -66,10 +66,11 @@ pub struct Opts {
     /// Print help
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    /// Run a scenario file instead: start its mock backends and the
-    /// reference balancer in this process, drive its load and events, and
-    /// check its expectations (see scenarios/README.md). --threshold,
-    /// --json, --junit and -q apply; the load is the file's.
+    /// Run a scenario file instead: start its mock backends and its
+    /// balancer (the reference in this process, or real nginx on the
+    /// user's config), drive its load and events, and check its
+    /// expectations (see scenarios/README.md). --threshold, --json,
+    /// --junit, --engine and -q apply; the load is the file's.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "url", "requests", "concurrency", "time_limit", "timeout", "post", "put",
         "content_type", "headers", "cookies", "basic_auth", "keepalive", "method",
@@ -79,6 +80,10 @@ pub struct Opts {
         "expect_weights",
     ])]
     scenario: Option<PathBuf>,
+    /// With --scenario: run it on these balancers instead of its own
+    /// [balancer] engine: reference, nginx, or reference,nginx
+    #[arg(long, value_name = "LIST", requires = "scenario")]
+    engine: Option<String>,
     /// URL to test: http://host[:port]/path
     #[arg(required_unless_present = "scenario")]
     url: Option<String>,
@@ -153,6 +158,11 @@ impl Opts {
     /// The scenario file, when one is given instead of a URL.
     pub fn scenario(&self) -> Option<&std::path::Path> {
         self.scenario.as_deref()
+    }
+
+    /// `--engine`: the balancers to run the scenario on.
+    pub fn engine(&self) -> Option<&str> {
+        self.engine.as_deref()
     }
 
     pub fn quiet(&self) -> bool {

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Err(e) => return usage(&e),
     };
     if let Some(file) = opts.scenario() {
-        return scenario(file, quiet, &checks);
+        return scenario(file, opts.engine(), quiet, &checks);
     }
     let plan = match opts.plan() {
         Ok(p) => p,
@@ -32,10 +32,15 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "scenario")]
-fn scenario(file: &std::path::Path, quiet: bool, checks: &engine::Checks) -> ExitCode {
+fn scenario(
+    file: &std::path::Path,
+    engines: Option<&str>,
+    quiet: bool,
+    checks: &engine::Checks,
+) -> ExitCode {
     match runtime() {
         Ok(r) => exit(
-            r.block_on(scenario::run(file, quiet, checks))
+            r.block_on(scenario::run(file, engines, quiet, checks))
                 .map_err(Into::into),
         ),
         Err(e) => usage(&e),
@@ -43,7 +48,7 @@ fn scenario(file: &std::path::Path, quiet: bool, checks: &engine::Checks) -> Exi
 }
 
 #[cfg(not(feature = "scenario"))]
-fn scenario(_: &std::path::Path, _: bool, _: &engine::Checks) -> ExitCode {
+fn scenario(_: &std::path::Path, _: Option<&str>, _: bool, _: &engine::Checks) -> ExitCode {
     usage(&"--scenario: this loadgen was built without the scenario feature; build it with default features")
 }
 

@@ -1,12 +1,13 @@
-//! The in-process balancer's configuration: built as a value from a
-//! scenario's `[balancer]` and backends, or read from its `nginx_conf` with
-//! backend names put in for addresses. Pure.
+//! The balancer a scenario describes with its `[balancer]` and backends
+//! (when it gives no `config` file): as a value for the reference, and as
+//! the nginx.conf that says the same for real nginx. Pure.
 
 use std::net::SocketAddr;
 
-use balancer::conf::{AccessLog, Action, Location, NextUpstream, ProxyConfig, Timeouts};
+use balancer::conf::{AccessLog, Action, Directive, Location, NextUpstream, ProxyConfig, Timeouts};
 use balancer::{Method, Server, UpstreamSpec};
 
+use super::nginx_conf::{block, directive, line};
 use super::spec::{Backend, Scenario};
 
 /// The upstream a backend is in when it names none.
@@ -122,23 +123,131 @@ fn server(b: &Backend, addr: &SocketAddr) -> Server {
     s
 }
 
-/// A user's nginx.conf with `server NAME` lines pointed at the backends
-/// called NAME; other lines as they are. The access log is the runner's.
-pub fn with_backends(text: &str, names: &[String], addrs: &[SocketAddr]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let replaced = trimmed.strip_prefix("server ").and_then(|rest| {
-            let rest = rest.trim_start();
-            let end = rest.find([' ', ';', '\t']).unwrap_or(rest.len());
-            let i = names.iter().position(|n| *n == rest[..end])?;
-            let indent = &line[..line.len() - trimmed.len()];
-            Some(format!("{indent}server {}{}", addrs[i], &rest[end..]))
-        });
-        out.push_str(replaced.as_deref().unwrap_or(line));
-        out.push('\n');
+/// The scenario's balancer as the nginx.conf that says the same, for real
+/// nginx: one worker (so round robin's order is one sequence, as in the
+/// reference), answers streamed as they come (`proxy_buffering off`, as the
+/// reference relays them), every upstream, server line and location of
+/// `config` written out. The runner's rewrite adds the listen, the paths
+/// and the log.
+pub fn nginx(config: &ProxyConfig) -> Vec<Directive> {
+    let mut http = Vec::new();
+    for u in &config.upstreams {
+        let mut inner = Vec::new();
+        if u.method != Method::RoundRobin {
+            let line = u.method.directive();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            inner.push(directive(words[0], &words[1..]));
+        }
+        for s in &u.servers {
+            inner.push(line("server", server_args(s)));
+        }
+        if let Some(n) = config.keepalive {
+            inner.push(directive("keepalive", &[&n.to_string()]));
+        }
+        http.push(block("upstream", &[&u.name], inner));
     }
-    out
+    let locations = config.locations.iter().map(|l| {
+        let mut inner = Vec::new();
+        match &l.action {
+            Action::Proxy { upstream } => {
+                inner.push(directive("proxy_pass", &[&format!("http://{upstream}")]));
+                inner.push(directive("proxy_buffering", &["off"]));
+                inner.push(line("proxy_next_upstream", next_words(&l.next_upstream)));
+                if l.next_upstream.tries != 0 {
+                    inner.push(directive(
+                        "proxy_next_upstream_tries",
+                        &[&l.next_upstream.tries.to_string()],
+                    ));
+                }
+                if let Some(t) = l.next_upstream.timeout {
+                    inner.push(directive("proxy_next_upstream_timeout", &[&ms(t)]));
+                }
+                inner.push(directive(
+                    "proxy_connect_timeout",
+                    &[&ms(l.timeouts.connect)],
+                ));
+                inner.push(directive("proxy_read_timeout", &[&ms(l.timeouts.read)]));
+                inner.push(directive("proxy_send_timeout", &[&ms(l.timeouts.send)]));
+                if config.keepalive.is_some() {
+                    inner.push(directive("proxy_http_version", &["1.1"]));
+                    inner.push(directive("proxy_set_header", &["Connection", ""]));
+                }
+            }
+            Action::Return { status, body } => {
+                inner.push(directive("return", &[&status.to_string(), body]));
+            }
+        }
+        if !l.logged {
+            inner.push(directive("access_log", &["off"]));
+        }
+        let args: Vec<&str> = if l.exact {
+            vec!["=", &l.path]
+        } else {
+            vec![&l.path]
+        };
+        block("location", &args, inner)
+    });
+    http.push(block("server", &[], locations.collect()));
+    vec![
+        directive("worker_processes", &["1"]),
+        block(
+            "events",
+            &[],
+            vec![directive("worker_connections", &["4096"])],
+        ),
+        block("http", &[], http),
+    ]
+}
+
+/// A `server` line's arguments: the address, then what differs from
+/// nginx's defaults.
+fn server_args(s: &Server) -> Vec<String> {
+    let mut args = vec![s.addr.clone()];
+    let defaults = Server::new("");
+    if s.weight != defaults.weight {
+        args.push(format!("weight={}", s.weight));
+    }
+    if s.max_fails != defaults.max_fails {
+        args.push(format!("max_fails={}", s.max_fails));
+    }
+    if s.fail_timeout != defaults.fail_timeout {
+        args.push(format!("fail_timeout={}s", s.fail_timeout));
+    }
+    if s.max_conns != 0 {
+        args.push(format!("max_conns={}", s.max_conns));
+    }
+    if s.backup {
+        args.push("backup".into());
+    }
+    if s.down {
+        args.push("down".into());
+    }
+    args
+}
+
+/// `proxy_next_upstream`'s words for these conditions (`off` for none).
+fn next_words(n: &NextUpstream) -> Vec<String> {
+    let flags = [
+        ("error", n.on_error),
+        ("timeout", n.on_timeout),
+        ("invalid_header", n.on_invalid_header),
+        ("non_idempotent", n.non_idempotent),
+    ];
+    let mut words: Vec<String> = flags
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(w, _)| w.to_string())
+        .collect();
+    words.extend(n.statuses.iter().map(|s| format!("http_{s}")));
+    if words.is_empty() {
+        words.push("off".into());
+    }
+    words
+}
+
+/// A duration in nginx's syntax, to the millisecond.
+fn ms(d: std::time::Duration) -> String {
+    format!("{}ms", d.as_millis())
 }
 
 #[cfg(test)]
@@ -204,15 +313,46 @@ requests = 1
     }
 
     #[test]
-    fn names_in_a_users_conf_become_addresses() {
-        let names = vec!["a".to_string(), "b".to_string()];
-        let addrs: Vec<SocketAddr> =
-            vec![([127, 0, 0, 1], 9001).into(), ([127, 0, 0, 1], 9002).into()];
-        let out = with_backends(
-            "upstream u {\n  server a weight=3;\n  server b;\n  server c;\n}",
-            &names,
-            &addrs,
-        );
-        assert_eq!(out, "upstream u {\n  server 127.0.0.1:9001 weight=3;\n  server 127.0.0.1:9002;\n  server c;\n}\n");
+    fn the_scenarios_balancer_written_for_nginx() {
+        let (s, ..) = parse(
+            "t.toml",
+            r#"
+[[backend]]
+weight = 3
+max_fails = 2
+fail_timeout = "5s"
+[[backend]]
+backup = true
+[balancer]
+method = "least_conn"
+next_upstream = "error http_503"
+tries = 2
+timeout = "1500ms"
+[load]
+requests = 1
+"#,
+        )
+        .unwrap();
+        let addrs: Vec<SocketAddr> = (1..=2).map(|p| ([127, 0, 0, 1], 8000 + p).into()).collect();
+        let value = config(&s, &addrs, "/tmp/x.log").unwrap();
+        let text = super::super::nginx_conf::render(&nginx(&value));
+        let want = [
+            "worker_processes 1;",
+            "upstream backend {\n        least_conn;\n        server 127.0.0.1:8001 weight=3 max_fails=2 fail_timeout=5s;\n        server 127.0.0.1:8002 backup;\n    }",
+            "location / {\n            proxy_pass http://backend;\n            proxy_buffering off;\n            proxy_next_upstream error http_503;\n            proxy_next_upstream_tries 2;",
+            "proxy_read_timeout 1500ms;",
+        ];
+        for w in want {
+            assert!(text.contains(w), "{w}\nnot in\n{text}");
+        }
+        // And it says the same to the reference as the value does.
+        let again = balancer::conf::interpret(
+            "again",
+            &balancer::conf::parse("again", &text).unwrap(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(again.upstreams, value.upstreams);
+        assert_eq!(again.locations, value.locations);
     }
 }

@@ -13,11 +13,14 @@ pub enum ScenarioError {
     Backends(#[from] mockbackend::StartError),
     #[error("{key}: {why}")]
     Address { key: String, why: String },
-    #[error("[balancer] nginx_conf {}: {source}", .path.display())]
-    NginxConf {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("[balancer] config {}: {why}", .path.display())]
+    ConfigUse { path: PathBuf, why: String },
+    #[error("[balancer] engine = \"nginx\": no nginx binary ({looked}); install it (apt-get install -y nginx) or name it with [balancer] binary")]
+    NginxMissing { looked: String },
+    #[error("[balancer] config: nginx -t: {0}")]
+    NginxTest(String),
+    #[error("nginx: {0}")]
+    Nginx(String),
     #[error("{0}")]
     Config(#[from] balancer::conf::ConfError),
     #[error("[balancer] {0}")]

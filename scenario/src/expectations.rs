@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use analyzer::Threshold;
 
-use super::spec::{Loaded, Scenario, SpecError};
+use super::spec::{Engine, Loaded, Scenario, SpecError};
 
 /// What is wrong with a threshold on this scenario: a node that is not
 /// one of its backends, or a figure only a log holds when the scenario
@@ -58,7 +58,10 @@ pub(super) fn target_problems(s: &Scenario) -> Result<(), (Option<Range<usize>>,
         ("tries", b.tries.is_some()),
         ("timeout", b.timeout.is_some()),
         ("connect_timeout", b.connect_timeout.is_some()),
-        ("nginx_conf", b.nginx_conf.is_some()),
+        ("config", b.config.is_some()),
+        ("engine", b.engine.is_some()),
+        ("binary", b.binary.is_some()),
+        ("upstream", b.upstream.is_some()),
         ("route", !b.routes.is_empty()),
     ];
     if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
@@ -73,6 +76,7 @@ pub(super) fn target_problems(s: &Scenario) -> Result<(), (Option<Range<usize>>,
             ("fail_timeout", k.fail_timeout.is_some()),
             ("max_conns", k.max_conns.is_some()),
             ("pool", k.pool.is_some()),
+            ("server", k.server.is_some()),
         ];
         if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
             return Err((
@@ -86,6 +90,89 @@ pub(super) fn target_problems(s: &Scenario) -> Result<(), (Option<Range<usize>>,
             return Err((
                 Some(e.span()),
                 format!("[[event]] action = \"weight\": {why}; lbkit cannot change its weights"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// With `[balancer] config`, the user's file decides how the balancer
+/// balances, so keys that would configure it are refused rather than
+/// silently unused; the keys that only make sense with a config, or with
+/// nginx, are refused without one.
+pub(super) fn config_problems(
+    s: &Scenario,
+    engines: &[Engine],
+) -> Result<(), (Option<Range<usize>>, String)> {
+    let b = &s.balancer;
+    let nginx = engines.contains(&Engine::Nginx);
+    if b.binary.is_some() && !nginx {
+        return Err((
+            None,
+            "[balancer] binary: it names the nginx to run; add engine = \"nginx\"".into(),
+        ));
+    }
+    if b.config.is_none() {
+        if b.upstream.is_some() {
+            return Err((
+                None,
+                "[balancer] upstream: it picks an upstream of [balancer] config; there is none"
+                    .into(),
+            ));
+        }
+        if let Some(k) = s.backends.iter().find(|k| k.get_ref().server.is_some()) {
+            return Err((
+                Some(k.span()),
+                "[[backend]] server: it names a server line of [balancer] config; there is none"
+                    .into(),
+            ));
+        }
+    } else {
+        let why = "with [balancer] config, the config decides this";
+        let set = [
+            ("method", b.method.is_some()),
+            ("next_upstream", b.next_upstream.is_some()),
+            ("tries", b.tries.is_some()),
+            ("timeout", b.timeout.is_some()),
+            ("connect_timeout", b.connect_timeout.is_some()),
+            ("route", !b.routes.is_empty()),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+            return Err((None, format!("[balancer] {key}: {why}")));
+        }
+        for backend in &s.backends {
+            let k = backend.get_ref();
+            let set = [
+                ("weight", k.weight.is_some()),
+                ("backup", k.backup),
+                ("down", k.down),
+                ("max_fails", k.max_fails.is_some()),
+                ("fail_timeout", k.fail_timeout.is_some()),
+                ("max_conns", k.max_conns.is_some()),
+                ("pool", k.pool.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+                return Err((
+                    Some(backend.span()),
+                    format!("[[backend]] {key}: {why} (its server line's parameters)"),
+                ));
+            }
+        }
+    }
+    if !nginx {
+        return Ok(());
+    }
+    if let Some(m) = b.method.as_deref().filter(|m| m.starts_with("least_time")) {
+        return Err((
+            None,
+            format!("[balancer] method {m:?}: open-source nginx has no least_time (it is NGINX Plus's); run this scenario on engine = \"reference\""),
+        ));
+    }
+    for e in &s.events {
+        if e.get_ref().action == "weight" {
+            return Err((
+                Some(e.span()),
+                "[[event]] action = \"weight\": nginx changes weights only on a reload; run this scenario on engine = \"reference\"".into(),
             ));
         }
     }

@@ -15,7 +15,7 @@ use engine::{Judgement, RunFigures};
 use crate::expectations;
 use crate::figures::Figures;
 use crate::spec::Loaded;
-use crate::stage::Stage;
+use crate::stage::{OwnRead, Stage};
 
 /// The checks, and what the report says about where their figures came from.
 pub struct Verdict {
@@ -74,10 +74,21 @@ pub fn judge(loaded: &Loaded, stage: &Stage, run: &Evidence<'_>, extra: &Checks)
         Some(_) => s.expect.shares.unwrap_or(by_hand.is_some()),
         None => s.expect.shares.unwrap_or(s.events.is_empty()),
     };
-    let mut notes = Vec::new();
-    let promised: Option<Expectation> = match (&by_hand, &stage.config, summary) {
-        (None, Some(c), Some(sum)) if want_shares && c.upstreams.len() == 1 => {
-            let e = expect::from_upstream(&c.upstreams[0], "the scenario's [balancer]", sum);
+    let mut notes = stage.notes.clone();
+    // The upstream under test: the one the config's `location /` proxies
+    // to (or [balancer] upstream), else the scenario's only pool.
+    let under_test = stage.config.as_ref().and_then(|c| match &stage.upstream {
+        Some(name) => c.upstreams.iter().find(|u| &u.name == name),
+        None if c.upstreams.len() == 1 => c.upstreams.first(),
+        None => None,
+    });
+    let from = match &s.balancer.config {
+        Some(file) => format!("[balancer] config {}", file.get_ref()),
+        None => "the scenario's [balancer]".to_string(),
+    };
+    let promised: Option<Expectation> = match (&by_hand, under_test, summary) {
+        (None, Some(upstream), Some(sum)) if want_shares => {
+            let e = expect::from_upstream(upstream, &from, sum);
             notes.push(e.describe());
             Some(e)
         }
@@ -122,6 +133,14 @@ pub fn judge(loaded: &Loaded, stage: &Stage, run: &Evidence<'_>, extra: &Checks)
         .collect();
     let shares_found_no_node = want_shares && expected.is_some() && fairness.is_none();
     let mut checks = analyzer::judge(fairness, &thresholds, &figures);
+    if let Some(ours) = summary {
+        for own in &stage.own_logs {
+            match own_log(own, ours) {
+                Ok(check) => checks.push(check),
+                Err(note) => notes.push(note),
+            }
+        }
+    }
     let no_answer = engine::no_answer(&run.ran.stats);
     let missing = if no_answer.is_some() {
         None
@@ -169,4 +188,62 @@ pub fn judge(loaded: &Loaded, stage: &Stage, run: &Evidence<'_>, extra: &Checks)
         notes,
         expected: expected.map(<[_]>::to_vec),
     }
+}
+
+/// nginx's own access log against lbkit's, written by the same nginx for
+/// the same requests: the same per-node counts, every line read. A log
+/// whose format names no upstream is a note, not a check.
+fn own_log(own: &OwnRead, ours: &Summary) -> Result<Check, String> {
+    let name = format!("own access_log {}", own.log.written);
+    let fail = |why: String| Check {
+        name: name.clone(),
+        ok: false,
+        measured: None,
+        line: format!("✗ nginx's own access_log {}: {why}", own.log.written),
+    };
+    let (format, sum) = match &own.read {
+        Ok(read) => read,
+        Err(why) => return Ok(fail(format!("cannot be read: {why}"))),
+    };
+    if sum.malformed > 0 {
+        return Ok(fail(format!(
+            "{} of {} lines do not read as {format}",
+            sum.malformed, sum.lines
+        )));
+    }
+    if sum.nodes.is_empty() {
+        return Err(format!(
+            "nginx's own access_log {} ({format}): {} lines; its format logs no $upstream_addr, so its nodes are not compared.",
+            own.log.written, sum.lines
+        ));
+    }
+    let counts = |s: &Summary| -> Vec<(String, u64)> {
+        s.nodes
+            .iter()
+            .map(|(n, t)| (n.clone(), t.requests))
+            .collect()
+    };
+    let (theirs, lbkit) = (counts(sum), counts(ours));
+    if theirs != lbkit {
+        let show = |c: &[(String, u64)]| {
+            c.iter()
+                .map(|(n, k)| format!("{n}={k}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        return Ok(fail(format!(
+            "per-node counts {} differ from lbkit's log ({})",
+            show(&theirs),
+            show(&lbkit)
+        )));
+    }
+    Ok(Check {
+        name,
+        ok: true,
+        measured: Some(sum.lines as f64),
+        line: format!(
+            "✓ nginx's own access_log {} ({format}): {} lines, the same per-node counts as lbkit's log",
+            own.log.written, sum.lines
+        ),
+    })
 }

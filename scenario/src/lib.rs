@@ -1,13 +1,16 @@
-//! `loadgen --scenario FILE`: stage the scenario's mock backends and the
-//! reference balancer in this process ([`stage`]), drive its load with the
-//! engine while its timed events happen ([`events`]), read the balancer's
-//! access log with the analyzer, judge the expectations ([`judge`]), print
-//! one report ([`report`]), and stop everything.
+//! `loadgen --scenario FILE`: stage the scenario's mock backends and its
+//! balancer ([`stage`]: the reference in this process, or real nginx on a
+//! rewritten copy of the user's config), drive its load with the engine
+//! while its timed events happen ([`events`]), read the balancer's access
+//! log with the analyzer, judge the expectations ([`judge`]), print one
+//! report ([`report`]), and stop everything. With several engines the
+//! scenario runs on each in turn, and they must agree ([`agree`]).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), scenario::ScenarioError> {
 //! let outcome = scenario::run(
 //!     std::path::Path::new("scenarios/quickstart.toml"),
+//!     None,
 //!     true,
 //!     &engine::Checks::default(),
 //! )
@@ -15,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod agree;
 mod conf;
 mod error;
 mod events;
@@ -22,6 +26,8 @@ mod expectations;
 mod figures;
 mod judge;
 mod load;
+mod nginx;
+mod nginx_conf;
 mod report;
 mod requests;
 pub mod spec;
@@ -39,49 +45,125 @@ use engine::{drive, Checks, Outcome};
 pub use error::ScenarioError;
 use events::Events;
 use judge::Evidence;
+use spec::{Engine, Loaded};
 use stage::Stage;
 
-/// Runs a scenario file. `Err` is bad input (exit 2): nothing has started
+/// Runs a scenario file, on `engines` (a comma-separated list) instead of
+/// its own when given. `Err` is bad input (exit 2): nothing has started
 /// yet, or it could not start.
-pub async fn run(path: &Path, quiet: bool, extra: &Checks) -> Result<Outcome, ScenarioError> {
-    let loaded = spec::load(path)?;
+pub async fn run(
+    path: &Path,
+    engines: Option<&str>,
+    quiet: bool,
+    extra: &Checks,
+) -> Result<Outcome, ScenarioError> {
+    let loaded = spec::load(path, engines)?;
     expectations::check_extra(&loaded, &extra.thresholds)?;
-    let mut plan = load::plan(&loaded, requests::build(&loaded)?)?;
-    let mut stage = Stage::start(&loaded).await?;
+    // Every engine is set up once before any load, so a config one of them
+    // refuses (nginx -t) is exit 2 with nothing run.
+    for &engine in loaded.engines.iter().skip(1) {
+        Stage::start(&loaded, engine, None).await?.halt().await;
+    }
+    let mut runs = Vec::new();
+    for &engine in &loaded.engines {
+        let before = runs.last().map(|r: &EngineRun| &r.stage);
+        let one = run_on(&loaded, engine, before, quiet, extra).await?;
+        let interrupted = one.interrupted;
+        runs.push(one);
+        if interrupted {
+            break;
+        }
+    }
+    let judged: Vec<report::Judged<'_>> = runs.iter().map(|r| r.judged(&loaded)).collect();
+    let several = loaded.engines.len() > 1;
+    for (i, j) in judged.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!("{}", report::text(j, several));
+    }
+    let agreement = (several && judged.len() > 1).then(|| {
+        let sides: Vec<agree::Side<'_>> = judged.iter().map(report::side).collect();
+        agree::compare(&sides)
+    });
+    if let Some((table, check)) = &agreement {
+        println!();
+        print!("{}", report::side_by_side(&loaded, &judged, table, check));
+    }
+    let agreement = agreement.map(|(_, check)| check);
+    report::files(&judged, agreement.as_ref(), extra)?;
+    Ok(report::outcome(&loaded, &judged, agreement.as_ref()))
+}
+
+/// One engine's run of the scenario, kept for the report.
+struct EngineRun {
+    stage: Stage,
+    plan: Arc<engine::Plan>,
+    ran: engine::Ran,
+    happened: events::Happened,
+    log: Option<analyzer::Summary>,
+    verdict: judge::Verdict,
+    interrupted: bool,
+}
+
+impl EngineRun {
+    fn judged<'a>(&'a self, loaded: &'a Loaded) -> report::Judged<'a> {
+        report::Judged {
+            loaded,
+            stage: &self.stage,
+            plan: &self.plan,
+            ran: &self.ran,
+            log: self.log.as_ref(),
+            happened: &self.happened.lines,
+            verdict: &self.verdict,
+            interrupted: self.interrupted,
+        }
+    }
+}
+
+/// Stages the scenario on `engine`, drives its load and events, stops
+/// everything and judges what it saw.
+async fn run_on(
+    loaded: &Loaded,
+    engine: Engine,
+    before: Option<&Stage>,
+    quiet: bool,
+    extra: &Checks,
+) -> Result<EngineRun, ScenarioError> {
+    let mut plan = load::plan(loaded, requests::build(loaded)?)?;
+    let mut stage = Stage::start(loaded, engine, before).await?;
     plan.aim(stage.target);
     let plan = Arc::new(plan);
     if !quiet {
         eprintln!(
-            "scenario {}: {} backends, balancer at {}",
-            report::title(&loaded),
+            "scenario {}: {} backends, {} at {}",
+            report::title(loaded),
             stage.addrs.len(),
+            stage.about,
             stage.target
         );
     }
-    let events = Events::start(&loaded, &stage);
+    let events = Events::start(loaded, &stage);
     let ran = drive(plan.clone(), stage.target, Arc::new(Rows::none()), quiet).await;
     let happened = events.finish();
     let interrupted = ran.interrupted;
     let log = stage.stop().await?;
-    let run = Evidence {
+    let evidence = Evidence {
         ran: &ran,
         pacing: plan.pacing,
         log: log.as_ref(),
         revived: &happened.revived,
     };
-    let verdict = judge::judge(&loaded, &stage, &run, extra);
-    let judged = report::Judged {
-        loaded: &loaded,
-        stage: &stage,
-        plan: &plan,
-        run: &run,
-        happened: &happened.lines,
-        verdict: &verdict,
+    let verdict = judge::judge(loaded, &stage, &evidence, extra);
+    Ok(EngineRun {
+        stage,
+        plan,
+        ran,
+        happened,
+        log,
+        verdict,
         interrupted,
-    };
-    print!("{}", report::text(&judged));
-    report::files(&judged, extra)?;
-    Ok(engine::outcome(interrupted, false, &verdict.judgement))
+    })
 }
 
 /// `http://host:port[/...]` to a loopback socket address.

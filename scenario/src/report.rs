@@ -3,15 +3,17 @@
 //! line; and the JSON and JUnit files the command line asks for.
 
 use analyzer::report::{self as log_report, Context};
+use analyzer::{Check, Summary};
 use engine::report;
 use engine::write_file;
 use engine::Checks;
 use engine::Judgement;
-use engine::Plan;
+use engine::{Outcome, Plan, Ran};
 
+use crate::agree::Side;
 use crate::error::ScenarioError;
-use crate::judge::{Evidence, Verdict};
-use crate::spec::Loaded;
+use crate::judge::Verdict;
+use crate::spec::{Engine, Loaded};
 use crate::stage::Stage;
 
 /// What the report calls the balancer's log.
@@ -35,37 +37,53 @@ pub fn title(loaded: &Loaded) -> String {
     (loaded.scenario.name.clone()).unwrap_or_else(|| loaded.file.display().to_string())
 }
 
-/// What the scenario judged, with what it saw.
+/// What the scenario judged on one balancer, with what it saw.
 pub struct Judged<'a> {
     pub loaded: &'a Loaded,
     pub stage: &'a Stage,
     pub plan: &'a Plan,
-    pub run: &'a Evidence<'a>,
+    /// What clients saw.
+    pub ran: &'a Ran,
+    /// The balancer's log; none for an external balancer.
+    pub log: Option<&'a Summary>,
     /// A line per event that happened.
     pub happened: &'a [String],
     pub verdict: &'a Verdict,
     pub interrupted: bool,
 }
 
-/// The whole report, ending in the verdict line.
-pub fn text(j: &Judged<'_>) -> String {
-    let (loaded, stage, plan, run, happened, v) =
-        (j.loaded, j.stage, j.plan, j.run, j.happened, j.verdict);
+/// The engine a run was on, as the report names it.
+fn engine(j: &Judged<'_>) -> &'static str {
+    j.stage.engine.map_or("target", Engine::name)
+}
+
+/// One balancer's whole report, ending in its verdict line; `several`:
+/// one of several engines, named in the title.
+pub fn text(j: &Judged<'_>, several: bool) -> String {
+    let (loaded, stage, plan, ran, happened, v) =
+        (j.loaded, j.stage, j.plan, j.ran, j.happened, j.verdict);
     let s = &loaded.scenario;
-    let title = title(loaded);
+    let title = match several {
+        true => format!("{} on {}", title(loaded), engine(j)),
+        false => title(loaded),
+    };
     let checks = &v.judgement.checks;
     let mut out = String::new();
     out.push_str(&format!("Scenario: {title}\n"));
     if let Some(d) = &s.description {
         out.push_str(&format!("{}\n", d.trim()));
     }
+    out.push_str(&format!(
+        "  balancer: {} at {}\n",
+        stage.about, stage.target
+    ));
     for (i, name) in loaded.names.iter().enumerate() {
         out.push_str(&format!("  backend {name} = {}\n", stage.addrs[i]));
     }
     out.push('\n');
-    out.push_str(report::ab(plan, &run.ran.stats, run.ran.elapsed).trim_start_matches('\n'));
-    out.push_str(&report::beyond(plan, &run.ran.stats));
-    out.push_str(&report::streams(plan, &run.ran.stats, run.ran.elapsed));
+    out.push_str(report::ab(plan, &ran.stats, ran.elapsed).trim_start_matches('\n'));
+    out.push_str(&report::beyond(plan, &ran.stats));
+    out.push_str(&report::streams(plan, &ran.stats, ran.elapsed));
     if !s.events.is_empty() {
         out.push_str("\nEvents\n");
         for line in happened {
@@ -80,7 +98,7 @@ pub fn text(j: &Judged<'_>) -> String {
     }
     let inputs = [LOG_NAME.to_string()];
     let cx = context(v, &inputs);
-    match run.log {
+    match j.log {
         Some(sum) => {
             out.push('\n');
             out.push_str(&log_report::text(sum, &cx, checks));
@@ -106,32 +124,194 @@ pub fn text(j: &Judged<'_>) -> String {
     out
 }
 
-/// The JSON and JUnit files `--json` and `--junit` ask for.
-pub fn files(j: &Judged<'_>, extra: &Checks) -> Result<(), ScenarioError> {
-    let (loaded, plan, run, v) = (j.loaded, j.plan, j.run, j.verdict);
-    let s = &loaded.scenario;
+/// One run's per-node counts (by backend name) and checks, to compare.
+pub fn side<'a>(j: &'a Judged<'a>) -> Side<'a> {
+    let name = |addr: &str| {
+        let i = j.stage.addrs.iter().position(|a| a == addr);
+        i.map_or(addr.to_string(), |i| j.loaded.names[i].clone())
+    };
+    // In the scenario's order of backends; other nodes after.
+    let order = |addr: &str| {
+        j.stage
+            .addrs
+            .iter()
+            .position(|a| a == addr)
+            .unwrap_or(usize::MAX)
+    };
+    let mut counts: Vec<(usize, String, u64)> = j
+        .log
+        .map(|sum| {
+            sum.nodes
+                .iter()
+                .map(|(addr, t)| (order(addr), name(addr), t.requests))
+                .collect()
+        })
+        .unwrap_or_default();
+    counts.sort();
+    let counts = counts.into_iter().map(|(_, n, c)| (n, c)).collect();
+    Side {
+        engine: engine(j),
+        counts,
+        checks: &j.verdict.judgement.checks,
+    }
+}
+
+/// The engines side by side, their agreement, and the scenario's verdict
+/// over all of them.
+pub fn side_by_side(
+    loaded: &Loaded,
+    judged: &[Judged<'_>],
+    table: &str,
+    agreement: &Check,
+) -> String {
     let title = title(loaded);
-    let checks = &v.judgement.checks;
-    let inputs = [LOG_NAME.to_string()];
-    let cx = context(v, &inputs);
+    let mut out = format!("Scenario: {title}, side by side\n");
+    for j in judged {
+        out.push_str(&format!("  {}: {}\n", engine(j), j.stage.about));
+    }
+    out.push('\n');
+    out.push_str(table);
+    out.push('\n');
+    out.push_str(&agreement.line);
+    out.push_str("\n\n");
+    let engines: Vec<&str> = judged.iter().map(engine).collect();
+    let engines = engines.join(" and ");
+    let held: Vec<bool> = judged.iter().map(|j| j.verdict.judgement.held()).collect();
+    let line = match outcome(loaded, judged, Some(agreement)) {
+        Outcome::Done if loaded.scenario.expect_failure => format!(
+            "✗ scenario {title}: expected the verification to fail on {engines}, but it held on {}",
+            judged
+                .iter()
+                .zip(&held)
+                .filter(|(_, h)| **h)
+                .map(|(j, _)| engine(j))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+        Outcome::Done => {
+            format!("✓ scenario {title}: every check held on {engines}, and they agree")
+        }
+        Outcome::Breached if loaded.scenario.expect_failure => {
+            format!("✓ scenario {title}: the verification caught it on {engines} (exit 1)")
+        }
+        Outcome::Breached if agreement.ok => {
+            format!("✗ scenario {title}: checks failed (see each engine's report above)")
+        }
+        Outcome::Breached => format!("✗ scenario {title}: {engines} do not agree (exit 1)"),
+        _ => format!("✗ scenario {title}: no verdict on every engine (see above)"),
+    };
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// How the scenario ends over every engine it ran on: an interruption or
+/// missing evidence on any first; then, for a scenario that must fail,
+/// caught only when caught on every engine; else held only when every
+/// check held on every engine and they agree.
+pub fn outcome(loaded: &Loaded, judged: &[Judged<'_>], agreement: Option<&Check>) -> Outcome {
+    let mut each: Vec<Outcome> = judged
+        .iter()
+        .map(|j| engine::outcome(j.interrupted, false, &j.verdict.judgement))
+        .collect();
+    if each.len() == 1 {
+        return each.remove(0);
+    }
+    if let Some(i) = each
+        .iter()
+        .position(|o| !matches!(o, Outcome::Done | Outcome::Breached))
+    {
+        return each.remove(i);
+    }
+    let breached = each
+        .iter()
+        .filter(|o| matches!(o, Outcome::Breached))
+        .count();
+    let fine = if loaded.scenario.expect_failure {
+        breached < each.len()
+    } else {
+        breached == 0 && agreement.is_none_or(|c| c.ok)
+    };
+    if fine {
+        Outcome::Done
+    } else {
+        Outcome::Breached
+    }
+}
+
+/// The JSON and JUnit files `--json` and `--junit` ask for: one run's
+/// report, or, with several engines, each one's and their agreement.
+pub fn files(
+    judged: &[Judged<'_>],
+    agreement: Option<&Check>,
+    extra: &Checks,
+) -> Result<(), ScenarioError> {
+    let Some(first) = judged.first() else {
+        return Ok(());
+    };
+    let loaded = first.loaded;
+    let title = title(loaded);
     if let Some(path) = &extra.json_file {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "tool": "loadgen",
             "scenario": title,
             "file": loaded.file.display().to_string(),
-            "expect_failure": s.expect_failure,
-            "ok": v.judgement.held(),
-            "checks": checks.iter().map(|c| serde_json::json!({"check": c.name, "ok": c.ok, "measured": c.measured, "line": c.line})).collect::<Vec<_>>(),
-            "load": report::json(plan, &run.ran.stats, run.ran.elapsed, checks),
-            "log": run.log.map(|sum| analyzer::export::json_value(sum, &cx, checks)),
+            "expect_failure": loaded.scenario.expect_failure,
+            "ok": matches!(outcome(loaded, judged, agreement), Outcome::Done),
         });
+        let runs: Vec<serde_json::Value> = judged.iter().map(run_json).collect();
+        match (agreement, runs.as_slice()) {
+            (None, [one]) => {
+                for (k, v) in one.as_object().into_iter().flatten() {
+                    json[k] = v.clone();
+                }
+                json["ok"] = serde_json::Value::Bool(first.verdict.judgement.held());
+            }
+            _ => {
+                json["engines"] = serde_json::Value::Array(runs);
+                json["agreement"] = agreement.map_or(serde_json::Value::Null, check_json);
+            }
+        }
         write_file("--json", path, format!("{json:#}\n"))?;
     }
     if let Some(path) = &extra.junit {
         let suite = format!("scenario {title}");
-        write_file("--junit", path, analyzer::export::junit(&suite, checks))?;
+        let checks: Vec<Check> = match agreement {
+            None if judged.len() == 1 => first.verdict.judgement.checks.clone(),
+            _ => judged
+                .iter()
+                .flat_map(|j| {
+                    j.verdict.judgement.checks.iter().map(|c| Check {
+                        name: format!("{}: {}", engine(j), c.name),
+                        ..c.clone()
+                    })
+                })
+                .chain(agreement.cloned())
+                .collect(),
+        };
+        write_file("--junit", path, analyzer::export::junit(&suite, &checks))?;
     }
     Ok(())
+}
+
+fn check_json(c: &Check) -> serde_json::Value {
+    serde_json::json!({"check": c.name, "ok": c.ok, "measured": c.measured, "line": c.line})
+}
+
+/// One engine's run as JSON.
+fn run_json(j: &Judged<'_>) -> serde_json::Value {
+    let v = j.verdict;
+    let checks = &v.judgement.checks;
+    let inputs = [LOG_NAME.to_string()];
+    let cx = context(v, &inputs);
+    serde_json::json!({
+        "engine": engine(j),
+        "balancer": j.stage.about,
+        "ok": v.judgement.held(),
+        "checks": checks.iter().map(check_json).collect::<Vec<_>>(),
+        "load": report::json(j.plan, &j.ran.stats, j.ran.elapsed, checks),
+        "log": j.log.map(|sum| analyzer::export::json_value(sum, &cx, checks)),
+    })
 }
 
 /// The scenario's last line: what happened, and what the exit code means.

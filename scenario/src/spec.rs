@@ -63,6 +63,9 @@ pub struct Backend {
     pub max_conns: Option<u32>,
     /// The upstream (pool) it belongs to; default `backend`.
     pub pool: Option<String>,
+    /// With `[balancer] config`: the `server` line it stands for, the
+    /// address as the config writes it (`ai-1.internal:8000`).
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,14 +81,50 @@ pub struct Balancer {
     /// proxy_read_timeout and proxy_connect_timeout.
     pub timeout: Option<Dur>,
     pub connect_timeout: Option<Dur>,
-    /// Load this nginx.conf (its upstreams, locations) instead; relative to
-    /// the scenario file.
-    pub nginx_conf: Option<String>,
+    /// Which balancer runs the scenario: `reference` (lbkit's, in this
+    /// process; the default), `nginx` (real nginx started for the run), or
+    /// a list of them: the same scenario on each, and they must agree.
+    pub engine: Option<EngineList>,
+    /// The user's nginx.conf (relative to the scenario file); its `server`
+    /// lines are pointed at the backends. `nginx_conf` is its old name.
+    #[serde(alias = "nginx_conf")]
+    pub config: Option<Spanned<String>>,
+    /// The nginx binary (default: `nginx` on PATH, then /usr/sbin/nginx).
+    pub binary: Option<String>,
+    /// With `config`: the upstream under test (default: the one
+    /// `location /` proxies to, or the only one).
+    pub upstream: Option<String>,
     /// Test this external balancer instead of the in-process one.
     pub target: Option<String>,
     /// Path routing to pools (task-type routing).
     #[serde(default, rename = "route")]
     pub routes: Vec<Spanned<Route>>,
+}
+
+/// `engine = "nginx"` or `engine = ["reference", "nginx"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EngineList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A balancer a scenario can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// lbkit's reference balancer, in this process.
+    Reference,
+    /// Real nginx, started for the run on a rewritten copy of the config.
+    Nginx,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Reference => "reference",
+            Engine::Nginx => "nginx",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,10 +301,13 @@ pub struct Loaded {
     pub profiles: Vec<Profile>,
     /// Each event's backend index and its control (None for `weight`).
     pub events: Vec<(usize, Option<Control>)>,
+    /// The balancers it runs on, in order (at least one).
+    pub engines: Vec<Engine>,
 }
 
-/// Reads and checks a scenario file.
-pub fn load(path: &Path) -> Result<Loaded, SpecError> {
+/// Reads and checks a scenario file; `engines` (loadgen's `--engine`, a
+/// comma-separated list) replaces its `[balancer] engine`.
+pub fn load(path: &Path, engines: Option<&str>) -> Result<Loaded, SpecError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| SpecError {
         file: file.clone(),
@@ -273,13 +315,14 @@ pub fn load(path: &Path) -> Result<Loaded, SpecError> {
         column: 0,
         message: format!("cannot read: {e}"),
     })?;
-    parse(&file, &text).map(|(scenario, names, profiles, events)| Loaded {
+    parse_with(&file, &text, engines).map(|(scenario, names, profiles, events, engines)| Loaded {
         scenario,
         file: path.to_path_buf(),
         text,
         names,
         profiles,
         events,
+        engines,
     })
 }
 
@@ -306,16 +349,21 @@ type Parsed = (
     Vec<String>,
     Vec<Profile>,
     Vec<(usize, Option<Control>)>,
+    Vec<Engine>,
 );
 
 /// Parses and checks scenario text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Parsed, SpecError> {
+    parse_with(file, text, None)
+}
+
+fn parse_with(file: &str, text: &str, engines_flag: Option<&str>) -> Result<Parsed, SpecError> {
     let at = |span: Option<Range<usize>>, message: String| locate(file, text, span, message);
-    let scenario: Scenario =
+    let mut scenario: Scenario =
         toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
 
     let s = &scenario;
-    if s.backends.is_empty() && s.balancer.target.is_none() && s.balancer.nginx_conf.is_none() {
+    if s.backends.is_empty() && s.balancer.target.is_none() {
         return Err(at(
             None,
             "no [[backend]]: a scenario needs nodes to balance".into(),
@@ -439,6 +487,21 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, SpecError> {
     if s.balancer.target.is_some() {
         expectations::target_problems(s).map_err(|(span, why)| at(span, why))?;
     }
+    let mut key = "[balancer] engine";
+    if let Some(list) = engines_flag {
+        if s.balancer.target.is_some() {
+            return Err(at(
+                None,
+                "--engine: this scenario tests the balancer at [balancer] target; there is no engine to choose".into(),
+            ));
+        }
+        let names = list.split(',').map(|e| e.trim().to_string());
+        scenario.balancer.engine = Some(EngineList::Many(names.collect()));
+        key = "--engine";
+    }
+    let s = &scenario;
+    let engines = engines(s, key).map_err(|(span, why)| at(span, why))?;
+    expectations::config_problems(s, &engines).map_err(|(span, why)| at(span, why))?;
     let load = &s.load;
     if load.requests.is_none()
         && load.duration.is_none()
@@ -505,7 +568,46 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, SpecError> {
             "[load]: replay and [[load.request]]: give one".into(),
         ));
     }
-    Ok((scenario, names, profiles, events))
+    Ok((scenario, names, profiles, events, engines))
+}
+
+/// The `[balancer] engine` list (given as `key`), checked.
+fn engines(s: &Scenario, key: &str) -> Result<Vec<Engine>, (Option<Range<usize>>, String)> {
+    let listed: Vec<&str> = match &s.balancer.engine {
+        None => vec!["reference"],
+        Some(EngineList::One(e)) => vec![e.as_str()],
+        Some(EngineList::Many(list)) => list.iter().map(String::as_str).collect(),
+    };
+    let mut engines = Vec::new();
+    for name in listed {
+        let engine = match name {
+            "reference" => Engine::Reference,
+            "nginx" => Engine::Nginx,
+            "haproxy" => {
+                return Err((
+                    None,
+                    format!("{key} \"haproxy\": not supported yet; the engines are \"reference\" and \"nginx\" (test a running HAProxy with [balancer] target)"),
+                ))
+            }
+            other => {
+                return Err((
+                    None,
+                    format!("{key} {other:?}: the engines are \"reference\" and \"nginx\""),
+                ))
+            }
+        };
+        if engines.contains(&engine) {
+            return Err((None, format!("{key}: {name:?} is listed twice")));
+        }
+        engines.push(engine);
+    }
+    if engines.is_empty() {
+        return Err((
+            None,
+            format!("{key}: the list is empty; name \"reference\", \"nginx\" or both"),
+        ));
+    }
+    Ok(engines)
 }
 
 #[cfg(test)]
@@ -532,7 +634,8 @@ thresholds = ["p(99)<500ms", "client_errors == 0"]
 
     #[test]
     fn a_good_scenario_reads() {
-        let (s, names, profiles, events) = parse("t.toml", OK).unwrap();
+        let (s, names, profiles, events, engines) = parse("t.toml", OK).unwrap();
+        assert_eq!(engines, [Engine::Reference]);
         assert_eq!(names, ["b1", "slow"]);
         assert_eq!(s.load.requests, Some(100));
         assert_ne!(profiles[1], Profile::default());
@@ -573,5 +676,89 @@ thresholds = ["p(99)<500ms", "client_errors == 0"]
             e.contains("[[event]] action: unknown action 'explode'"),
             "{e}"
         );
+    }
+
+    const TWO: &str =
+        "[[backend]]\nname = \"a\"\n[[backend]]\nname = \"b\"\n[load]\nrequests = 10\n";
+
+    fn with_balancer(balancer: &str) -> String {
+        format!("{TWO}[balancer]\n{balancer}\n")
+    }
+
+    #[test]
+    fn engines_read_and_are_checked() {
+        let (.., engines) = parse(
+            "s.toml",
+            &with_balancer("engine = [\"reference\", \"nginx\"]"),
+        )
+        .unwrap();
+        assert_eq!(engines, [Engine::Reference, Engine::Nginx]);
+        let (.., engines) = parse("s.toml", &with_balancer("engine = \"nginx\"")).unwrap();
+        assert_eq!(engines, [Engine::Nginx]);
+        let e = error(&with_balancer("engine = \"haproxy\""));
+        assert!(e.contains("engine \"haproxy\": not supported yet"), "{e}");
+        let e = error(&with_balancer("engine = \"envoy\""));
+        assert!(
+            e.contains("engine \"envoy\": the engines are \"reference\" and \"nginx\""),
+            "{e}"
+        );
+        let e = error(&with_balancer("engine = [\"nginx\", \"nginx\"]"));
+        assert!(e.contains("\"nginx\" is listed twice"), "{e}");
+        let e = error(&with_balancer("engine = []"));
+        assert!(e.contains("the list is empty"), "{e}");
+    }
+
+    #[test]
+    fn keys_that_would_go_unused_are_refused() {
+        // With a config, the config decides how to balance.
+        let e = error(&with_balancer("config = \"n.conf\"\nmethod = \"ip_hash\""));
+        assert!(
+            e.contains("[balancer] method: with [balancer] config, the config decides this"),
+            "{e}"
+        );
+        let e = error(
+            &TWO.replace("name = \"b\"", "name = \"b\"\nweight = 3")
+                .replace("[load]", "[balancer]\nconfig = \"n.conf\"\n[load]"),
+        );
+        assert!(
+            e.contains("[[backend]] weight: with [balancer] config"),
+            "{e}"
+        );
+        // Keys that only mean something with a config, or with nginx.
+        let e = error(&TWO.replace("name = \"b\"", "name = \"b\"\nserver = \"10.0.0.2:80\""));
+        assert!(
+            e.contains(
+                "[[backend]] server: it names a server line of [balancer] config; there is none"
+            ),
+            "{e}"
+        );
+        let e = error(&with_balancer("upstream = \"ai\""));
+        assert!(
+            e.contains("[balancer] upstream: it picks an upstream of [balancer] config"),
+            "{e}"
+        );
+        let e = error(&with_balancer("binary = \"/usr/sbin/nginx\""));
+        assert!(
+            e.contains("[balancer] binary: it names the nginx to run; add engine = \"nginx\""),
+            "{e}"
+        );
+        let e = error(&with_balancer(
+            "target = \"http://127.0.0.1:8080\"\nengine = \"nginx\"",
+        ));
+        assert!(
+            e.contains("[balancer] engine: with [balancer] target"),
+            "{e}"
+        );
+        // What open-source nginx cannot do.
+        let e = error(&with_balancer(
+            "engine = \"nginx\"\nmethod = \"least_time\"",
+        ));
+        assert!(e.contains("open-source nginx has no least_time"), "{e}");
+        let weight = "[[event]]\nat = \"1s\"\nbackend = \"a\"\naction = \"weight\"\nweight = 2\n";
+        let e = error(&format!("{}{weight}", with_balancer("engine = \"nginx\"")));
+        assert!(e.contains("nginx changes weights only on a reload"), "{e}");
+        // The old name of config still reads.
+        let (s, ..) = parse("s.toml", &with_balancer("nginx_conf = \"n.conf\"")).unwrap();
+        assert_eq!(s.balancer.config.unwrap().into_inner(), "n.conf");
     }
 }

@@ -1,6 +1,7 @@
 //! What a scenario runs against: its in-process mock backends, the
-//! reference balancer in front of them (or the external `target`), and the
-//! scratch directory the balancer logs into. A `Stage` owns them all:
+//! balancer in front of them (the reference in this process, real nginx
+//! started for the run, or the external `target`), and the scratch
+//! directory the balancer runs and logs in. A `Stage` owns them all:
 //! [`Stage::stop`] shuts them down and reads the balancer's log, and a
 //! stage dropped on an early error still stops them and removes the
 //! directory, so nothing is left behind.
@@ -13,50 +14,87 @@ use std::time::Duration;
 
 use analyzer::Input;
 use analyzer::Summary;
-use balancer::conf::ProxyConfig;
+use balancer::conf::{Directive, ProxyConfig};
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, PortConfig, Server};
 
 use crate::error::ScenarioError;
-use crate::spec::Loaded;
+use crate::nginx::{self, Nginx};
+use crate::nginx_conf::{self, OwnLog, Setup, Stand};
+use crate::spec::{Engine, Loaded};
 use crate::{conf, external};
 
 pub struct Stage {
+    /// The balancer under test; `None` for an external `target`.
+    pub engine: Option<Engine>,
+    /// What it is, for the report: `the reference balancer`, `nginx/1.22.1`.
+    pub about: String,
     /// The in-process backends, one server for all their ports.
     pub servers: Option<Arc<Server>>,
-    /// The reference balancer; `None` when the scenario tests a `target`.
+    /// The reference balancer, when it is the one under test.
     pub proxy: Option<Arc<Proxy>>,
+    nginx: Option<Nginx>,
     /// Which backends are in-process, by index: the n-th is port n of `servers`.
     pub local: Vec<usize>,
     /// Each backend's address as logs and headers name it.
     pub addrs: Vec<String>,
     /// Where the load goes: the balancer.
     pub target: SocketAddr,
-    /// The in-process balancer's configuration.
+    /// The balancer's configuration, as the reference reads it: what the
+    /// expected shares come from. `None` for a target.
     pub config: Option<ProxyConfig>,
+    /// With `[balancer] config`: the upstream under test.
+    pub upstream: Option<String>,
+    /// What the report should say about how the config was run.
+    pub notes: Vec<String>,
+    /// nginx's runs: the config's own access logs, read after it stopped.
+    pub own_logs: Vec<OwnRead>,
     scratch: Scratch,
 }
 
+/// One of the config's own access logs, as the analyzer read it.
+pub struct OwnRead {
+    pub log: OwnLog,
+    /// The format it was read in (`log_format upstream_log`), or why not.
+    pub read: Result<(String, Summary), String>,
+}
+
 impl Stage {
-    /// Starts the backends and the balancer the scenario describes.
-    pub async fn start(loaded: &Loaded) -> Result<Stage, ScenarioError> {
+    /// Starts the backends and, on `engine`, the balancer the scenario
+    /// describes. `again`: a stage of the same scenario before this one,
+    /// whose in-process backends' ports this one's take, so a second engine
+    /// sees the same addresses (and a hash ring of addresses is the same).
+    pub async fn start(
+        loaded: &Loaded,
+        engine: Engine,
+        again: Option<&Stage>,
+    ) -> Result<Stage, ScenarioError> {
         let s = &loaded.scenario;
         let local: Vec<usize> = (0..s.backends.len())
             .filter(|i| s.backends[*i].get_ref().url.is_none())
             .collect();
         let scratch = Scratch::new()?;
         let mut stage = Stage {
+            engine: None,
+            about: String::new(),
             servers: None,
             proxy: None,
+            nginx: None,
             local,
             addrs: Vec::new(),
             target: ([127, 0, 0, 1], 0).into(),
             config: None,
+            upstream: None,
+            notes: Vec::new(),
+            own_logs: Vec::new(),
             scratch,
         };
         if !stage.local.is_empty() {
             let ports = stage.local.iter().map(|i| PortConfig {
-                port: s.backends[*i].get_ref().port,
+                port: again
+                    .and_then(|a| a.addrs.get(*i))
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                    .map_or(s.backends[*i].get_ref().port, |a| a.port()),
                 profile: loaded.profiles[*i].clone(),
             });
             let config = Config {
@@ -76,58 +114,193 @@ impl Stage {
             });
         }
         stage.addrs = addrs.iter().map(ToString::to_string).collect();
-        match &s.balancer.target {
-            Some(url) => stage.target = external(url, "[balancer] target")?,
+        if let Some(url) = &s.balancer.target {
+            stage.target = external(url, "[balancer] target")?;
+            stage.about = format!("the balancer at {url}");
+            return Ok(stage);
+        }
+        stage.engine = Some(engine);
+        let log = stage.log_path().display().to_string();
+        let config_file = s.balancer.config.as_ref().map(|f| {
+            loaded
+                .file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(f.get_ref())
+        });
+        if engine == Engine::Reference && config_file.is_none() {
+            let config = conf::config(s, &addrs, &log).map_err(ScenarioError::Balancer)?;
+            stage.start_reference(config).await?;
+            return Ok(stage);
+        }
+        // The user's config, or the scenario's balancer written as one: the
+        // same rewritten directives run nginx and the reference.
+        let (top, server_of): (Vec<Directive>, Vec<Option<String>>) = match &config_file {
+            Some(path) => (
+                balancer::conf::directives(path)?,
+                s.backends
+                    .iter()
+                    .map(|b| b.get_ref().server.clone())
+                    .collect(),
+            ),
             None => {
-                let log = stage.log_path().display().to_string();
-                let config = match &s.balancer.nginx_conf {
-                    Some(file) => {
-                        let path = loaded.file.parent().unwrap_or(Path::new(".")).join(file);
-                        let text = std::fs::read_to_string(&path)
-                            .map_err(|source| ScenarioError::NginxConf { path, source })?;
-                        let text = conf::with_backends(&text, &loaded.names, &addrs);
-                        let mut config = balancer::conf::load("[balancer] nginx_conf", &text)?;
-                        // The runner reads the log it knows the format of.
-                        config.access_log = Some(conf::lbkit_log(&log));
-                        config
+                let value = conf::config(s, &addrs, &log).map_err(ScenarioError::Balancer)?;
+                (
+                    conf::nginx(&value),
+                    stage.addrs.iter().cloned().map(Some).collect(),
+                )
+            }
+        };
+        let stands: Vec<Stand<'_>> = (0..addrs.len())
+            .map(|i| Stand {
+                server: server_of[i].as_deref(),
+                name: &loaded.names[i],
+                addr: addrs[i],
+            })
+            .collect();
+        let setup = Setup {
+            stands: &stands,
+            upstream: s.balancer.upstream.as_deref(),
+            prefix: &stage.scratch.0,
+            forwarded: s.load.clients.is_some(),
+        };
+        let mut free = || match engine {
+            Engine::Nginx => free_port(),
+            Engine::Reference => 0,
+        };
+        let named = config_file
+            .clone()
+            .unwrap_or_else(|| "the scenario's [balancer]".into());
+        let rewritten = nginx_conf::rewrite(top, &setup, &mut free).map_err(|why| {
+            ScenarioError::ConfigUse {
+                path: named.clone(),
+                why,
+            }
+        })?;
+        if !rewritten.unmapped.is_empty() {
+            stage.notes.push(format!(
+                "No backend stands for {}: pointed at {} (nothing listens there).",
+                rewritten.unmapped.join("; "),
+                nginx_conf::NOWHERE
+            ));
+        }
+        let mut config =
+            balancer::conf::interpret(&named.display().to_string(), &rewritten.directives, true)?;
+        if config_file.is_some() {
+            stage.upstream = Some(rewritten.upstream.clone());
+        }
+        match engine {
+            Engine::Reference => {
+                // What the rewrite added (file `lbkit`) is for nginx.
+                let ignored: Vec<&String> = (config.ignored.iter())
+                    .filter(|d| !d.starts_with("lbkit:"))
+                    .collect();
+                if !ignored.is_empty() {
+                    let mut names: Vec<&str> = Vec::new();
+                    for d in &ignored {
+                        let name = d.rsplit(": ").next().unwrap_or(d);
+                        if !names.contains(&name) {
+                            names.push(name);
+                        }
                     }
-                    None => conf::config(s, &addrs, &log).map_err(ScenarioError::Balancer)?,
+                    stage.notes.push(format!(
+                        "The reference balancer does not act on {} line(s) of the config, as they do not change balancing: {}.",
+                        ignored.len(),
+                        names.join(", ")
+                    ));
+                }
+                config.access_log = Some(conf::lbkit_log(&log));
+                stage.start_reference(config).await?;
+            }
+            Engine::Nginx => {
+                let binary = nginx::find(s.balancer.binary.as_deref())?;
+                let build = nginx::build(&binary).await?;
+                let mut top = rewritten.directives;
+                if let Some(prefix) = &build.prefix {
+                    nginx_conf::absolute_modules(&mut top, prefix);
+                }
+                let conf_path = stage.scratch.0.join("nginx.conf");
+                std::fs::write(&conf_path, nginx_conf::render(&top)).map_err(|source| {
+                    ScenarioError::Scratch {
+                        path: conf_path.clone(),
+                        source,
+                    }
+                })?;
+                let origins = nginx_conf::origins(&top);
+                let origin = |n: usize| origins.get(n.checked_sub(1)?).cloned();
+                let files = nginx::Files {
+                    prefix: &stage.scratch.0,
+                    conf: &conf_path,
+                    error_log: &stage.scratch.0.join("error.log"),
                 };
-                let mut options = Options::new(([127, 0, 0, 1], 0).into(), config.clone());
-                // Client identities come as X-Forwarded-For from one address.
-                options.trust_forwarded_for = true;
-                options.grace = Duration::from_secs(5);
-                let proxy = Proxy::start(options).await?;
-                stage.target = proxy.addr();
-                stage.proxy = Some(Arc::new(proxy));
+                stage.nginx = Some(Nginx::start(&binary, &files, rewritten.port, &origin).await?);
+                stage.target = ([127, 0, 0, 1], rewritten.port).into();
+                stage.about = format!("{} ({})", build.version, binary.display());
                 stage.config = Some(config);
+                stage.own_logs = (rewritten.logs.into_iter())
+                    .map(|log| OwnRead {
+                        log,
+                        read: Err("not read yet".into()),
+                    })
+                    .collect();
             }
         }
         Ok(stage)
     }
 
+    /// Starts the reference balancer on `config`.
+    async fn start_reference(&mut self, config: ProxyConfig) -> Result<(), ScenarioError> {
+        let mut options = Options::new(([127, 0, 0, 1], 0).into(), config.clone());
+        // Client identities come as X-Forwarded-For from one address.
+        options.trust_forwarded_for = true;
+        options.grace = Duration::from_secs(5);
+        let proxy = Proxy::start(options).await?;
+        self.target = proxy.addr();
+        self.proxy = Some(Arc::new(proxy));
+        self.config = Some(config);
+        self.about = "the reference balancer".into();
+        Ok(())
+    }
+
+    /// The log the runner reads: the reference's, or the one the
+    /// rewrite adds to nginx's config.
     fn log_path(&self) -> PathBuf {
-        self.scratch.0.join("balancer.log")
+        self.scratch.0.join("lbkit.log")
     }
 
     /// Stops everything, the balancer first, so its log is whole; then reads
     /// the log (`None` for an external balancer, whose log is not ours).
     /// The stage keeps what it knows; its directory goes when it is dropped.
     pub async fn stop(&mut self) -> Result<Option<Summary>, ScenarioError> {
-        if let Some(p) = self.proxy.take().and_then(|p| Arc::try_unwrap(p).ok()) {
-            p.shutdown().await;
-        }
-        if let Some(s) = self.servers.take().and_then(|s| Arc::try_unwrap(s).ok()) {
-            s.shutdown().await;
-        }
-        if self.config.is_none() {
+        self.halt().await;
+        if self.engine.is_none() {
             return Ok(None);
         }
         let lbkit =
             analyzer::formats::named("lbkit").map_err(|e| ScenarioError::Log(e.to_string()))?;
         let read = analyzer::summarize(&[Input::File(self.log_path())], lbkit)
             .map_err(|e| ScenarioError::Log(format!("{e:#}")))?;
+        if let Some(config) = &self.config {
+            for own in &mut self.own_logs {
+                own.read = read_own(config, &own.log.path);
+            }
+        }
         Ok(Some(read.summary))
+    }
+}
+
+impl Stage {
+    /// Stops the balancer, then the backends.
+    pub async fn halt(&mut self) {
+        if let Some(p) = self.proxy.take().and_then(|p| Arc::try_unwrap(p).ok()) {
+            p.shutdown().await;
+        }
+        if let Some(mut n) = self.nginx.take() {
+            n.stop().await;
+        }
+        if let Some(s) = self.servers.take().and_then(|s| Arc::try_unwrap(s).ok()) {
+            s.shutdown().await;
+        }
     }
 }
 
@@ -152,6 +325,26 @@ impl Drop for Stage {
             });
         }
     }
+}
+
+/// A config's own access log, in the format its `access_log` names.
+fn read_own(config: &ProxyConfig, path: &str) -> Result<(String, Summary), String> {
+    let chosen = analyzer::formats::from_config(config, path)
+        .map_err(|e| e.to_string())?
+        .ok_or("the config names no format for it")?;
+    let name = chosen.name.clone();
+    let read = analyzer::summarize(&[Input::File(PathBuf::from(path))], Some(chosen))
+        .map_err(|e| format!("{e:#}"))?;
+    Ok((name, read.summary))
+}
+
+/// A loopback port free now, for nginx to listen on (nginx needs a number;
+/// the moment between this and nginx's bind is the only race, and a lost
+/// one is nginx's "address in use" at start).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
 }
 
 /// A directory of this run's own, removed when dropped.

@@ -11,11 +11,25 @@ fn scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
+/// Runs a scenario on the reference only: the library's files also name
+/// real nginx, which these tests do not assume (tests/it/nginx.rs and
+/// .ci/run's scenario step run them on it).
 fn run(file: &Path) -> Output {
     Command::new(BIN)
         .args(["--scenario", file.to_str().unwrap(), "-q"])
+        .args(reference_only(file))
         .output()
         .unwrap()
+}
+
+/// `--engine reference`, unless the scenario tests an external `target`
+/// (which has no engine to choose).
+fn reference_only(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    match text.lines().any(|l| l.trim_start().starts_with("target =")) {
+        true => vec![],
+        false => vec!["--engine".into(), "reference".into()],
+    }
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -254,6 +268,7 @@ async fn run_with(file: &Path, flags: &[&str]) -> Output {
         file.display().to_string(),
         "-q".into(),
     ];
+    args.extend(reference_only(file));
     args.extend(flags.iter().map(|f| f.to_string()));
     tokio::task::spawn_blocking(move || Command::new(BIN).args(args).output().unwrap())
         .await
