@@ -462,5 +462,9 @@ async fn a_location_with_access_log_off_is_not_logged() {
     assert_eq!(bed.get("/health").await.0, 200);
     let log = bed.finish().await;
     assert_eq!(log.len(), 1, "{log:?}");
-    assert!(log[0].contains("\"GET /v1/models HTTP/1.1\" 200 "), "{}", log[0]);
+    assert!(
+        log[0].contains("\"GET /v1/models HTTP/1.1\" 200 "),
+        "{}",
+        log[0]
+    );
 }
