@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use analyzer::Threshold;
 
-use super::spec::{Engine, Loaded, Scenario, SpecError};
+use super::spec::{Backend, Balancer, Engine, Loaded, Scenario, SpecError};
 
 /// What is wrong with a threshold on this scenario: a node that is not
 /// one of its backends, or a figure only a log holds when the scenario
@@ -53,32 +53,18 @@ pub(super) fn target_problems(s: &Scenario) -> Result<(), (Option<Range<usize>>,
     let why = "with [balancer] target, the external balancer's own config decides this";
     let b = &s.balancer;
     let set = [
-        ("method", b.method.is_some()),
-        ("next_upstream", b.next_upstream.is_some()),
-        ("tries", b.tries.is_some()),
-        ("timeout", b.timeout.is_some()),
-        ("connect_timeout", b.connect_timeout.is_some()),
         ("config", b.config.is_some()),
         ("engine", b.engine.is_some()),
         ("binary", b.binary.is_some()),
         ("upstream", b.upstream.is_some()),
-        ("route", !b.routes.is_empty()),
     ];
-    if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+    if let Some(key) = first_set(balancing_keys(b).iter().chain(&set)) {
         return Err((None, format!("[balancer] {key}: {why}")));
     }
     for backend in &s.backends {
         let k = backend.get_ref();
-        let set = [
-            ("backup", k.backup),
-            ("down", k.down),
-            ("max_fails", k.max_fails.is_some()),
-            ("fail_timeout", k.fail_timeout.is_some()),
-            ("max_conns", k.max_conns.is_some()),
-            ("pool", k.pool.is_some()),
-            ("server", k.server.is_some()),
-        ];
-        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+        let server = [("server", k.server.is_some())];
+        if let Some(key) = first_set(server_keys(k).iter().chain(&server)) {
             return Err((
                 Some(backend.span()),
                 format!("[[backend]] {key}: {why}; only weight is used, as the share to expect"),
@@ -129,29 +115,13 @@ pub(super) fn config_problems(
         }
     } else {
         let why = "with [balancer] config, the config decides this";
-        let set = [
-            ("method", b.method.is_some()),
-            ("next_upstream", b.next_upstream.is_some()),
-            ("tries", b.tries.is_some()),
-            ("timeout", b.timeout.is_some()),
-            ("connect_timeout", b.connect_timeout.is_some()),
-            ("route", !b.routes.is_empty()),
-        ];
-        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+        if let Some(key) = first_set(&balancing_keys(b)) {
             return Err((None, format!("[balancer] {key}: {why}")));
         }
         for backend in &s.backends {
             let k = backend.get_ref();
-            let set = [
-                ("weight", k.weight.is_some()),
-                ("backup", k.backup),
-                ("down", k.down),
-                ("max_fails", k.max_fails.is_some()),
-                ("fail_timeout", k.fail_timeout.is_some()),
-                ("max_conns", k.max_conns.is_some()),
-                ("pool", k.pool.is_some()),
-            ];
-            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+            let weight = [("weight", k.weight.is_some())];
+            if let Some(key) = first_set(weight.iter().chain(&server_keys(k))) {
                 return Err((
                     Some(backend.span()),
                     format!("[[backend]] {key}: {why} (its server line's parameters)"),
@@ -177,4 +147,35 @@ pub(super) fn config_problems(
         }
     }
     Ok(())
+}
+
+/// The `[balancer]` keys that say how lbkit's balancer balances, and
+/// whether each is set.
+fn balancing_keys(b: &Balancer) -> [(&'static str, bool); 6] {
+    [
+        ("method", b.method.is_some()),
+        ("next_upstream", b.next_upstream.is_some()),
+        ("tries", b.tries.is_some()),
+        ("timeout", b.timeout.is_some()),
+        ("connect_timeout", b.connect_timeout.is_some()),
+        ("route", !b.routes.is_empty()),
+    ]
+}
+
+/// A backend's `server` line parameters but its weight, and whether each
+/// is set.
+fn server_keys(k: &Backend) -> [(&'static str, bool); 6] {
+    [
+        ("backup", k.backup),
+        ("down", k.down),
+        ("max_fails", k.max_fails.is_some()),
+        ("fail_timeout", k.fail_timeout.is_some()),
+        ("max_conns", k.max_conns.is_some()),
+        ("pool", k.pool.is_some()),
+    ]
+}
+
+/// The first key that is set.
+fn first_set<'a>(keys: impl IntoIterator<Item = &'a (&'static str, bool)>) -> Option<&'static str> {
+    keys.into_iter().find(|(_, on)| *on).map(|(key, _)| *key)
 }
