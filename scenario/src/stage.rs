@@ -191,61 +191,57 @@ impl Stage {
         }
         match engine {
             Engine::Reference => {
-                // What the rewrite added (file `lbkit`) is for nginx.
-                let ignored: Vec<&String> = (config.ignored.iter())
-                    .filter(|d| !d.starts_with("lbkit:"))
-                    .collect();
-                if !ignored.is_empty() {
-                    let mut names: Vec<&str> = Vec::new();
-                    for d in &ignored {
-                        let name = d.rsplit(": ").next().unwrap_or(d);
-                        if !names.contains(&name) {
-                            names.push(name);
-                        }
-                    }
-                    stage.notes.push(format!(
-                        "The reference balancer does not act on {} line(s) of the config, as they do not change balancing: {}.",
-                        ignored.len(),
-                        names.join(", ")
-                    ));
-                }
+                stage.notes.extend(ignored_note(&config));
                 config.access_log = Some(conf::lbkit_log(&log));
                 stage.start_reference(config).await?;
             }
             Engine::Nginx => {
                 let binary = nginx::find(s.balancer.binary.as_deref())?;
-                let build = nginx::build(&binary).await?;
-                let mut top = rewritten.directives;
-                if let Some(prefix) = &build.prefix {
-                    nginx_conf::absolute_modules(&mut top, prefix);
-                }
-                let conf_path = stage.scratch.0.join("nginx.conf");
-                std::fs::write(&conf_path, nginx_conf::render(&top)).map_err(|source| {
-                    ScenarioError::Scratch {
-                        path: conf_path.clone(),
-                        source,
-                    }
-                })?;
-                let origins = nginx_conf::origins(&top);
-                let origin = |n: usize| origins.get(n.checked_sub(1)?).cloned();
-                let files = nginx::Files {
-                    prefix: &stage.scratch.0,
-                    conf: &conf_path,
-                    error_log: &stage.scratch.0.join("error.log"),
-                };
-                stage.nginx = Some(Nginx::start(&binary, &files, rewritten.port, &origin).await?);
-                stage.target = ([127, 0, 0, 1], rewritten.port).into();
-                stage.about = format!("{} ({})", build.version, binary.display());
-                stage.config = Some(config);
-                stage.own_logs = (rewritten.logs.into_iter())
-                    .map(|log| OwnRead {
-                        log,
-                        read: Err("not read yet".into()),
-                    })
-                    .collect();
+                stage.start_nginx(&binary, rewritten, config).await?;
             }
         }
         Ok(stage)
+    }
+
+    /// Starts `binary` on the rewritten config; `config` is what the
+    /// reference reads of it.
+    async fn start_nginx(
+        &mut self,
+        binary: &Path,
+        rewritten: nginx_conf::Rewritten,
+        config: ProxyConfig,
+    ) -> Result<(), ScenarioError> {
+        let build = nginx::build(binary).await?;
+        let mut top = rewritten.directives;
+        if let Some(prefix) = &build.prefix {
+            nginx_conf::absolute_modules(&mut top, prefix);
+        }
+        let prefix = self.scratch.0.clone();
+        let conf_path = prefix.join("nginx.conf");
+        std::fs::write(&conf_path, nginx_conf::render(&top)).map_err(|source| {
+            ScenarioError::Scratch {
+                path: conf_path.clone(),
+                source,
+            }
+        })?;
+        let origins = nginx_conf::origins(&top);
+        let origin = |n: usize| origins.get(n.checked_sub(1)?).cloned();
+        let files = nginx::Files {
+            prefix: &prefix,
+            conf: &conf_path,
+            error_log: &prefix.join("error.log"),
+        };
+        self.nginx = Some(Nginx::start(binary, &files, rewritten.port, &origin).await?);
+        self.target = ([127, 0, 0, 1], rewritten.port).into();
+        self.about = format!("{} ({})", build.version, binary.display());
+        self.config = Some(config);
+        self.own_logs = (rewritten.logs.into_iter())
+            .map(|log| OwnRead {
+                log,
+                read: Err("not read yet".into()),
+            })
+            .collect();
+        Ok(())
     }
 
     /// Starts the reference balancer on `config`.
@@ -325,6 +321,29 @@ impl Drop for Stage {
             });
         }
     }
+}
+
+/// What the reference does not act on in a user's config (what the
+/// rewrite added, file `lbkit`, is for nginx): one line naming each
+/// directive once.
+fn ignored_note(config: &ProxyConfig) -> Option<String> {
+    let ignored: Vec<&String> = (config.ignored.iter())
+        .filter(|d| !d.starts_with("lbkit:"))
+        .collect();
+    let mut names: Vec<&str> = Vec::new();
+    for d in &ignored {
+        let name = d.rsplit(": ").next().unwrap_or(d);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    (!ignored.is_empty()).then(|| {
+        format!(
+            "The reference balancer does not act on {} line(s) of the config, as they do not change balancing: {}.",
+            ignored.len(),
+            names.join(", ")
+        )
+    })
 }
 
 /// A config's own access log, in the format its `access_log` names.
