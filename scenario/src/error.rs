@@ -15,12 +15,19 @@ pub enum ScenarioError {
     Address { key: String, why: String },
     #[error("[balancer] config {}: {why}", .path.display())]
     ConfigUse { path: PathBuf, why: String },
-    #[error("[balancer] engine = \"nginx\": no nginx binary ({looked}); install it (apt-get install -y nginx) or name it with [balancer] binary")]
-    NginxMissing { looked: String },
+    #[error("[balancer] engine = \"{engine}\": no {engine} binary ({looked}); install it (apt-get install -y {engine}) or name it with [balancer] binary")]
+    BinaryMissing {
+        engine: &'static str,
+        looked: String,
+    },
     #[error("[balancer] config: nginx -t: {0}")]
     NginxTest(String),
     #[error("nginx: {0}")]
     Nginx(String),
+    #[error("[balancer] config: haproxy -c: {0}")]
+    HaproxyCheck(String),
+    #[error("haproxy: {0}")]
+    Haproxy(String),
     #[error("{0}")]
     Config(#[from] balancer::conf::ConfError),
     #[error("[balancer] {0}")]

@@ -92,11 +92,26 @@ pub(super) fn config_problems(
 ) -> Result<(), (Option<Range<usize>>, String)> {
     let b = &s.balancer;
     let nginx = engines.contains(&Engine::Nginx);
-    if b.binary.is_some() && !nginx {
+    let haproxy = engines.contains(&Engine::Haproxy);
+    if b.binary.is_some() && !nginx && !haproxy {
         return Err((
             None,
-            "[balancer] binary: it names the nginx to run; add engine = \"nginx\"".into(),
+            "[balancer] binary: it names the nginx or haproxy to run; add engine = \"nginx\" (or \"haproxy\")".into(),
         ));
+    }
+    if haproxy && (engines.len() > 1 || b.config.is_none()) {
+        return Err((
+            None,
+            "[balancer] engine \"haproxy\": it runs a haproxy.cfg given as [balancer] config, alone (the reference and nginx read nginx.conf)".into(),
+        ));
+    }
+    if haproxy {
+        if let Some(e) = s.events.iter().find(|e| e.get_ref().action == "weight") {
+            return Err((
+                Some(e.span()),
+                "[[event]] action = \"weight\": lbkit changes HAProxy's weights only in its config; run this scenario on engine = \"reference\"".into(),
+            ));
+        }
     }
     if b.config.is_none() {
         if b.upstream.is_some() {

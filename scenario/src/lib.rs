@@ -20,10 +20,13 @@
 
 mod agree;
 mod conf;
+mod daemon;
 mod error;
 mod events;
 mod expectations;
 mod figures;
+mod haproxy;
+mod haproxy_conf;
 mod judge;
 mod load;
 mod nginx;

@@ -20,12 +20,13 @@ use crate::stage::Stage;
 const LOG_NAME: &str = "the balancer's access log";
 
 /// How the analyzer's report of the balancer's log describes it.
-fn context<'a>(v: &'a Verdict, inputs: &'a [String]) -> Context<'a> {
+fn context<'a>(stage: &Stage, v: &'a Verdict, inputs: &'a [String]) -> Context<'a> {
+    let (format, timing) = stage.log_format;
     Context {
         inputs,
-        format: "lbkit",
+        format,
         detected: false,
-        timing: Some("$request_time"),
+        timing: Some(timing),
         has_node: true,
         expected: v.expected.as_deref(),
         notes: &v.notes,
@@ -97,7 +98,7 @@ pub fn text(j: &Judged<'_>, several: bool) -> String {
         }
     }
     let inputs = [LOG_NAME.to_string()];
-    let cx = context(v, &inputs);
+    let cx = context(j.stage, v, &inputs);
     match j.log {
         Some(sum) => {
             out.push('\n');
@@ -303,7 +304,7 @@ fn run_json(j: &Judged<'_>) -> serde_json::Value {
     let v = j.verdict;
     let checks = &v.judgement.checks;
     let inputs = [LOG_NAME.to_string()];
-    let cx = context(v, &inputs);
+    let cx = context(j.stage, v, &inputs);
     serde_json::json!({
         "engine": engine(j),
         "balancer": j.stage.about,

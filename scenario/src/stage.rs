@@ -18,11 +18,12 @@ use balancer::conf::{Directive, ProxyConfig};
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, PortConfig, Server};
 
+use crate::daemon::Daemon;
 use crate::error::ScenarioError;
-use crate::nginx::{self, Nginx};
 use crate::nginx_conf::{self, OwnLog, Setup, Stand};
 use crate::spec::{Engine, Loaded};
 use crate::{conf, external};
+use crate::{haproxy, haproxy_conf, nginx};
 
 pub struct Stage {
     /// The balancer under test; `None` for an external `target`.
@@ -33,7 +34,8 @@ pub struct Stage {
     pub servers: Option<Arc<Server>>,
     /// The reference balancer, when it is the one under test.
     pub proxy: Option<Arc<Proxy>>,
-    nginx: Option<Nginx>,
+    /// Real nginx or HAProxy, when it is the one under test.
+    daemon: Option<Daemon>,
     /// Which backends are in-process, by index: the n-th is port n of `servers`.
     pub local: Vec<usize>,
     /// Each backend's address as logs and headers name it.
@@ -49,6 +51,9 @@ pub struct Stage {
     pub notes: Vec<String>,
     /// nginx's runs: the config's own access logs, read after it stopped.
     pub own_logs: Vec<OwnRead>,
+    /// The format the runner reads the balancer's log in, and the field
+    /// its latency is from: lbkit's, or HAProxy's httplog.
+    pub log_format: (&'static str, &'static str),
     scratch: Scratch,
 }
 
@@ -79,7 +84,7 @@ impl Stage {
             about: String::new(),
             servers: None,
             proxy: None,
-            nginx: None,
+            daemon: None,
             local,
             addrs: Vec::new(),
             target: ([127, 0, 0, 1], 0).into(),
@@ -87,6 +92,7 @@ impl Stage {
             upstream: None,
             notes: Vec::new(),
             own_logs: Vec::new(),
+            log_format: ("lbkit", "$request_time"),
             scratch,
         };
         if !stage.local.is_empty() {
@@ -128,6 +134,13 @@ impl Stage {
                 .unwrap_or(Path::new("."))
                 .join(f.get_ref())
         });
+        if engine == Engine::Haproxy {
+            let path = config_file
+                .as_deref()
+                .expect("checked: haproxy has a config");
+            stage.start_haproxy(loaded, path, &addrs).await?;
+            return Ok(stage);
+        }
         if engine == Engine::Reference && config_file.is_none() {
             let config = conf::config(s, &addrs, &log).map_err(ScenarioError::Balancer)?;
             stage.start_reference(config).await?;
@@ -165,8 +178,8 @@ impl Stage {
             forwarded: s.load.clients.is_some(),
         };
         let mut free = || match engine {
-            Engine::Nginx => free_port(),
             Engine::Reference => 0,
+            _ => free_port(),
         };
         let named = config_file
             .clone()
@@ -195,7 +208,7 @@ impl Stage {
                 config.access_log = Some(conf::lbkit_log(&log));
                 stage.start_reference(config).await?;
             }
-            Engine::Nginx => {
+            _ => {
                 let binary = nginx::find(s.balancer.binary.as_deref())?;
                 stage.start_nginx(&binary, rewritten, config).await?;
             }
@@ -231,7 +244,7 @@ impl Stage {
             conf: &conf_path,
             error_log: &prefix.join("error.log"),
         };
-        self.nginx = Some(Nginx::start(binary, &files, rewritten.port, &origin).await?);
+        self.daemon = Some(nginx::start(binary, &files, rewritten.port, &origin).await?);
         self.target = ([127, 0, 0, 1], rewritten.port).into();
         self.about = format!("{} ({})", build.version, binary.display());
         self.config = Some(config);
@@ -241,6 +254,79 @@ impl Stage {
                 read: Err("not read yet".into()),
             })
             .collect();
+        Ok(())
+    }
+
+    /// Starts HAProxy on a rewritten copy of the haproxy.cfg at `path`.
+    async fn start_haproxy(
+        &mut self,
+        loaded: &Loaded,
+        path: &Path,
+        addrs: &[SocketAddr],
+    ) -> Result<(), ScenarioError> {
+        let s = &loaded.scenario;
+        let fail = |why: String| ScenarioError::ConfigUse {
+            path: path.to_path_buf(),
+            why,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let sections = haproxy_conf::parse(&text).map_err(fail)?;
+        let stands: Vec<Stand<'_>> = (0..addrs.len())
+            .map(|i| Stand {
+                server: s.backends[i].get_ref().server.as_deref(),
+                name: &loaded.names[i],
+                addr: addrs[i],
+            })
+            .collect();
+        let forwarded = s.load.clients.is_some();
+        let upstream = s.balancer.upstream.as_deref();
+        let rewritten =
+            haproxy_conf::rewrite(sections, &stands, upstream, forwarded, &mut free_port)
+                .map_err(fail)?;
+        if !rewritten.unmapped.is_empty() {
+            self.notes.push(format!(
+                "No backend stands for {}: pointed at {} (nothing listens there).",
+                rewritten.unmapped.join("; "),
+                nginx_conf::NOWHERE
+            ));
+        }
+        // HAProxy's log names a server by backend/name.
+        for (i, logged) in rewritten.logged_as.iter().enumerate() {
+            if let Some(name) = logged {
+                self.addrs[i] = name.clone();
+            }
+        }
+        let binary = haproxy::find(s.balancer.binary.as_deref())?;
+        let version = haproxy::version(&binary).await?;
+        let (text, origins) = haproxy_conf::render(&rewritten.sections);
+        let conf = self.scratch.0.join("haproxy.cfg");
+        std::fs::write(&conf, text).map_err(|source| ScenarioError::Scratch {
+            path: conf.clone(),
+            source,
+        })?;
+        let origin = |n: usize| {
+            n.checked_sub(1)
+                .and_then(|i| origins.get(i))
+                .copied()
+                .unwrap_or(0)
+        };
+        let log = self.log_path();
+        let daemon = haproxy::start(&binary, &conf, &log, rewritten.port, path, &origin).await?;
+        self.daemon = Some(daemon);
+        self.target = ([127, 0, 0, 1], rewritten.port).into();
+        self.about = format!("{version} ({})", binary.display());
+        self.upstream = Some(rewritten.backend);
+        self.log_format = ("haproxy", "Ta");
+        self.config = Some(ProxyConfig {
+            upstreams: rewritten.promise.into_iter().collect(),
+            listen: Vec::new(),
+            locations: Vec::new(),
+            log_formats: Vec::new(),
+            access_log: None,
+            access_logs: Vec::new(),
+            keepalive: None,
+            ignored: Vec::new(),
+        });
         Ok(())
     }
 
@@ -272,9 +358,12 @@ impl Stage {
         if self.engine.is_none() {
             return Ok(None);
         }
-        let lbkit =
-            analyzer::formats::named("lbkit").map_err(|e| ScenarioError::Log(e.to_string()))?;
-        let read = analyzer::summarize(&[Input::File(self.log_path())], lbkit)
+        if self.engine == Some(Engine::Haproxy) {
+            self.haproxy_events()?;
+        }
+        let format = analyzer::formats::named(self.log_format.0)
+            .map_err(|e| ScenarioError::Log(e.to_string()))?;
+        let read = analyzer::summarize(&[Input::File(self.log_path())], format)
             .map_err(|e| ScenarioError::Log(format!("{e:#}")))?;
         if let Some(config) = &self.config {
             for own in &mut self.own_logs {
@@ -286,13 +375,28 @@ impl Stage {
 }
 
 impl Stage {
+    /// HAProxy's own messages out of its log, into the report's notes.
+    fn haproxy_events(&mut self) -> Result<(), ScenarioError> {
+        let path = self.log_path();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ScenarioError::Log(format!("{}: {e}", path.display())))?;
+        let (requests, events) = haproxy_conf::split_log(&text);
+        std::fs::write(&path, requests)
+            .map_err(|e| ScenarioError::Log(format!("{}: {e}", path.display())))?;
+        if !events.is_empty() {
+            self.notes
+                .push(format!("HAProxy said: {}", events.join(" / ")));
+        }
+        Ok(())
+    }
+
     /// Stops the balancer, then the backends.
     pub async fn halt(&mut self) {
         if let Some(p) = self.proxy.take().and_then(|p| Arc::try_unwrap(p).ok()) {
             p.shutdown().await;
         }
-        if let Some(mut n) = self.nginx.take() {
-            n.stop().await;
+        if let Some(mut d) = self.daemon.take() {
+            d.stop().await;
         }
         if let Some(s) = self.servers.take().and_then(|s| Arc::try_unwrap(s).ok()) {
             s.shutdown().await;

@@ -5,5 +5,5 @@ mod cli;
 mod common;
 mod fail_closed;
 mod golden;
-mod nginx;
+mod real;
 mod scenario;

@@ -82,14 +82,16 @@ pub struct Balancer {
     pub timeout: Option<Dur>,
     pub connect_timeout: Option<Dur>,
     /// Which balancer runs the scenario: `reference` (lbkit's, in this
-    /// process; the default), `nginx` (real nginx started for the run), or
-    /// a list of them: the same scenario on each, and they must agree.
+    /// process; the default), `nginx` (real nginx started for the run),
+    /// `haproxy` (real HAProxy on a haproxy.cfg `config`), or a list of
+    /// the first two: the same scenario on each, and they must agree.
     pub engine: Option<EngineList>,
-    /// The user's nginx.conf (relative to the scenario file); its `server`
-    /// lines are pointed at the backends. `nginx_conf` is its old name.
+    /// The user's nginx.conf, or haproxy.cfg for `haproxy` (relative to
+    /// the scenario file); its `server` lines are pointed at the backends.
+    /// `nginx_conf` is its old name.
     #[serde(alias = "nginx_conf")]
     pub config: Option<Spanned<String>>,
-    /// The nginx binary (default: `nginx` on PATH, then /usr/sbin/nginx).
+    /// The nginx or haproxy binary (default: on PATH, then /usr/sbin).
     pub binary: Option<String>,
     /// With `config`: the upstream under test (default: the one
     /// `location /` proxies to, or the only one).
@@ -116,6 +118,8 @@ pub enum Engine {
     Reference,
     /// Real nginx, started for the run on a rewritten copy of the config.
     Nginx,
+    /// Real HAProxy, likewise, on a haproxy.cfg.
+    Haproxy,
 }
 
 impl Engine {
@@ -123,6 +127,7 @@ impl Engine {
         match self {
             Engine::Reference => "reference",
             Engine::Nginx => "nginx",
+            Engine::Haproxy => "haproxy",
         }
     }
 }
@@ -583,16 +588,13 @@ fn engines(s: &Scenario, key: &str) -> Result<Vec<Engine>, (Option<Range<usize>>
         let engine = match name {
             "reference" => Engine::Reference,
             "nginx" => Engine::Nginx,
-            "haproxy" => {
-                return Err((
-                    None,
-                    format!("{key} \"haproxy\": not supported yet; the engines are \"reference\" and \"nginx\" (test a running HAProxy with [balancer] target)"),
-                ))
-            }
+            "haproxy" => Engine::Haproxy,
             other => {
                 return Err((
                     None,
-                    format!("{key} {other:?}: the engines are \"reference\" and \"nginx\""),
+                    format!(
+                        "{key} {other:?}: the engines are \"reference\", \"nginx\" and \"haproxy\""
+                    ),
                 ))
             }
         };
@@ -604,7 +606,7 @@ fn engines(s: &Scenario, key: &str) -> Result<Vec<Engine>, (Option<Range<usize>>
     if engines.is_empty() {
         return Err((
             None,
-            format!("{key}: the list is empty; name \"reference\", \"nginx\" or both"),
+            format!("{key}: the list is empty; name \"reference\", \"nginx\" or \"haproxy\""),
         ));
     }
     Ok(engines)

@@ -82,11 +82,28 @@ fn engines_read_and_are_checked() {
     assert_eq!(engines, [Engine::Reference, Engine::Nginx]);
     let (.., engines) = parse("s.toml", &with_balancer("engine = \"nginx\"")).unwrap();
     assert_eq!(engines, [Engine::Nginx]);
+    let (.., engines) = parse(
+        "s.toml",
+        &with_balancer("engine = \"haproxy\"\nconfig = \"haproxy.cfg\""),
+    )
+    .unwrap();
+    assert_eq!(engines, [Engine::Haproxy]);
+    // HAProxy runs a haproxy.cfg, alone.
     let e = error(&with_balancer("engine = \"haproxy\""));
-    assert!(e.contains("engine \"haproxy\": not supported yet"), "{e}");
+    assert!(
+        e.contains("it runs a haproxy.cfg given as [balancer] config, alone"),
+        "{e}"
+    );
+    let e = error(&with_balancer(
+        "engine = [\"reference\", \"haproxy\"]\nconfig = \"haproxy.cfg\"",
+    ));
+    assert!(
+        e.contains("it runs a haproxy.cfg given as [balancer] config, alone"),
+        "{e}"
+    );
     let e = error(&with_balancer("engine = \"envoy\""));
     assert!(
-        e.contains("engine \"envoy\": the engines are \"reference\" and \"nginx\""),
+        e.contains("engine \"envoy\": the engines are \"reference\", \"nginx\" and \"haproxy\""),
         "{e}"
     );
     let e = error(&with_balancer("engine = [\"nginx\", \"nginx\"]"));
@@ -126,7 +143,7 @@ fn keys_that_would_go_unused_are_refused() {
     );
     let e = error(&with_balancer("binary = \"/usr/sbin/nginx\""));
     assert!(
-        e.contains("[balancer] binary: it names the nginx to run; add engine = \"nginx\""),
+        e.contains("[balancer] binary: it names the nginx or haproxy to run"),
         "{e}"
     );
     let e = error(&with_balancer(

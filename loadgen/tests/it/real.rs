@@ -1,11 +1,11 @@
-//! A scenario on the user's own nginx.conf: read with its includes and host
-//! names, its `server` lines pointed at the mocks, run on the reference
-//! and on real nginx; every mistake is exit 2 before any load, and nothing
-//! is left running afterwards.
+//! A scenario on the user's own nginx.conf or haproxy.cfg: read with its
+//! includes and host names, its `server` lines pointed at the mocks, run
+//! on the reference, real nginx and real HAProxy; every mistake is exit 2
+//! before any load, and nothing is left running afterwards.
 //!
-//! The cases that start real nginx need it installed: without it they say
-//! so and return, unless LBKIT_NEED_NGINX is set (as `.ci/run` sets it,
-//! after installing nginx), when its absence fails them.
+//! The cases that start real nginx or HAProxy need it installed: without
+//! it they say so and return, unless LBKIT_NEED_REAL_BALANCERS is set (as
+//! `.ci/run` sets it, after installing both), when its absence fails them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -75,18 +75,18 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// Whether real nginx is here to run; its absence is a failure when
-/// LBKIT_NEED_NGINX is set.
-fn have_nginx(test: &str) -> bool {
-    let found = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+/// Whether real `tool` (nginx, haproxy) is here to run; its absence is a
+/// failure when LBKIT_NEED_REAL_BALANCERS is set.
+fn have(tool: &str, test: &str) -> bool {
+    let found = ["/usr/sbin", "/usr/local/sbin", "/usr/bin"]
         .iter()
-        .any(|p| Path::new(p).is_file());
+        .any(|dir| Path::new(dir).join(tool).is_file());
     if !found {
         assert!(
-            std::env::var_os("LBKIT_NEED_NGINX").is_none(),
-            "{test}: LBKIT_NEED_NGINX is set and nginx is not installed"
+            std::env::var_os("LBKIT_NEED_REAL_BALANCERS").is_none(),
+            "{test}: LBKIT_NEED_REAL_BALANCERS is set and {tool} is not installed"
         );
-        eprintln!("{test}: skipped, nginx is not installed (apt-get install -y nginx)");
+        eprintln!("{test}: skipped, {tool} is not installed (apt-get install -y {tool})");
     }
     found
 }
@@ -182,7 +182,7 @@ fn mistakes_are_exit_2_before_any_load() {
 
 #[test]
 fn nginx_refusing_the_config_is_exit_2_with_its_message_at_the_users_line() {
-    if !have_nginx("nginx -t") {
+    if !have("nginx", "nginx -t") {
         return;
     }
     let site = SITE.replace("listen 80;", "listen 80;\n    proxy_bufering off;");
@@ -204,7 +204,7 @@ fn nginx_refusing_the_config_is_exit_2_with_its_message_at_the_users_line() {
 
 #[test]
 fn the_same_config_on_nginx_and_the_reference_agrees() {
-    if !have_nginx("agreement") {
+    if !have("nginx", "agreement") {
         return;
     }
     let dir = layout("engine = [\"reference\", \"nginx\"]", SITE);
@@ -236,7 +236,7 @@ fn the_same_config_on_nginx_and_the_reference_agrees() {
 
 #[test]
 fn a_config_that_lost_its_weights_is_caught_on_nginx_too() {
-    if !have_nginx("broken weights") {
+    if !have("nginx", "broken weights") {
         return;
     }
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
@@ -254,4 +254,94 @@ fn a_config_that_lost_its_weights_is_caught_on_nginx_too() {
         out.contains("the verification caught it on reference and nginx"),
         "{out}"
     );
+}
+
+const HAPROXY: &str = "global\n    daemon\n    log /dev/log local0\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\nfrontend web\n    bind *:80\n    default_backend ai\nbackend ai\n    balance roundrobin\n    server one ai-1.internal:8000 weight 3\n    server two ai-2.internal:8000\n";
+
+fn haproxy_dir(cfg: &str) -> Dir {
+    let toml = scenario("", "server = \"ai-1.internal:8000\"\n").replace(
+        "config = \"nginx.conf\"",
+        "engine = \"haproxy\"\nconfig = \"haproxy.cfg\"",
+    );
+    Dir::new(&[("haproxy.cfg", cfg), ("s.toml", &toml)])
+}
+
+#[test]
+fn the_users_haproxy_cfg_runs_on_real_haproxy_judged_from_its_httplog() {
+    if !have("haproxy", "haproxy weighted") {
+        return;
+    }
+    let dir = haproxy_dir(HAPROXY);
+    let o = dir.run(&[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("balancer: HAProxy 2."), "{out}");
+    assert!(
+        out.contains("400 lines from the balancer's access log; format haproxy"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Expected shares from upstream ai (round_robin)"),
+        "{out}"
+    );
+    assert!(out.contains("✓ shares as expected"), "{out}");
+    assert!(out.contains("┆      300 ┆  75.0%"), "{out}");
+    assert!(
+        out.contains("backend one = ai/127.0.0.1:"),
+        "the log names servers by backend: {out}"
+    );
+}
+
+#[test]
+fn haproxy_refusing_the_config_is_exit_2_with_its_message_at_the_users_line() {
+    if !have("haproxy", "haproxy -c") {
+        return;
+    }
+    let dir = haproxy_dir(&HAPROXY.replace("    balance roundrobin", "    balance roundrobinn"));
+    let o = dir.run(&[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    let file = dir.0.join("haproxy.cfg");
+    assert!(
+        err.contains(&format!("haproxy -c: parsing [{}:15]", file.display()))
+            && err.contains("balance only supports"),
+        "{err}"
+    );
+    assert!(!out.contains("Complete requests"), "{out}");
+}
+
+#[test]
+fn haproxy_mistakes_are_exit_2_before_any_load() {
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "no haproxy binary",
+            HAPROXY.to_string(),
+            "no haproxy binary (\"/nonexistent/haproxy\" ([balancer] binary))",
+        ),
+        (
+            "a backend that is not in the config",
+            HAPROXY.replace("default_backend ai", "default_backend gone"),
+            "no frontend has default_backend ai",
+        ),
+        (
+            "a tcp frontend",
+            HAPROXY.replace("    bind *:80", "    mode tcp\n    bind *:80"),
+            "frontend web is mode tcp",
+        ),
+    ];
+    for (name, cfg, says) in cases {
+        let dir = haproxy_dir(cfg);
+        let toml = std::fs::read_to_string(dir.0.join("s.toml")).unwrap();
+        let binary = "engine = \"haproxy\"\nbinary = \"/nonexistent/haproxy\"";
+        let toml = match *name {
+            "no haproxy binary" => toml.replace("engine = \"haproxy\"", binary),
+            _ => toml,
+        };
+        std::fs::write(dir.0.join("s.toml"), toml).unwrap();
+        let o = dir.run(&[]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {out}{err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(!out.contains("Complete requests"), "{name}: {out}");
+    }
 }
