@@ -83,13 +83,10 @@ pub fn config(s: &Scenario, addrs: &[SocketAddr], log: &str) -> Result<ProxyConf
         .collect();
     Ok(ProxyConfig {
         upstreams,
-        listen: Vec::new(),
         locations,
-        log_formats: Vec::new(),
         access_log: Some(lbkit_log(log)),
         access_logs: vec![lbkit_log(log)],
-        keepalive: None,
-        ignored: Vec::new(),
+        ..ProxyConfig::default()
     })
 }
 

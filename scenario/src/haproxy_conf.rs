@@ -7,7 +7,7 @@
 
 use balancer::{Method, Server, UpstreamSpec};
 
-use crate::nginx_conf::{Stand, NOWHERE};
+use crate::nginx_conf::{unmatched, Stand, NOWHERE};
 
 /// A line of the file: its words (quotes and comments read) and where it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,23 +332,9 @@ fn point_servers(
             }
         }
     }
-    for s in stands {
-        if let Some(server) = s.server {
-            if !written.iter().any(|(n, a)| a == server || n == server) {
-                let mut all: Vec<&str> = Vec::new();
-                for (_, a) in &written {
-                    if !all.contains(&a.as_str()) {
-                        all.push(a);
-                    }
-                }
-                return Err(format!(
-                    "[[backend]] {} server = {server:?}: no server line has it (the config's: {})",
-                    s.name,
-                    all.join(", ")
-                ));
-            }
-        }
-    }
+    let addrs: Vec<&str> = written.iter().map(|(_, a)| a.as_str()).collect();
+    let has = |server: &str| written.iter().any(|(n, a)| a == server || n == server);
+    unmatched(stands, has, &addrs)?;
     let stand_for = |name: &str, addr: &str| {
         stands
             .iter()

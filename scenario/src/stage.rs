@@ -319,13 +319,7 @@ impl Stage {
         self.log_format = ("haproxy", "Ta");
         self.config = Some(ProxyConfig {
             upstreams: rewritten.promise.into_iter().collect(),
-            listen: Vec::new(),
-            locations: Vec::new(),
-            log_formats: Vec::new(),
-            access_log: None,
-            access_logs: Vec::new(),
-            keepalive: None,
-            ignored: Vec::new(),
+            ..ProxyConfig::default()
         });
         Ok(())
     }

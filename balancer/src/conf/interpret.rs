@@ -60,16 +60,7 @@ pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyCo
     let mut cx = Ctx {
         file,
         lenient,
-        config: ProxyConfig {
-            upstreams: Vec::new(),
-            listen: Vec::new(),
-            locations: Vec::new(),
-            log_formats: Vec::new(),
-            access_log: None,
-            access_logs: Vec::new(),
-            keepalive: None,
-            ignored: Vec::new(),
-        },
+        config: ProxyConfig::default(),
     };
     http_level(&mut cx, top)?;
     // proxy_pass must name an upstream that exists (or an address).

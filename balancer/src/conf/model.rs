@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::upstream::UpstreamSpec;
 
 /// Everything the reverse proxy needs from nginx.conf.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxyConfig {
     pub upstreams: Vec<UpstreamSpec>,
     /// `listen` addresses, as `host:port`.

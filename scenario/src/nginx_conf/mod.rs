@@ -296,23 +296,8 @@ fn point_servers(
                 .filter_map(move |s| Some((name.clone(), s.args.first()?.clone())))
         })
         .collect();
-    for s in stands {
-        if let Some(server) = s.server {
-            if !written.iter().any(|(_, w)| w == server) {
-                let mut all: Vec<&str> = Vec::new();
-                for (_, w) in &written {
-                    if !all.contains(&w.as_str()) {
-                        all.push(w);
-                    }
-                }
-                return Err(format!(
-                    "[[backend]] {} server = {server:?}: no server line has it (the config's: {})",
-                    s.name,
-                    all.join(", ")
-                ));
-            }
-        }
-    }
+    let addrs: Vec<&str> = written.iter().map(|(_, w)| w.as_str()).collect();
+    unmatched(stands, |server| addrs.contains(&server), &addrs)?;
     let stand_for = |w: &str| {
         stands
             .iter()
@@ -373,6 +358,31 @@ fn point_servers(
         *arg = format!("http://{to}{path}");
     }
     Ok(unmapped)
+}
+
+/// A backend standing for a `server` line no line is (by `has`): the
+/// error, listing the addresses `written`.
+pub(crate) fn unmatched(
+    stands: &[Stand<'_>],
+    has: impl Fn(&str) -> bool,
+    written: &[&str],
+) -> Result<(), String> {
+    let Some((name, server)) = stands
+        .iter()
+        .find_map(|s| Some((s.name, s.server?)).filter(|(_, server)| !has(server)))
+    else {
+        return Ok(());
+    };
+    let mut all: Vec<&str> = Vec::new();
+    for w in written {
+        if !all.contains(w) {
+            all.push(w);
+        }
+    }
+    Err(format!(
+        "[[backend]] {name} server = {server:?}: no server line has it (the config's: {})",
+        all.join(", ")
+    ))
 }
 
 /// Every `proxy_pass` in these blocks, however deep.
