@@ -23,6 +23,17 @@ pub fn hash(key: &str, consistent: bool) -> Method {
     }
 }
 
+/// Sends `request`: the status and `X-Upstream` (empty when absent).
+pub async fn status_and_upstream(request: reqwest::RequestBuilder) -> (u16, String) {
+    let r = request.send().await.unwrap();
+    let upstream = r
+        .headers()
+        .get("x-upstream")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (r.status().as_u16(), upstream)
+}
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }

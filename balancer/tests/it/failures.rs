@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::status_and_upstream;
 use balancer::conf;
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, Control, Fault, Profile, Server as Mock};
@@ -73,18 +74,10 @@ fn config(servers: &str, location: &str) -> String {
 
 /// Sends GET / and returns the status and `X-Upstream`.
 async fn get(p: &Proxy) -> (u16, String) {
-    let r = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .get(format!("http://{}/", p.addr()))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
-    let upstream = r
-        .headers()
-        .get("x-upstream")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (r.status().as_u16(), upstream)
+        .timeout(Duration::from_secs(30));
+    status_and_upstream(request).await
 }
 
 async fn errors(m: &Mock, i: usize, status: u16) {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::common::status_and_upstream;
 use balancer::conf;
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, Control, Fault, Profile, Server as Mock};
@@ -63,13 +64,7 @@ impl Bed {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let r = client().get(self.url(path)).send().await.unwrap();
-        let upstream = r
-            .headers()
-            .get("x-upstream")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (r.status().as_u16(), upstream)
+        status_and_upstream(client().get(self.url(path))).await
     }
 
     /// The port of the backend that finally answered (X-Upstream's last entry).
