@@ -332,7 +332,7 @@ requests = 1
         .unwrap();
         let addrs: Vec<SocketAddr> = (1..=2).map(|p| ([127, 0, 0, 1], 8000 + p).into()).collect();
         let value = config(&s, &addrs, "/tmp/x.log").unwrap();
-        let text = super::super::nginx_conf::render(&nginx(&value));
+        let (text, _) = super::super::nginx_conf::render_traced(&nginx(&value));
         let want = [
             "worker_processes 1;",
             "upstream backend {\n        least_conn;\n        server 127.0.0.1:8001 weight=3 max_fails=2 fail_timeout=5s;\n        server 127.0.0.1:8002 backup;\n    }",

@@ -12,6 +12,7 @@ use tokio::process::Command;
 
 use crate::daemon::{self, Daemon};
 use crate::error::ScenarioError;
+use crate::nginx_conf::LOG_FILE;
 
 /// The haproxy binary to run: `binary` as given, else `haproxy` on PATH,
 /// else /usr/sbin/haproxy.
@@ -39,17 +40,28 @@ pub async fn version(binary: &Path) -> Result<String, ScenarioError> {
     Ok(version)
 }
 
-/// `haproxy -c`, then HAProxy itself on `conf`, logging to `log`; returns
-/// once it accepts connections on `port`. `origin(n)` is the user's line
-/// that line `n` of `conf` came from (0: lbkit's), and `user` their file.
+/// Writes `conf` into `prefix`, runs `haproxy -c`, then HAProxy itself on
+/// it, logging to the prefix's [`LOG_FILE`]; returns once it accepts
+/// connections on `port`. `origins[n - 1]` is the line of the user's file
+/// `user` that line `n` of `conf` came from (0: lbkit's), for HAProxy's
+/// messages.
 pub async fn start(
     binary: &Path,
-    conf: &Path,
-    log: &Path,
+    prefix: &Path,
+    (conf, origins): &(String, Vec<usize>),
     port: u16,
     user: &Path,
-    origin: &dyn Fn(usize) -> usize,
 ) -> Result<Daemon, ScenarioError> {
+    let scratch = |e: std::io::Error| ScenarioError::Haproxy(format!("{}: {e}", prefix.display()));
+    let conf_path = prefix.join("haproxy.cfg");
+    std::fs::write(&conf_path, conf).map_err(scratch)?;
+    let origin = |n: usize| {
+        n.checked_sub(1)
+            .and_then(|i| origins.get(i))
+            .copied()
+            .unwrap_or(0)
+    };
+    let conf = &conf_path;
     let check = Command::new(binary)
         .args(["-c", "-f"])
         .arg(conf)
@@ -61,18 +73,17 @@ pub async fn start(
         let said = String::from_utf8_lossy(&check.stderr);
         let said = format!("{said}{}", String::from_utf8_lossy(&check.stdout));
         return Err(ScenarioError::HaproxyCheck(first_problem(
-            &said, conf, user, origin,
+            &said, conf, user, &origin,
         )));
     }
-    let file = std::fs::File::create(log)
-        .map_err(|e| ScenarioError::Haproxy(format!("{}: {e}", log.display())))?;
+    let file = std::fs::File::create(prefix.join(LOG_FILE)).map_err(scratch)?;
     let mut run = Command::new(binary);
     run.arg("-db").arg("-f").arg(conf).stdout(file);
     Daemon::start(run, Signal::SIGUSR1, port)
         .await
         .map_err(|f| {
             ScenarioError::Haproxy(f.line("haproxy", port, |said| {
-                first_problem(said, conf, user, origin)
+                first_problem(said, conf, user, &origin)
             }))
         })
 }

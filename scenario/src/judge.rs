@@ -134,7 +134,7 @@ pub fn judge(loaded: &Loaded, stage: &Stage, run: &Evidence<'_>, extra: &Checks)
     let shares_found_no_node = want_shares && expected.is_some() && fairness.is_none();
     let mut checks = analyzer::judge(fairness, &thresholds, &figures);
     if let Some(ours) = summary {
-        for own in &stage.own_logs {
+        for own in &stage.own_read {
             match own_log(own, ours) {
                 Ok(check) => checks.push(check),
                 Err(note) => notes.push(note),

@@ -85,17 +85,19 @@ pub async fn run(
         }
         print!("{}", report::text(j, several));
     }
-    let agreement = (several && judged.len() > 1).then(|| {
+    let compared = (several && judged.len() > 1).then(|| {
         let sides: Vec<agree::Side<'_>> = judged.iter().map(report::side).collect();
         agree::compare(&sides)
     });
-    if let Some((table, check)) = &agreement {
+    let agreement = compared.as_ref().map(|(_, check)| check);
+    let ended = report::outcome(&loaded, &judged, agreement);
+    if let Some((table, check)) = &compared {
         println!();
-        print!("{}", report::side_by_side(&loaded, &judged, table, check));
+        let text = report::side_by_side(&loaded, &judged, table, check, &ended);
+        print!("{text}");
     }
-    let agreement = agreement.map(|(_, check)| check);
-    report::files(&judged, agreement.as_ref(), extra)?;
-    Ok(report::outcome(&loaded, &judged, agreement.as_ref()))
+    report::files(&judged, agreement, &ended, extra)?;
+    Ok(ended)
 }
 
 /// One engine's run of the scenario, kept for the report.

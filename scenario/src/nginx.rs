@@ -12,6 +12,7 @@ use tokio::process::Command;
 
 use crate::daemon::{self, Daemon};
 use crate::error::ScenarioError;
+use crate::nginx_conf;
 
 /// The nginx binary to run: `binary` as given, else `nginx` on PATH, else
 /// /usr/sbin/nginx.
@@ -53,32 +54,32 @@ pub async fn build(binary: &Path) -> Result<Build, ScenarioError> {
     Ok(Build { version, prefix })
 }
 
-/// The files of a run in the prefix.
-pub struct Files<'a> {
-    pub prefix: &'a Path,
-    pub conf: &'a Path,
-    pub error_log: &'a Path,
-}
+/// Where a line of the generated config came from: `origins[n - 1]` for
+/// line `n` (as [`crate::nginx_conf::render_traced`] gives them).
+type Origins = [(Arc<str>, usize)];
 
-/// `nginx -t`, then nginx itself, on the config at `files.conf`; returns
-/// once it accepts connections on `port`. `origin` says which of the
-/// user's lines a line of the config came from, for nginx's messages.
+/// Writes `conf` into `prefix` and runs `nginx -t`, then nginx itself, on
+/// it; returns once it accepts connections on `port`. nginx's messages
+/// name the user's lines, by `origins`.
 pub async fn start(
     binary: &Path,
-    files: &Files<'_>,
+    prefix: &Path,
+    (conf, origins): &(String, Vec<(Arc<str>, usize)>),
     port: u16,
-    origin: &dyn Fn(usize) -> Option<(Arc<str>, usize)>,
 ) -> Result<Daemon, ScenarioError> {
-    std::fs::create_dir_all(files.prefix.join("logs"))
-        .map_err(|e| ScenarioError::Nginx(format!("{}: {e}", files.prefix.display())))?;
+    let scratch = |e: std::io::Error| ScenarioError::Nginx(format!("{}: {e}", prefix.display()));
+    std::fs::create_dir_all(prefix.join("logs")).map_err(scratch)?;
+    let conf_path = prefix.join("nginx.conf");
+    std::fs::write(&conf_path, conf).map_err(scratch)?;
+    let error_log = prefix.join(nginx_conf::ERROR_LOG);
     let command = || {
         let mut c = Command::new(binary);
         c.arg("-p")
-            .arg(files.prefix)
+            .arg(prefix)
             .arg("-e")
-            .arg(files.error_log)
+            .arg(&error_log)
             .arg("-c")
-            .arg(files.conf)
+            .arg(&conf_path)
             .args(["-g", "daemon off;"]);
         c
     };
@@ -91,7 +92,7 @@ pub async fn start(
     if !test.status.success() {
         let said = String::from_utf8_lossy(&test.stderr);
         return Err(ScenarioError::NginxTest(first_problem(
-            &said, files.conf, origin,
+            &said, &conf_path, origins,
         )));
     }
     let mut run = command();
@@ -100,19 +101,15 @@ pub async fn start(
         .await
         .map_err(|f| {
             ScenarioError::Nginx(f.line("nginx", port, |said| {
-                let log = std::fs::read_to_string(files.error_log).unwrap_or_default();
-                first_problem(&format!("{said}\n{log}"), files.conf, origin)
+                let log = std::fs::read_to_string(&error_log).unwrap_or_default();
+                first_problem(&format!("{said}\n{log}"), &conf_path, origins)
             }))
         })
 }
 
 /// nginx's first `[emerg]` (or `[alert]`) line, with the line of the
 /// generated config it names traced back to the user's file and line.
-fn first_problem(
-    said: &str,
-    conf: &Path,
-    origin: &dyn Fn(usize) -> Option<(Arc<str>, usize)>,
-) -> String {
+fn first_problem(said: &str, conf: &Path, origins: &Origins) -> String {
     let line = said
         .lines()
         .find(|l| l.contains("[emerg]"))
@@ -132,9 +129,12 @@ fn first_problem(
     };
     let rest = &line[at + conf.len() + 1..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let traced = digits.parse().ok().and_then(origin);
+    let traced = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| origins.get(n.checked_sub(1)?));
     let place = match traced {
-        Some((file, n)) if &*file != "lbkit" => format!("{file}:{n}"),
+        Some((file, n)) if &**file != "lbkit" => format!("{file}:{n}"),
         _ => "the lines lbkit adds to the config".to_string(),
     };
     format!("{}{place}{}", &line[..at], &rest[digits.len()..])
@@ -146,7 +146,9 @@ mod tests {
 
     #[test]
     fn nginx_messages_point_at_the_users_line() {
-        let origin = |n: usize| (n == 7).then(|| (Arc::from("conf.d/ai.conf"), 3));
+        // Line 7 of the generated file is line 3 of the user's conf.d/ai.conf.
+        let mut origin: Vec<(Arc<str>, usize)> = vec![(Arc::from("lbkit"), 0); 7];
+        origin[6] = (Arc::from("conf.d/ai.conf"), 3);
         let said = "nginx: [emerg] unknown directive \"serverr\" in /tmp/p/nginx.conf:7\nnginx: configuration file /tmp/p/nginx.conf test failed\n";
         assert_eq!(
             first_problem(said, Path::new("/tmp/p/nginx.conf"), &origin),

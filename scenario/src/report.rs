@@ -158,12 +158,13 @@ pub fn side<'a>(j: &'a Judged<'a>) -> Side<'a> {
 }
 
 /// The engines side by side, their agreement, and the scenario's verdict
-/// over all of them.
+/// over all of them (`ended`, from [`outcome`]).
 pub fn side_by_side(
     loaded: &Loaded,
     judged: &[Judged<'_>],
     table: &str,
     agreement: &Check,
+    ended: &Outcome,
 ) -> String {
     let title = title(loaded);
     let mut out = format!("Scenario: {title}, side by side\n");
@@ -178,7 +179,7 @@ pub fn side_by_side(
     let engines: Vec<&str> = judged.iter().map(engine).collect();
     let engines = engines.join(" and ");
     let held: Vec<bool> = judged.iter().map(|j| j.verdict.judgement.held()).collect();
-    let line = match outcome(loaded, judged, Some(agreement)) {
+    let line = match ended {
         Outcome::Done if loaded.scenario.expect_failure => format!(
             "✗ scenario {title}: expected the verification to fail on {engines}, but it held on {}",
             judged
@@ -245,6 +246,7 @@ pub fn outcome(loaded: &Loaded, judged: &[Judged<'_>], agreement: Option<&Check>
 pub fn files(
     judged: &[Judged<'_>],
     agreement: Option<&Check>,
+    ended: &Outcome,
     extra: &Checks,
 ) -> Result<(), ScenarioError> {
     let Some(first) = judged.first() else {
@@ -258,7 +260,7 @@ pub fn files(
             "scenario": title,
             "file": loaded.file.display().to_string(),
             "expect_failure": loaded.scenario.expect_failure,
-            "ok": matches!(outcome(loaded, judged, agreement), Outcome::Done),
+            "ok": matches!(ended, Outcome::Done),
         });
         let runs: Vec<serde_json::Value> = judged.iter().map(run_json).collect();
         match (agreement, runs.as_slice()) {

@@ -49,8 +49,10 @@ pub struct Stage {
     pub upstream: Option<String>,
     /// What the report should say about how the config was run.
     pub notes: Vec<String>,
-    /// nginx's runs: the config's own access logs, read after it stopped.
-    pub own_logs: Vec<OwnRead>,
+    /// nginx's runs: the config's own access logs, where they are written.
+    own_logs: Vec<OwnLog>,
+    /// And each as the analyzer read it, once nginx stopped.
+    pub own_read: Vec<OwnRead>,
     /// The format the runner reads the balancer's log in, and the field
     /// its latency is from: lbkit's, or HAProxy's httplog.
     pub log_format: (&'static str, &'static str),
@@ -92,6 +94,7 @@ impl Stage {
             upstream: None,
             notes: Vec::new(),
             own_logs: Vec::new(),
+            own_read: Vec::new(),
             log_format: ("lbkit", "$request_time"),
             scratch,
         };
@@ -149,13 +152,7 @@ impl Stage {
         // The user's config, or the scenario's balancer written as one: the
         // same rewritten directives run nginx and the reference.
         let (top, server_of): (Vec<Directive>, Vec<Option<String>>) = match &config_file {
-            Some(path) => (
-                balancer::conf::directives(path)?,
-                s.backends
-                    .iter()
-                    .map(|b| b.get_ref().server.clone())
-                    .collect(),
-            ),
+            Some(path) => (balancer::conf::directives(path)?, servers_written(loaded)),
             None => {
                 let value = conf::config(s, &addrs, &log).map_err(ScenarioError::Balancer)?;
                 (
@@ -164,13 +161,7 @@ impl Stage {
                 )
             }
         };
-        let stands: Vec<Stand<'_>> = (0..addrs.len())
-            .map(|i| Stand {
-                server: server_of[i].as_deref(),
-                name: &loaded.names[i],
-                addr: addrs[i],
-            })
-            .collect();
+        let stands = stands(loaded, &server_of, &addrs);
         let setup = Setup {
             stands: &stands,
             upstream: s.balancer.upstream.as_deref(),
@@ -190,13 +181,9 @@ impl Stage {
                 why,
             }
         })?;
-        if !rewritten.unmapped.is_empty() {
-            stage.notes.push(format!(
-                "No backend stands for {}: pointed at {} (nothing listens there).",
-                rewritten.unmapped.join("; "),
-                nginx_conf::NOWHERE
-            ));
-        }
+        stage
+            .notes
+            .extend(nginx_conf::unmapped_note(&rewritten.unmapped));
         let mut config =
             balancer::conf::interpret(&named.display().to_string(), &rewritten.directives, true)?;
         if config_file.is_some() {
@@ -229,31 +216,12 @@ impl Stage {
         if let Some(prefix) = &build.prefix {
             nginx_conf::absolute_modules(&mut top, prefix);
         }
-        let prefix = self.scratch.0.clone();
-        let conf_path = prefix.join("nginx.conf");
-        std::fs::write(&conf_path, nginx_conf::render(&top)).map_err(|source| {
-            ScenarioError::Scratch {
-                path: conf_path.clone(),
-                source,
-            }
-        })?;
-        let origins = nginx_conf::origins(&top);
-        let origin = |n: usize| origins.get(n.checked_sub(1)?).cloned();
-        let files = nginx::Files {
-            prefix: &prefix,
-            conf: &conf_path,
-            error_log: &prefix.join("error.log"),
-        };
-        self.daemon = Some(nginx::start(binary, &files, rewritten.port, &origin).await?);
+        let conf = nginx_conf::render_traced(&top);
+        self.daemon = Some(nginx::start(binary, &self.scratch.0, &conf, rewritten.port).await?);
         self.target = ([127, 0, 0, 1], rewritten.port).into();
         self.about = format!("{} ({})", build.version, binary.display());
         self.config = Some(config);
-        self.own_logs = (rewritten.logs.into_iter())
-            .map(|log| OwnRead {
-                log,
-                read: Err("not read yet".into()),
-            })
-            .collect();
+        self.own_logs = rewritten.logs;
         Ok(())
     }
 
@@ -271,25 +239,15 @@ impl Stage {
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         let sections = haproxy_conf::parse(&text).map_err(fail)?;
-        let stands: Vec<Stand<'_>> = (0..addrs.len())
-            .map(|i| Stand {
-                server: s.backends[i].get_ref().server.as_deref(),
-                name: &loaded.names[i],
-                addr: addrs[i],
-            })
-            .collect();
+        let servers = servers_written(loaded);
+        let stands = stands(loaded, &servers, addrs);
         let forwarded = s.load.clients.is_some();
         let upstream = s.balancer.upstream.as_deref();
         let rewritten =
             haproxy_conf::rewrite(sections, &stands, upstream, forwarded, &mut free_port)
                 .map_err(fail)?;
-        if !rewritten.unmapped.is_empty() {
-            self.notes.push(format!(
-                "No backend stands for {}: pointed at {} (nothing listens there).",
-                rewritten.unmapped.join("; "),
-                nginx_conf::NOWHERE
-            ));
-        }
+        self.notes
+            .extend(nginx_conf::unmapped_note(&rewritten.unmapped));
         // HAProxy's log names a server by backend/name.
         for (i, logged) in rewritten.logged_as.iter().enumerate() {
             if let Some(name) = logged {
@@ -298,20 +256,8 @@ impl Stage {
         }
         let binary = haproxy::find(s.balancer.binary.as_deref())?;
         let version = haproxy::version(&binary).await?;
-        let (text, origins) = haproxy_conf::render(&rewritten.sections);
-        let conf = self.scratch.0.join("haproxy.cfg");
-        std::fs::write(&conf, text).map_err(|source| ScenarioError::Scratch {
-            path: conf.clone(),
-            source,
-        })?;
-        let origin = |n: usize| {
-            n.checked_sub(1)
-                .and_then(|i| origins.get(i))
-                .copied()
-                .unwrap_or(0)
-        };
-        let log = self.log_path();
-        let daemon = haproxy::start(&binary, &conf, &log, rewritten.port, path, &origin).await?;
+        let conf = haproxy_conf::render(&rewritten.sections);
+        let daemon = haproxy::start(&binary, &self.scratch.0, &conf, rewritten.port, path).await?;
         self.daemon = Some(daemon);
         self.target = ([127, 0, 0, 1], rewritten.port).into();
         self.about = format!("{version} ({})", binary.display());
@@ -341,7 +287,7 @@ impl Stage {
     /// The log the runner reads: the reference's, or the one the
     /// rewrite adds to nginx's config.
     fn log_path(&self) -> PathBuf {
-        self.scratch.0.join("lbkit.log")
+        self.scratch.0.join(nginx_conf::LOG_FILE)
     }
 
     /// Stops everything, the balancer first, so its log is whole; then reads
@@ -360,9 +306,12 @@ impl Stage {
         let read = analyzer::summarize(&[Input::File(self.log_path())], format)
             .map_err(|e| ScenarioError::Log(format!("{e:#}")))?;
         if let Some(config) = &self.config {
-            for own in &mut self.own_logs {
-                own.read = read_own(config, &own.log.path);
-            }
+            self.own_read = (self.own_logs.iter())
+                .map(|log| OwnRead {
+                    log: log.clone(),
+                    read: read_own(config, &log.path),
+                })
+                .collect();
         }
         Ok(Some(read.summary))
     }
@@ -419,6 +368,32 @@ impl Drop for Stage {
             });
         }
     }
+}
+
+/// The `server` line each backend stands for in the user's config, as its
+/// `[[backend]] server` writes it.
+fn servers_written(loaded: &Loaded) -> Vec<Option<String>> {
+    let backends = &loaded.scenario.backends;
+    backends
+        .iter()
+        .map(|b| b.get_ref().server.clone())
+        .collect()
+}
+
+/// Each backend as a config may name it: the line it stands for, its
+/// name, and where it really is.
+fn stands<'a>(
+    loaded: &'a Loaded,
+    servers: &'a [Option<String>],
+    addrs: &[SocketAddr],
+) -> Vec<Stand<'a>> {
+    (0..addrs.len())
+        .map(|i| Stand {
+            server: servers[i].as_deref(),
+            name: &loaded.names[i],
+            addr: addrs[i],
+        })
+        .collect()
 }
 
 /// What the reference does not act on in a user's config (what the

@@ -13,10 +13,15 @@ use std::sync::Arc;
 use balancer::conf::Directive;
 
 mod render;
-pub use render::{origins, render};
+pub use render::render_traced;
 
 /// The log format the runner adds and reads: lbkit's balancer format.
 pub const LOG_FORMAT: &str = "lbkit_scenario";
+
+/// The files of a run in its prefix: the log the runner reads (written by
+/// the reference, nginx or HAProxy), and nginx's error log.
+pub const LOG_FILE: &str = "lbkit.log";
+pub const ERROR_LOG: &str = "error.log";
 
 /// Where a `server` line no backend stands for is pointed: a loopback port
 /// nothing listens on, so no request leaves the machine.
@@ -81,7 +86,7 @@ pub fn rewrite(
     let dropped = ["user", "daemon", "master_process", "stream", "mail"];
     top.retain(|d| !dropped.contains(&d.name.as_str()));
     set(&mut top, "pid", &[&p("nginx.pid")]);
-    set(&mut top, "error_log", &[&p("error.log")]);
+    set(&mut top, "error_log", &[&p(ERROR_LOG)]);
     if !top.iter().any(|d| d.name == "events") {
         top.insert(0, block("events", &[], vec![]));
     }
@@ -101,7 +106,7 @@ pub fn rewrite(
     ] {
         set(http, temp, &[&p(temp)]);
     }
-    let ours = p("lbkit.log");
+    let ours = p(LOG_FILE);
     let mut logs = Vec::new();
     redirect_logs(http, prefix, &ours, &mut logs);
     http.insert(
@@ -218,6 +223,11 @@ fn locations(server: &Directive) -> impl Iterator<Item = &Directive> {
     out.into_iter()
 }
 
+/// `location /`: where requests no other location takes go.
+fn is_root(location: &Directive) -> bool {
+    location.args.last().is_some_and(|p| p == "/")
+}
+
 /// The upstream a location proxies to, if it does.
 fn proxied(location: &Directive) -> Option<&str> {
     let pass = location
@@ -259,7 +269,7 @@ fn choose(http: &[Directive], named: Option<&str>) -> Result<String, String> {
     }
     let root = servers(http)
         .flat_map(locations)
-        .find(|l| l.args.last().is_some_and(|p| p == "/"))
+        .find(|l| is_root(l))
         .and_then(proxied)
         .filter(|u| names.iter().any(|n| n == u));
     match (root, names.as_slice()) {
@@ -360,6 +370,16 @@ fn point_servers(
     Ok(unmapped)
 }
 
+/// The report's line on what no backend stands for, if anything.
+pub fn unmapped_note(unmapped: &[String]) -> Option<String> {
+    (!unmapped.is_empty()).then(|| {
+        format!(
+            "No backend stands for {}: pointed at {NOWHERE} (nothing listens there).",
+            unmapped.join("; ")
+        )
+    })
+}
+
 /// A backend standing for a `server` line no line is (by `has`): the
 /// error, listing the addresses `written`.
 pub(crate) fn unmatched(
@@ -418,7 +438,7 @@ fn redirect_logs(level: &mut [Directive], prefix: &Path, ours: &str, moved: &mut
         }
         if d.name == "error_log" {
             if let Some(p) = d.args.first_mut() {
-                *p = prefix.join("error.log").display().to_string();
+                *p = prefix.join(ERROR_LOG).display().to_string();
             }
         }
         if let Some(inner) = d.block.as_mut() {
@@ -446,21 +466,17 @@ fn listen(
         .filter(|d| d.name == "server" && d.block.is_some())
     {
         let p = port();
-        let proxies: Vec<bool> = locations(s)
-            .map(|l| proxied(l) == Some(chosen) && l.args.last().is_some_and(|a| a == "/"))
-            .collect();
-        let any = locations(s).any(|l| proxied(l) == Some(chosen));
+        let to_chosen = |l: &Directive| proxied(l) == Some(chosen);
+        let root = locations(s).any(|l| to_chosen(l) && is_root(l));
+        let any = locations(s).any(to_chosen);
         let inner = s.block.as_mut().expect("a server block");
         inner.retain(|d| d.name != "listen");
         inner.insert(0, directive("listen", &[&format!("127.0.0.1:{p}")]));
-        let root = proxies.contains(&true);
         if root || (any && target.is_none()) {
-            target = Some((p, root));
+            target = Some(p);
         }
     }
-    target
-        .map(|(p, _)| p)
-        .ok_or_else(|| format!("no server {{}} has a location that proxies to upstream {chosen}"))
+    target.ok_or_else(|| format!("no server {{}} has a location that proxies to upstream {chosen}"))
 }
 
 /// `load_module` paths written relative to nginx's compiled-in prefix

@@ -5,20 +5,14 @@ use std::sync::Arc;
 
 use balancer::conf::Directive;
 
-/// The directives as nginx.conf text.
-pub fn render(directives: &[Directive]) -> String {
+/// The directives as nginx.conf text, and where each of its lines came from:
+/// `origins[n - 1]` is the file and line of the directive on line `n`
+/// (`lbkit`, 0 for what the rewrite added).
+pub fn render_traced(directives: &[Directive]) -> (String, Vec<(Arc<str>, usize)>) {
     let mut out = String::new();
-    render_into(directives, 0, &mut out, &mut Vec::new());
-    out
-}
-
-/// Where each line of [`render`]'s text came from: `origins[n - 1]` is the
-/// file and line of the directive on line `n` (`lbkit`, 0 for what the
-/// rewrite added).
-pub fn origins(directives: &[Directive]) -> Vec<(Arc<str>, usize)> {
     let mut origins = Vec::new();
-    render_into(directives, 0, &mut String::new(), &mut origins);
-    origins
+    render_into(directives, 0, &mut out, &mut origins);
+    (out, origins)
 }
 
 fn render_into(

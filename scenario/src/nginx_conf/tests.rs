@@ -1,6 +1,11 @@
 //! The rewrite and the rendering, on seed-like configs.
 
 use super::*;
+
+/// The text alone.
+fn render(directives: &[Directive]) -> String {
+    render_traced(directives).0
+}
 use balancer::conf::parse;
 
 fn stands(addrs: &[(Option<&'static str>, &'static str, u16)]) -> Vec<Stand<'static>> {
@@ -174,8 +179,7 @@ fn each_rendered_line_knows_the_users_line_it_came_from() {
         (Some("ai-3.internal:8000"), "c", 9003),
     ]);
     let r = rewritten(SEED, &st, None).unwrap();
-    let text = render(&r.directives);
-    let origins = origins(&r.directives);
+    let (text, origins) = render_traced(&r.directives);
     assert_eq!(origins.len(), text.lines().count());
     let n = text.lines().position(|l| l.contains("least_conn")).unwrap();
     assert_eq!((&*origins[n].0, origins[n].1), ("nginx.conf", 8));
