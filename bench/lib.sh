@@ -16,7 +16,8 @@ need() {
     fi
 }
 
-# Starts mockbackend on ephemeral loopback ports; sets MOCK_PID and MOCK_PORTS.
+# Starts mockbackend on ephemeral loopback ports; sets MOCK_PID, MOCK_PORTS
+# and MOCK_TOKEN (what a /_mock/ control sends in X-Mock-Token).
 start_mock() {
     local bin=$1 count=$2
     shift 2
@@ -27,10 +28,11 @@ start_mock() {
     "$bin" --ports "${ports%,}" "$@" >"$out" 2>&1 &
     MOCK_PID=$!
     for _ in $(seq 100); do
-        [ "$(grep -c 'serving http://' "$out")" -ge "$count" ] && break
+        grep -q 'X-Mock-Token' "$out" && break
         sleep 0.05
     done
     MOCK_PORTS=($(grep -o 'http://127.0.0.1:[0-9]*' "$out" | sed 's/.*://'))
+    MOCK_TOKEN=$(grep -o "X-Mock-Token: [^']*" "$out" | sed 's/.*: //')
     [ "${#MOCK_PORTS[@]}" -eq "$count" ] || { cat "$out" >&2; echo "mockbackend did not start" >&2; return 1; }
 }
 

@@ -18,10 +18,12 @@ Examples:
   mockbackend --ttft 200ms --tokens-per-sec 20   # paced OpenAI-style streams
   mockbackend --config mock.toml --seed 42
 
-Fault control (loopback only), on any served port:
-  curl -XPOST 'localhost:8001/_mock/down?port=8002&for=4s'   # refuse connections for 4 s
-  curl -XPOST 'localhost:8001/_mock/errors?rate=0.5&status=503'
-  curl -XPOST 'localhost:8001/_mock/reset?port=all'          # clear every fault
+Fault control, on any served port, from this machine, never through a proxy,
+with the token printed at start (or set with --admin-token):
+  mockbackend --admin-token secret &
+  curl -XPOST -H 'X-Mock-Token: secret' 'localhost:8001/_mock/down?port=8002&for=4s'
+  curl -XPOST -H 'X-Mock-Token: secret' 'localhost:8001/_mock/errors?rate=0.5&status=503'
+  curl -XPOST -H 'X-Mock-Token: secret' 'localhost:8001/_mock/reset?port=all'
   actions: down (refuse), up, hang, slow, errors, reset-connections, drain, undrain, load, clear, reset";
 
 #[derive(Debug, Parser)]
@@ -88,6 +90,9 @@ pub struct Opts {
     /// On Ctrl-C or SIGTERM, how long in-flight requests get to finish [default: 30s]
     #[arg(long, value_name = "DURATION")]
     grace: Option<String>,
+    /// The token `/_mock/` controls must send in X-Mock-Token [default: a random one, printed at start]
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
 }
 
 impl Opts {
@@ -112,6 +117,7 @@ impl Opts {
         flags.options.max_body = self.max_body;
         flags.options.header_timeout = self.header_timeout;
         flags.options.grace = self.grace;
+        flags.options.admin_token = self.admin_token;
         let profile_flags = [
             ("latency", self.latency),
             ("error_rate", self.error_rate),
@@ -167,6 +173,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             p.error_rate
         );
     }
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "mockbackend: fault control: POST /_mock/<action> with header 'X-Mock-Token: {}'",
+        server.admin_token()
+    );
     signals.next().await;
     eprintln!(
         "mockbackend: shutting down; finishing {} in-flight requests",

@@ -58,6 +58,9 @@ pub struct Config {
     pub header_timeout: Duration,
     /// On shutdown, how long in-flight requests get to finish.
     pub grace: Duration,
+    /// What a `/_mock/` control must carry in `X-Mock-Token`; `None` draws
+    /// a random one at start (see `Server::admin_token`).
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             // nginx's client_header_timeout.
             header_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            admin_token: None,
         }
     }
 }
@@ -167,6 +171,7 @@ pub struct ServerOptions {
     pub max_body: Option<String>,
     pub header_timeout: Option<String>,
     pub grace: Option<String>,
+    pub admin_token: Option<String>,
 }
 
 /// A profile setting and where it came from, for the error message.
@@ -263,6 +268,7 @@ impl Layer {
                         "max_body" => &mut options.max_body,
                         "header_timeout" => &mut options.header_timeout,
                         "grace" => &mut options.grace,
+                        "admin_token" => &mut options.admin_token,
                         _ => {
                             layer.all.push(Setting {
                                 source,
@@ -378,7 +384,20 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
             defaults.header_timeout,
         )?,
         grace: duration("--grace", pick(&fo.grace, &co.grace), defaults.grace)?,
+        admin_token: admin_token(pick(&fo.admin_token, &co.admin_token))?,
     })
+}
+
+/// A token goes in a header, so it must be one: visible ASCII, no spaces.
+fn admin_token(given: Option<String>) -> Result<Option<String>, ConfigError> {
+    match given {
+        Some(t) if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) => Err(invalid(
+            "--admin-token",
+            &t,
+            "must be letters, digits or punctuation, without spaces".into(),
+        )),
+        other => Ok(other),
+    }
 }
 
 fn apply(profile: &mut Profile, s: &Setting) -> Result<(), ConfigError> {

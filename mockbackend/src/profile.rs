@@ -149,8 +149,10 @@ pub fn parse_status(value: &str) -> Result<u16, String> {
     value
         .parse::<u16>()
         .ok()
-        .filter(|s| (100..=599).contains(s))
-        .ok_or_else(|| "is not an HTTP status between 100 and 599".to_string())
+        // Below 200 is not an answer but an interim (100) or a protocol
+        // switch (101): a client sent one for a plain GET would misread it.
+        .filter(|s| (200..=599).contains(s))
+        .ok_or_else(|| "is not an HTTP status between 200 and 599".to_string())
 }
 
 fn parse_count(value: &str) -> Result<usize, String> {

@@ -51,12 +51,25 @@ pub(crate) struct Shared {
     pub max_body: usize,
     grace: Duration,
     header_timeout: Option<Duration>,
+    pub admin_token: String,
     epoch: Instant,
     http: http1::Builder,
     tasks: TaskTracker,
 }
 
 const BACKLOG: i32 = 4096;
+
+/// Request headers accepted: hyper's default of 100 plus room for a proxy's.
+const MAX_HEADERS: usize = 128;
+
+/// 128 random bits in hex: unguessable by a web page or a client behind a proxy.
+fn random_token() -> String {
+    use rand::{Rng as _, SeedableRng as _};
+    format!(
+        "{:032x}",
+        rand::rngs::StdRng::from_os_rng().random::<u128>()
+    )
+}
 
 fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     let classify = |source: io::Error| match source.kind() {
@@ -94,12 +107,17 @@ impl Server {
         // request; `serve` keeps one lazy timer per connection instead.
         let mut http = http1::Builder::new();
         http.keep_alive(true);
+        // A proxy in front adds its own headers (lbkit's balancer three,
+        // nginx's as configured): a client within hyper's default of 100
+        // must not get 431 from us for what the proxy added.
+        http.max_headers(MAX_HEADERS);
         let shared = Arc::new(Shared {
             nodes,
             shutdown: CancellationToken::new(),
             max_body: config.max_body,
             grace: config.grace,
             header_timeout: (!config.header_timeout.is_zero()).then_some(config.header_timeout),
+            admin_token: config.admin_token.unwrap_or_else(random_token),
             epoch: Instant::now(),
             http,
             tasks: TaskTracker::new(),
@@ -109,6 +127,11 @@ impl Server {
             *node.listening.lock().unwrap_or_else(|e| e.into_inner()) = Some(listening);
         }
         Ok(Server { shared })
+    }
+
+    /// What a `/_mock/` control must send in `X-Mock-Token`.
+    pub fn admin_token(&self) -> &str {
+        &self.shared.admin_token
     }
 
     /// The bound addresses, in the order of the configured ports.

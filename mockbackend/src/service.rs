@@ -465,7 +465,40 @@ fn info(
     }
 }
 
-/// `/_mock/...`: read the fault state, or change it. Loopback clients only.
+/// Headers a proxy adds: a control that carries one came through a balancer
+/// (which is always a loopback peer when it runs here) from anyone.
+const PROXIED: [&str; 4] = ["x-forwarded-for", "forwarded", "via", "x-real-ip"];
+
+/// Why a `/_mock/` control is refused, if it is: it came through a proxy,
+/// from a web page of another site (browsers send `Origin` on a cross-site
+/// POST), or without the token printed at start.
+fn refuse_control(headers: &hyper::HeaderMap, token: &str) -> Option<String> {
+    if let Some(name) = PROXIED.iter().find(|h| headers.contains_key(**h)) {
+        return Some(format!(
+            "/_mock/ controls refuse requests that came through a proxy ({name})"
+        ));
+    }
+    if let Some(origin) = headers.get(hyper::header::ORIGIN) {
+        let host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.rsplit_once(':').map_or(rest, |(h, _)| h));
+        if !matches!(host, Some("localhost" | "127.0.0.1" | "[::1]")) {
+            return Some("/_mock/ controls refuse requests from web pages of other sites".into());
+        }
+    }
+    if headers.get("x-mock-token").map(|v| v.as_bytes()) != Some(token.as_bytes()) {
+        return Some(
+            "/_mock/ controls need header X-Mock-Token with the token mockbackend printed at start (or --admin-token)"
+                .into(),
+        );
+    }
+    None
+}
+
+/// `/_mock/...`: read the fault state, or change it. Loopback clients only;
+/// a change also needs the admin token and no sign of a proxy.
 async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<Reply> {
     let port = ctx.node.port();
     if !ctx.conn.peer.ip().to_canonical().is_loopback() {
@@ -507,6 +540,9 @@ async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<R
     }
     if route == Route::MockState {
         return state(ctx.shared.nodes.iter().collect());
+    }
+    if let Some(why) = refuse_control(req.headers(), &ctx.shared.admin_token) {
+        return json_error(StatusCode::FORBIDDEN, &why, port);
     }
     let action = req.uri().path().trim_start_matches("/_mock");
     let query = req.uri().query().unwrap_or("");
@@ -558,6 +594,66 @@ async fn wait(delay: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> hyper::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    hyper::header::HeaderName::from_static(k),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_control_needs_the_token_and_no_proxy_or_foreign_page() {
+        let ok = |pairs: &[(&'static str, &'static str)]| refuse_control(&headers(pairs), "t0k");
+        assert_eq!(ok(&[("x-mock-token", "t0k")]), None);
+        assert_eq!(
+            ok(&[("x-mock-token", "t0k"), ("origin", "http://localhost:8001")]),
+            None
+        );
+        assert!(ok(&[]).unwrap().contains("X-Mock-Token"));
+        assert!(ok(&[("x-mock-token", "t0")])
+            .unwrap()
+            .contains("X-Mock-Token"));
+        for proxy in PROXIED {
+            let h: hyper::HeaderMap = [
+                (
+                    hyper::header::HeaderName::from_static(proxy),
+                    HeaderValue::from_static("1.2.3.4"),
+                ),
+                (
+                    hyper::header::HeaderName::from_static("x-mock-token"),
+                    HeaderValue::from_static("t0k"),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            assert!(refuse_control(&h, "t0k").unwrap().contains(proxy));
+        }
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://localhost.evil.example",
+        ] {
+            let h: hyper::HeaderMap = [
+                (hyper::header::ORIGIN, HeaderValue::from_static(origin)),
+                (
+                    hyper::header::HeaderName::from_static("x-mock-token"),
+                    HeaderValue::from_static("t0k"),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            assert!(
+                refuse_control(&h, "t0k").unwrap().contains("other sites"),
+                "{origin}"
+            );
+        }
+    }
 
     /// Each stage hands over early and the next one finishes the job, so a
     /// wait is never shorter than asked, whichever stages a delay goes through.

@@ -15,6 +15,6 @@ data=loadgen/tests/data
 echo '{"message": "Hello, this is a test message"}' >"$data/chat.json"
 ab -n 1000 -c 10 "$a/" 2>/dev/null >"$data/ab-get.txt"
 ab -k -n 200 -c 4 -p "$data/chat.json" -T application/json "$a/chat" 2>/dev/null >"$data/ab-post-keepalive.txt"
-curl -fsS -XPOST "$a/_mock/errors?rate=0.3&status=503&port=${MOCK_PORTS[1]}" >/dev/null
+curl -fsS -XPOST -H "X-Mock-Token: $MOCK_TOKEN" "$a/_mock/errors?rate=0.3&status=503&port=${MOCK_PORTS[1]}" >/dev/null
 ab -n 300 -c 3 "$b/" 2>/dev/null >"$data/ab-failures.txt"
 echo "saved $(ls "$data"/ab-*.txt)"

@@ -89,6 +89,8 @@ fn a_bad_config_file_names_its_line() {
 struct Running {
     child: Child,
     addrs: Vec<SocketAddr>,
+    /// The admin token from the line after the addresses.
+    token: String,
     stdout: BufReader<std::process::ChildStdout>,
 }
 
@@ -111,9 +113,18 @@ fn spawn(args: &[&str], ports: usize) -> Running {
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         addrs.push(addr.parse().unwrap());
     }
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let token = line
+        .split("X-Mock-Token: ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no token in {line:?}"))
+        .to_string();
     Running {
         child,
         addrs,
+        token,
         stdout,
     }
 }
@@ -155,6 +166,40 @@ async fn sigterm_finishes_in_flight_requests_then_exits_0() {
             .await
             .unwrap(),
         0
+    );
+}
+
+#[tokio::test]
+async fn fault_control_takes_the_printed_or_given_token() {
+    for (args, given) in [
+        (vec!["--ports", "0"], None),
+        (
+            vec!["--ports", "0", "--admin-token", "s3cret"],
+            Some("s3cret"),
+        ),
+    ] {
+        let mut run = spawn(&args, 1);
+        if let Some(given) = given {
+            assert_eq!(run.token, given);
+        }
+        let addr = run.addrs[0];
+        let down = |token: &str| {
+            client()
+                .post(url(addr, "/_mock/errors?rate=1&status=503"))
+                .header("x-mock-token", token)
+                .send()
+        };
+        assert_eq!(down("wrong").await.unwrap().status(), 403);
+        assert_eq!(down(&run.token).await.unwrap().status(), 200);
+        assert_eq!(get(addr, "/").await.status(), 503);
+        signal(&run.child, "TERM");
+        tokio::task::spawn_blocking(move || wait_exit(&mut run.child))
+            .await
+            .unwrap();
+    }
+    assert_one_line_exit_2(
+        &["--admin-token", "a b"],
+        &["--admin-token", "without spaces"],
     );
 }
 

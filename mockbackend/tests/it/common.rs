@@ -17,10 +17,20 @@ pub fn profile(settings: &[(&str, &str)]) -> Profile {
     p
 }
 
+/// The admin token the test servers are started with.
+pub const TOKEN: &str = "it-token";
+
 pub async fn start(n: usize, settings: &[(&str, &str)]) -> Server {
-    Server::start(Config::ephemeral(n, profile(settings)))
-        .await
-        .unwrap()
+    let mut config = Config::ephemeral(n, profile(settings));
+    config.admin_token = Some(TOKEN.into());
+    Server::start(config).await.unwrap()
+}
+
+/// A `/_mock/` control as a user on this machine sends it.
+pub fn control_request(addr: SocketAddr, action: &str) -> reqwest::RequestBuilder {
+    client()
+        .post(url(addr, &format!("/_mock/{action}")))
+        .header("x-mock-token", TOKEN)
 }
 
 pub fn client() -> reqwest::Client {

@@ -1,18 +1,14 @@
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use mockbackend::{Config, Control, Fault, Server};
+use mockbackend::{Config, Control, Fault, Profile, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
 
 async fn control(addr: std::net::SocketAddr, action: &str) -> serde_json::Value {
-    let r = client()
-        .post(url(addr, &format!("/_mock/{action}")))
-        .send()
-        .await
-        .unwrap();
+    let r = control_request(addr, action).send().await.unwrap();
     assert_eq!(r.status(), 200, "{action}");
     json(r).await
 }
@@ -252,24 +248,90 @@ async fn load_pins_the_metrics_a_dynamic_weight_balancer_reads() {
 async fn bad_control_requests_get_400_or_409() {
     let server = start(1, &[]).await;
     let addr = server.addrs()[0];
-    let r = client()
-        .post(url(addr, "/_mock/explode"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_request(addr, "explode").send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(json(r).await["error"]
         .as_str()
         .unwrap()
         .contains("unknown action"));
-    let r = client()
-        .post(url(addr, "/_mock/down?port=1"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_request(addr, "down?port=1").send().await.unwrap();
     assert_eq!(r.status(), 409);
     assert!(json(r).await["error"].as_str().unwrap().contains("port 1"));
     assert_eq!(get(addr, "/").await.status(), 200, "nothing changed");
+    server.shutdown().await;
+}
+
+/// A control without the token, from behind a proxy, or from another site's
+/// page is refused with 403 and changes nothing; a random token is drawn
+/// when none is configured.
+#[tokio::test]
+async fn controls_need_the_token_and_refuse_proxies_and_foreign_pages() {
+    let server = start(1, &[]).await;
+    let addr = server.addrs()[0];
+    let down = || client().post(url(addr, "/_mock/down?for=5s"));
+    let refusals = [
+        (down(), "X-Mock-Token"),
+        (down().header("x-mock-token", "guess"), "X-Mock-Token"),
+        (
+            down()
+                .header("x-mock-token", TOKEN)
+                .header("x-forwarded-for", "10.0.0.9"),
+            "x-forwarded-for",
+        ),
+        (
+            down()
+                .header("x-mock-token", TOKEN)
+                .header("via", "1.1 nginx"),
+            "via",
+        ),
+        (
+            down()
+                .header("x-mock-token", TOKEN)
+                .header("origin", "http://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded"),
+            "other sites",
+        ),
+    ];
+    for (request, why) in refusals {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{why}");
+        let error = json(r).await["error"].as_str().unwrap().to_string();
+        assert!(error.contains(why), "{error}");
+    }
+    assert_eq!(get(addr, "/").await.status(), 200, "still up");
+    assert_eq!(
+        get(addr, "/_mock/state").await.status(),
+        200,
+        "reads stay open"
+    );
+    server.shutdown().await;
+
+    let drawn = Server::start(Config::ephemeral(1, Profile::default()))
+        .await
+        .unwrap();
+    assert_eq!(drawn.admin_token().len(), 32);
+    let other = Server::start(Config::ephemeral(1, Profile::default()))
+        .await
+        .unwrap();
+    assert_ne!(drawn.admin_token(), other.admin_token());
+    drawn.shutdown().await;
+    other.shutdown().await;
+}
+
+#[tokio::test]
+async fn injected_errors_must_be_final_statuses() {
+    let server = start(1, &[]).await;
+    let addr = server.addrs()[0];
+    for status in ["101", "100", "199"] {
+        let r = control_request(addr, &format!("errors?rate=1&status={status}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{status}");
+        let error = json(r).await["error"].as_str().unwrap().to_string();
+        assert!(error.contains("between 200 and 599"), "{error}");
+    }
+    assert_eq!(get(addr, "/").await.status(), 200, "no error injected");
     server.shutdown().await;
 }
 
