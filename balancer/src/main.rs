@@ -55,6 +55,18 @@ struct Opts {
     /// Seed for the random methods
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// client_header_timeout: a request head must arrive within it [default: the config's, else 60s]
+    #[arg(long, value_name = "TIME")]
+    client_header_timeout: Option<String>,
+    /// client_body_timeout: the longest wait between two reads of a request body [default: 60s]
+    #[arg(long, value_name = "TIME")]
+    client_body_timeout: Option<String>,
+    /// keepalive_timeout: idle keep-alive connections close after it; 0 closes after each answer [default: 75s]
+    #[arg(long, value_name = "TIME")]
+    keepalive_timeout: Option<String>,
+    /// worker_connections: client connections open at once [default: the config's, within the file-descriptor limit]
+    #[arg(long, value_name = "N")]
+    worker_connections: Option<usize>,
 }
 
 /// Turns the flags into nginx.conf text, so flags and files share one
@@ -157,6 +169,35 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
             })?
         }
     };
+    let limits = &mut config.clients;
+    let times = [
+        (
+            "--client-header-timeout",
+            &opts.client_header_timeout,
+            &mut limits.header_timeout,
+        ),
+        (
+            "--client-body-timeout",
+            &opts.client_body_timeout,
+            &mut limits.body_timeout,
+        ),
+        (
+            "--keepalive-timeout",
+            &opts.keepalive_timeout,
+            &mut limits.keepalive_timeout,
+        ),
+    ];
+    for (flag, given, slot) in times {
+        if let Some(t) = given {
+            *slot = conf::parse_time(t)
+                .ok_or_else(|| anyhow!("{flag} {t}: not a time like 60s, 500ms or 1m"))?;
+        }
+    }
+    match opts.worker_connections {
+        Some(0) => return Err(anyhow!("--worker-connections 0: give at least 1")),
+        Some(n) => limits.connections = Some(n),
+        None => {}
+    }
     if let Some(path) = &opts.access_log {
         let format = match &opts.log_format {
             Some(f) if logformat::presets::preset(f).is_none() => {
@@ -222,6 +263,10 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         "balancer: listening on http://{} -> {}",
         proxy.addr(),
         summary.join("; ")
+    );
+    eprintln!(
+        "balancer: up to {} client connections at once",
+        proxy.max_connections()
     );
     listening.next().await;
     eprintln!("balancer: shutting down");

@@ -378,5 +378,28 @@ pub fn all() -> Vec<Case> {
             ],
         },
     ));
+    cases.push(case(
+        "refused-requests",
+        "requests nginx answers 400 unproxied: a path above the root, no Host, two Hosts",
+        vec![Ok],
+        rr(),
+        "",
+        Requests {
+            rounds: [
+                "GET /../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
+                "GET / HTTP/1.1\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                "GET /a/../b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                "GET /%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            ]
+            .into_iter()
+            .map(|raw| Round::one(RAW, raw))
+            .collect(),
+        },
+    ));
     cases
 }
+
+/// A round's method that sends its "path" as raw bytes on a connection of
+/// its own: for requests no HTTP client would write.
+pub const RAW: &str = "RAW";

@@ -225,6 +225,7 @@ async fn send_all(addr: SocketAddr, send: &Requests) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     for round in &send.rounds {
         let requests = round.requests.iter().map(|(method, path)| {
+            let raw = (*method == cases::RAW).then(|| path.clone());
             let req = client.request(
                 method.parse().expect("a method"),
                 format!("http://{addr}{path}"),
@@ -235,6 +236,9 @@ async fn send_all(addr: SocketAddr, send: &Requests) -> Result<(), String> {
                 req
             };
             async move {
+                if let Some(raw) = raw {
+                    return send_raw(addr, &raw).await;
+                }
                 // The answer's status is what the log says; a body cut short
                 // is the backend's doing, not the harness's failure.
                 match req.send().await {
@@ -253,6 +257,23 @@ async fn send_all(addr: SocketAddr, send: &Requests) -> Result<(), String> {
         tokio::time::sleep(round.then).await;
     }
     Ok(())
+}
+
+/// Writes `raw` on a new connection and reads until the proxy closes it.
+async fn send_raw(addr: SocketAddr, raw: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(raw.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer))
+        .await
+        .map_err(|_| format!("no end to the answer to {raw:?}"))?
+        .map(|_| ())
+        .or(Ok(()))
 }
 
 async fn futures_join<F: std::future::Future<Output = Result<(), String>> + Send + 'static>(

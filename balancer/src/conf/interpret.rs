@@ -91,6 +91,8 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
             ("server", Some(block)) => location::server(cx, block)?,
             ("log_format", None) => log_format(cx, d)?,
             ("access_log", None) => access_log(cx, d)?,
+            ("events", Some(block)) => events(cx, block)?,
+            (name, None) if CLIENT_LIMITS.contains(&name) => client_limit(cx, d)?,
             // Left only when the text was read without its files.
             ("include", None) if !cx.lenient => {
                 return Err(cx.err(
@@ -102,6 +104,48 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
             _ => cx.unknown(d)?,
         }
+    }
+    Ok(())
+}
+
+/// `events {}`: of it, only `worker_connections` bounds the proxy.
+fn events(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfError> {
+    for d in block {
+        if d.name == "worker_connections" {
+            cx.args(d, 1, 1)?;
+            let n = d.args[0]
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| cx.err(d, format!("invalid number \"{}\"", d.args[0])))?;
+            cx.config.clients.connections = Some(n);
+        } else {
+            cx.ignore(d);
+        }
+    }
+    Ok(())
+}
+
+/// The directives that bound clients, read at any level.
+pub(super) const CLIENT_LIMITS: &[&str] = &[
+    "client_header_timeout",
+    "client_body_timeout",
+    "keepalive_timeout",
+];
+
+/// `client_header_timeout T;`, `client_body_timeout T;`,
+/// `keepalive_timeout T [HEADER_T];` (the second value, for a Keep-Alive
+/// response header, is not sent).
+pub(super) fn client_limit(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
+    let max = if d.name == "keepalive_timeout" { 2 } else { 1 };
+    cx.args(d, 1, max)?;
+    let time = parse_time(&d.args[0])
+        .ok_or_else(|| cx.err(d, format!("invalid time \"{}\"", d.args[0])))?;
+    let limits = &mut cx.config.clients;
+    match d.name.as_str() {
+        "client_header_timeout" => limits.header_timeout = time,
+        "client_body_timeout" => limits.body_timeout = time,
+        _ => limits.keepalive_timeout = time,
     }
     Ok(())
 }
@@ -223,6 +267,42 @@ server {
                 "client_max_body_size",
                 "proxy_set_header"
             ]
+        );
+    }
+
+    #[test]
+    fn client_limits_are_read_at_every_level_and_default_to_nginxs() {
+        let c = load("x.conf", "upstream u { server h:1; keepalive_timeout 5s; }").unwrap();
+        assert_eq!(
+            c.clients,
+            ClientLimits::default(),
+            "the upstream's keepalive_timeout is its own"
+        );
+        let c = load(
+            "x.conf",
+            "events { worker_connections 64; multi_accept on; }
+             http { client_header_timeout 5s; keepalive_timeout 30s 30;
+               upstream u { server h:1; }
+               server { client_body_timeout 7s; location / { proxy_pass http://u; keepalive_timeout 0; } } }",
+        )
+        .unwrap();
+        let want = ClientLimits {
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(7),
+            keepalive_timeout: Duration::ZERO,
+            connections: Some(64),
+        };
+        assert_eq!(c.clients, want);
+        for bad in [
+            "events { worker_connections lots; }",
+            "client_header_timeout soon;",
+            "keepalive_timeout 1 2 3;",
+        ] {
+            assert!(load("x.conf", bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_time("99999999999999999d").is_none(),
+            "overflow is not a time"
         );
     }
 

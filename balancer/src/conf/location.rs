@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::ignored::IGNORED;
-use super::interpret::{access_log, Ctx};
+use super::interpret::{access_log, client_limit, Ctx, CLIENT_LIMITS};
 use super::model::*;
 use super::{ConfError, Directive};
 use crate::peer::Server;
@@ -36,6 +36,7 @@ pub(super) fn server(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfEr
             }
             ("location", Some(inner)) => location(cx, d, inner)?,
             ("access_log", None) => access_log(cx, d)?,
+            (name, None) if CLIENT_LIMITS.contains(&name) => client_limit(cx, d)?,
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
             _ => cx.unknown(d)?,
         }
@@ -149,6 +150,7 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
             }
             "access_log" if e.args.first().is_some_and(|a| a == "off") => loc.logged = false,
             "access_log" => access_log(cx, e)?,
+            name if CLIENT_LIMITS.contains(&name) => client_limit(cx, e)?,
             name if IGNORED.contains(&name) => cx.ignore(e),
             _ => cx.unknown(e)?,
         }

@@ -20,6 +20,8 @@ pub struct ProxyConfig {
     pub access_logs: Vec<AccessLog>,
     /// `keepalive N` of the upstreams: idle connections kept per upstream.
     pub keepalive: Option<usize>,
+    /// How long and how many clients may hold the proxy.
+    pub clients: ClientLimits,
     /// Directives nginx has that this balancer does not act on, as `file:line: name`.
     pub ignored: Vec<String>,
 }
@@ -175,6 +177,36 @@ impl Default for Timeouts {
     }
 }
 
+/// What clients may take of the proxy, as nginx bounds it. The values are
+/// the proxy's, wherever the directive stands (http, server or location).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// `client_header_timeout`: a request's head must have arrived this
+    /// long after its first byte (or after the connection opened).
+    pub header_timeout: Duration,
+    /// `client_body_timeout`: the longest wait between two reads of a
+    /// request body; past it the request gets 408.
+    pub body_timeout: Duration,
+    /// `keepalive_timeout`: an idle keep-alive connection is closed after
+    /// it; 0 closes every connection after its answer.
+    pub keepalive_timeout: Duration,
+    /// `worker_connections` (events): client connections open at once;
+    /// `None` leaves the bound to the proxy's file descriptors.
+    pub connections: Option<usize>,
+}
+
+impl Default for ClientLimits {
+    /// nginx's defaults: 60 s, 60 s, 75 s.
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            connections: None,
+        }
+    }
+}
+
 /// nginx Plus's `health_check` (interval, fails, passes, uri), in a location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthSpec {
@@ -203,9 +235,9 @@ pub fn parse_time(v: &str) -> Option<Duration> {
     Some(match unit {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86400),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86400)?),
         _ => return None,
     })
 }

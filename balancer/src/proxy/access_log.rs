@@ -67,6 +67,24 @@ impl Record {
                 headers: req.headers().clone(),
             })
         });
+        Record::with(request)
+    }
+
+    /// A request that never reached a handler: refused unread (400, 431)
+    /// or timed out mid-head (408). Only the client is known.
+    pub fn unread(remote: SocketAddr, status: u16) -> Record {
+        let mut record = Record::with(Some(Box::new(RequestInfo {
+            remote,
+            method: String::new(),
+            request_uri: String::new(),
+            protocol: "",
+            headers: HeaderMap::new(),
+        })));
+        record.status = status;
+        record
+    }
+
+    fn with(request: Option<Box<RequestInfo>>) -> Record {
         Record {
             started: Instant::now(),
             request,

@@ -16,6 +16,8 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::access_log::Record;
+use super::clients::{Busy, Conn};
+use super::hygiene::{self, not_forwarded};
 use super::pool::Lease;
 use super::vars::RequestView;
 use super::{Group, Shared};
@@ -34,6 +36,8 @@ pub struct ProxyBody {
     inner: Inner,
     /// Runs when the body is done: frees the peer and writes the log line.
     done: Option<Done>,
+    /// Keeps the client connection counted busy until the answer ends.
+    busy: Option<Busy>,
 }
 
 enum Inner {
@@ -161,10 +165,17 @@ fn own(status: StatusCode, text: &str) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody {
         inner: Inner::Full(Some(Bytes::from(text.to_string()))),
         done: None,
+        busy: None,
     });
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    // After these nginx does not trust the connection's next bytes, and
+    // closes it (ngx_http_special_response_handler).
+    if matches!(status.as_u16(), 400 | 408 | 413 | 414 | 500 | 501) {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 
@@ -195,17 +206,45 @@ pub(crate) struct Remote {
     addr: SocketAddr,
     ip_text: String,
     ip_header: HeaderValue,
+    conn: Arc<Conn>,
 }
 
 impl Remote {
-    pub(crate) fn new(addr: SocketAddr) -> Remote {
+    pub(crate) fn new(addr: SocketAddr, conn: Arc<Conn>) -> Remote {
         let ip_text = addr.ip().to_canonical().to_string();
         let ip_header = HeaderValue::from_str(&ip_text).unwrap_or(HeaderValue::from_static("-"));
         Remote {
             addr,
             ip_text,
             ip_header,
+            conn,
         }
+    }
+}
+
+/// Logs a request hyper refused before it reached `handle`: a head that
+/// did not parse (400) or was too large (431), as nginx logs those.
+pub(crate) fn log_refused(shared: &Shared, remote: &Remote, e: &hyper::Error) {
+    let status = if e.is_parse_too_large() {
+        431
+    } else if e.is_parse() {
+        400
+    } else {
+        return;
+    };
+    log_unread(shared, remote, status);
+}
+
+/// Logs a head cut short by `client_header_timeout`: nginx's 408.
+pub(crate) fn log_timed_out(shared: &Shared, remote: &Remote) {
+    log_unread(shared, remote, 408);
+}
+
+fn log_unread(shared: &Shared, remote: &Remote, status: u16) {
+    if let Some(log) = &shared.log {
+        let mut record = Record::unread(remote.addr, status);
+        record.request_time = record.started.elapsed();
+        log.write(&record);
     }
 }
 
@@ -214,20 +253,44 @@ pub(crate) async fn handle(
     remote: Arc<Remote>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let busy = remote.conn.begin();
+    let mut response = respond(shared, remote, req).await;
+    response.body_mut().busy = Some(busy);
+    Ok(response)
+}
+
+async fn respond(
+    shared: Arc<Shared>,
+    remote: Arc<Remote>,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    // An absolute-form request names its host on the request line, and
+    // that is the host nginx's $host and the upstream see.
+    if let Some(authority) = req.uri().authority() {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            req.headers_mut().insert(header::HOST, host);
+        }
+    }
     let peer = remote.addr;
     // With X-Forwarded-For trusted, the log's $remote_addr is the client it
     // names, as nginx's realip module makes it.
     let client = SocketAddr::new(client_ip(&shared, req.headers(), peer), peer.port());
-    let route = shared.route(req.uri().path());
+    let refused = hygiene::refusal(&req);
+    let path = hygiene::normalized_path(req.uri().path());
+    let route = path.as_deref().and_then(|p| shared.route(p));
     let logging = shared.log.is_some() && route.is_none_or(|r| r.location.logged);
     let mut record = Record::new(&req, client, logging);
+    if let Some(why) = refused {
+        let text = format!("bad request: {why}\n");
+        return finish(own(StatusCode::BAD_REQUEST, &text), &shared, record, None);
+    }
     let Some(route) = route else {
-        return Ok(finish(
+        return finish(
             own(StatusCode::NOT_FOUND, "not found\n"),
             &shared,
             record,
             None,
-        ));
+        );
     };
     let response = match (&route.location.action, route.group) {
         (Action::Return { status, body }, _) => own(
@@ -238,12 +301,12 @@ pub(crate) async fn handle(
             let group = shared.groups[g].clone();
             let next = route.location.next_upstream.clone();
             let timeouts = route.location.timeouts.clone();
-            return Ok(proxy(&shared, group, &next, timeouts.read, req, &remote, record).await);
+            return proxy(&shared, group, &next, timeouts.read, req, &remote, record).await;
         }
         (Action::Proxy { .. }, None) => own(StatusCode::BAD_GATEWAY, "no such upstream\n"),
     };
     record.upstream_addr.clear();
-    Ok(finish(response, &shared, record, None))
+    finish(response, &shared, record, None)
 }
 
 /// The client as balancing sees it: its address (X-Forwarded-For's first
@@ -294,20 +357,6 @@ fn variable(parts: &hyper::http::request::Parts, name: &str, addr: IpAddr) -> Op
     view.variable(name).map(|v| v.into_owned())
 }
 
-/// Headers that belong to one connection and are not forwarded.
-fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
-}
-
 /// Copies the request for one upstream, with the headers seed 003's nginx
 /// sets: Host, X-Real-IP, X-Forwarded-For (appended), X-Forwarded-Proto.
 fn upstream_request(
@@ -326,8 +375,9 @@ fn upstream_request(
     *req.uri_mut() = hyper::Uri::from(path);
     let headers = req.headers_mut();
     headers.reserve(parts.headers.len() + 4);
+    let named = hygiene::connection_named(&parts.headers);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name != header::HOST && name != X_FORWARDED_FOR {
+        if !not_forwarded(name, &named) && name != header::HOST && name != X_FORWARDED_FOR {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -365,36 +415,9 @@ async fn proxy(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    // Most requests have no body: skip collecting one.
-    let collected = if body.is_end_stream() {
-        Ok(Bytes::new())
-    } else {
-        Limited::new(body, shared.max_body)
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-    };
-    let body = match collected {
+    let body = match read_body(body, shared.max_body, shared.clients.limits.body_timeout).await {
         Ok(b) => b,
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return finish(
-                own(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
-                shared,
-                record,
-                None,
-            );
-        }
-        Err(_) => {
-            return finish(
-                own(StatusCode::BAD_REQUEST, "request body could not be read\n"),
-                shared,
-                record,
-                None,
-            )
-        }
+        Err((status, why)) => return finish(own(status, why), shared, record, None),
     };
     let client = client_of(shared, &group, &parts, remote.addr);
     let mut attempt = group.lock().start(&client);
@@ -470,6 +493,42 @@ async fn proxy(
     }
 }
 
+/// The request body, buffered so a retry can resend it: at most `max`
+/// bytes (413 past it), with at most `timeout` between two reads
+/// (`client_body_timeout`; 408 past it, as nginx answers).
+async fn read_body(
+    body: Incoming,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, (StatusCode, &'static str)> {
+    // Most requests have no body: skip collecting one.
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let mut body = Limited::new(body, max);
+    let mut collected = Vec::new();
+    loop {
+        match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "request body timed out\n")),
+            Ok(None) => return Ok(Bytes::from(collected)),
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    collected.extend_from_slice(data);
+                }
+            }
+            Ok(Some(Err(e)))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"))
+            }
+            Ok(Some(Err(_))) => {
+                return Err((StatusCode::BAD_REQUEST, "request body could not be read\n"))
+            }
+        }
+    }
+}
+
 /// An upstream's response, with its connection-level headers dropped.
 fn relay(
     response: Response<Incoming>,
@@ -477,15 +536,7 @@ fn relay(
     read_timeout: Duration,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
-    let names: Vec<HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|n| hop_by_hop(n))
-        .cloned()
-        .collect();
-    for n in names {
-        parts.headers.remove(n);
-    }
+    hygiene::strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(
         parts,
         ProxyBody {
@@ -496,6 +547,7 @@ fn relay(
                 quiet: Box::pin(tokio::time::sleep(read_timeout)),
             },
             done: None,
+            busy: None,
         },
     )
 }

@@ -4,7 +4,9 @@
 //! and optional active health checks and dynamic weights.
 
 mod access_log;
+mod clients;
 mod forward;
+mod hygiene;
 mod pool;
 mod probe;
 mod vars;
@@ -22,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::conf::{Action, Location, ProxyConfig};
 use crate::upstream::{PeerRef, Upstream};
+use clients::{Clients, Expired, Watched};
 use pool::Pool;
 
 pub use access_log::AccessLogWriter;
@@ -136,6 +139,7 @@ pub(crate) struct Shared {
     log: Option<Arc<AccessLogWriter>>,
     trust_forwarded_for: bool,
     max_body: usize,
+    clients: Arc<Clients>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -261,6 +265,7 @@ impl Proxy {
             log,
             trust_forwarded_for: options.trust_forwarded_for,
             max_body: options.max_body,
+            clients: Arc::new(Clients::new(config.clients.clone(), fd_limit())),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -278,6 +283,12 @@ impl Proxy {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Client connections served at once (worker_connections, within the
+    /// file-descriptor limit).
+    pub fn max_connections(&self) -> usize {
+        self.shared.clients.max
     }
 
     /// A copy of an upstream's state (peers, fails, weights) for tests and reports.
@@ -327,9 +338,18 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     primitives::listen(addr, 4096).map_err(|source| StartError::Listen { addr, source })
 }
 
+/// The soft limit on open files, which bounds the connections served.
+fn fd_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let limits = shared.clients.limits.clone();
     let mut http = http1::Builder::new();
-    http.keep_alive(true);
+    // keepalive_timeout 0 closes each connection after its answer.
+    http.keep_alive(!limits.keepalive_timeout.is_zero());
     loop {
         let (stream, peer) = tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -341,23 +361,43 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             },
         };
+        // At the limit with every connection busy, the newcomer is closed.
+        let Some(admitted) = shared.clients.admit() else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let (shared2, http) = (shared.clone(), http.clone());
+        let (shared2, http, limits) = (shared.clone(), http.clone(), limits.clone());
         shared.tasks.spawn(async move {
+            let conn = admitted.conn.clone();
+            let remote = Arc::new(forward::Remote::new(peer, conn.clone()));
             let svc = {
-                let shared = shared2.clone();
-                let remote = Arc::new(forward::Remote::new(peer));
+                let (shared, remote) = (shared2.clone(), remote.clone());
                 service_fn(move |req| forward::handle(shared.clone(), remote.clone(), req))
             };
-            let conn = http.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
+            let io = Watched::new(stream, conn.clone(), limits.header_timeout);
+            let served = http.serve_connection(TokioIo::new(io), svc);
+            tokio::pin!(served);
             tokio::select! {
-                _ = conn.as_mut() => {}
+                ended = served.as_mut() => {
+                    // hyper answered a request it could not parse (400, 431)
+                    // itself; nginx logs those too.
+                    if let Err(e) = ended {
+                        forward::log_refused(&shared2, &remote, &e);
+                    }
+                }
                 () = shared2.shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                    served.as_mut().graceful_shutdown();
+                    let _ = served.await;
+                }
+                expired = conn.expired(&limits) => {
+                    // Dropping the connection closes it. A head cut short by
+                    // client_header_timeout is logged as 408, as nginx does.
+                    if expired == Expired::Header {
+                        forward::log_timed_out(&shared2, &remote);
+                    }
                 }
             }
+            drop(admitted);
         });
     }
 }

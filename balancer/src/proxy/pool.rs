@@ -139,6 +139,10 @@ impl Pool {
         let first = tokio::time::timeout(read_timeout, sender.send_request(make())).await;
         match first {
             Err(_) => Err(SendError::ReadTimeout),
+            // Its connection is dropped with it: what follows is unframed.
+            Ok(Ok(response)) if super::hygiene::bad_framing(response.headers()) => {
+                Err(SendError::InvalidHeader)
+            }
             Ok(Ok(response)) => Ok((response, lease(sender, self))),
             // A kept-alive connection the server closed just as we took it:
             // the request was never written, so a fresh connection carries
@@ -147,6 +151,9 @@ impl Pool {
                 let mut fresh = self.connect().await?;
                 match tokio::time::timeout(read_timeout, fresh.send_request(make())).await {
                     Err(_) => Err(SendError::ReadTimeout),
+                    Ok(Ok(response)) if super::hygiene::bad_framing(response.headers()) => {
+                        Err(SendError::InvalidHeader)
+                    }
                     Ok(Ok(response)) => Ok((response, lease(fresh, self))),
                     Ok(Err(e)) => Err(classify(&e)),
                 }

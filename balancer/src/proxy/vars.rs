@@ -36,6 +36,8 @@ impl<'a> RequestView<'a> {
             "remote_addr" => Some(self.remote.ip().to_string().into()),
             "remote_port" => Some(self.remote.port().to_string().into()),
             "request_method" => borrowed(self.method),
+            // A request refused before its line was read has none ("-").
+            "request" if self.method.is_empty() => None,
             "request" => {
                 Some(format!("{} {} {}", self.method, self.request_uri, self.protocol).into())
             }

@@ -70,6 +70,19 @@ fn bad_flags_name_the_flag() {
             "balancer: error: --method 'hash': hash: takes 1 to 2 arguments, not 0"
         )
     );
+    for (flag, value) in [
+        ("--keepalive-timeout", "soon"),
+        ("--client-header-timeout", "1x"),
+        ("--worker-connections", "0"),
+    ] {
+        let (code, err) = refused(&["--upstream", "127.0.0.1:1", flag, value]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.starts_with(&format!("balancer: error: {flag} {value}")),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
     let (code, err) = refused(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("--upstream"), "{err}");

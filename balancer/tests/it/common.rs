@@ -88,3 +88,21 @@ pub fn every_method() -> Vec<(Method, Client)> {
         (Method::Random { two: true }, Client::default()),
     ]
 }
+
+/// A backend that answers every connection's first request with `answer`,
+/// byte for byte, then closes: a hostile or broken server.
+pub async fn canned(answer: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}

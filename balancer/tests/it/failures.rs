@@ -6,11 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::common::status_and_upstream;
+use crate::common::{canned, status_and_upstream};
 use balancer::conf;
 use balancer::proxy::{Options, Proxy};
 use mockbackend::{Config, Control, Fault, Profile, Server as Mock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Mock ports, one per profile (`key=value` settings each).
 async fn mocks(profiles: &[&[(&str, &str)]]) -> Mock {
@@ -37,19 +36,7 @@ async fn mocks(profiles: &[&[(&str, &str)]]) -> Mock {
 
 /// A backend whose answer's head does not parse: a header name with a space.
 async fn bad_header_backend() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let bad = "HTTP/1.1 200 OK\r\nX Bad: 1\r\nContent-Length: 2\r\n\r\nok";
-                let _ = s.write_all(bad.as_bytes()).await;
-            });
-        }
-    });
-    addr
+    canned("HTTP/1.1 200 OK\r\nX Bad: 1\r\nContent-Length: 2\r\n\r\nok").await
 }
 
 /// A port nothing listens on: connections are refused.

@@ -8,6 +8,7 @@ mod conf_files;
 mod failures;
 mod golden;
 mod health;
+mod hostile;
 mod methods;
 mod proxy;
 mod sequences;
