@@ -19,6 +19,9 @@ fn heartbeat(requests: u64) -> Option<u64> {
     (requests > 150).then(|| (requests / 10).max(100))
 }
 
+/// After Ctrl-C, how long requests in flight may take to finish.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(700);
+
 /// How a run went, once it is over.
 pub struct Ran {
     pub stats: Stats,
@@ -51,7 +54,15 @@ pub async fn drive(plan: Arc<Plan>, addr: SocketAddr, rows: Arc<Rows>, quiet: bo
         // Ctrl-C, or SIGTERM (what CI runners send on a timeout).
         _ = primitives::stop_signal() => {
             schedule.stop.store(true, Relaxed);
-            (joined(running.await), true)
+            // Requests in flight get a moment to finish, as in ab; one
+            // stuck on a silent server is then given up.
+            tokio::select! {
+                stats = &mut running => (joined(stats), true),
+                () = tokio::time::sleep(INTERRUPT_GRACE) => {
+                    schedule.abandon.notify_one();
+                    (joined(running.await), true)
+                }
+            }
         }
     };
     let elapsed = schedule.started().elapsed();

@@ -12,6 +12,14 @@ use crate::http1::{self, Framing};
 use crate::sse::Stream;
 use crate::stats::Answer;
 
+/// The most of a response head read before it is a malformed answer, as
+/// ab's "response header too long".
+const MAX_HEAD: usize = 64 << 10;
+
+/// The most of a body kept (for `--node-field`); the rest is counted and
+/// dropped, so a 10 GB answer costs no more memory than a small one.
+const KEPT_BODY: usize = 64 << 10;
+
 /// One connection and the bytes read from it that the last answer left.
 pub(crate) struct Conn {
     stream: TcpStream,
@@ -55,6 +63,9 @@ pub(crate) enum Miss {
     StreamStalled,
     /// An event stream that carried an error event (`data: {"error": ...}`).
     StreamError,
+    /// An answer that breaks HTTP: a head that does not parse or never
+    /// ends, two different lengths, broken chunks. ab's "Exceptions".
+    Malformed(String),
 }
 
 /// What is sent for one request.
@@ -98,6 +109,7 @@ pub(crate) fn describe(
             "an event stream carried an error: {}",
             streaming.sse.error.as_deref().unwrap_or("")
         ),
+        Miss::Malformed(why) => format!("{addr} sent a malformed answer: {why}"),
     }
 }
 
@@ -129,57 +141,78 @@ pub(crate) async fn once(
         .map_err(|_| Miss::Receive)?;
     let sent = Instant::now();
     let mut waiting = None;
+    let malformed = |e: http1::ParseError| Miss::Malformed(e.to_string());
     let head = loop {
+        match http1::parse_head(&c.buf, send.head_request, node_headers).map_err(malformed)? {
+            // An interim answer (100 Continue, 103 Early Hints) is not the
+            // answer: the final one follows on the same connection.
+            Some(head) if (100..200).contains(&head.status) && head.status != 101 => {
+                c.buf.drain(..head.len);
+                continue;
+            }
+            Some(head) => break head,
+            None if c.buf.len() > MAX_HEAD => {
+                return Err(Miss::Malformed("a response head over 64 KiB".into()))
+            }
+            None => {}
+        }
         // A kept-alive connection the server closed before answering is a
         // receive failure, as ab counts it.
         if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
             return Err(Miss::Receive);
         }
         waiting.get_or_insert_with(|| sent.elapsed());
-        if let Some(head) =
-            http1::parse_head(&c.buf, send.head_request, node_headers).map_err(|_| Miss::Receive)?
-        {
-            break head;
-        }
     };
     // An event stream is read token by token as its bytes arrive, and its
     // body is not kept: only the head stays (node names point into it).
+    // Other bodies keep their first KEPT_BODY bytes; the rest is counted.
     streaming.active = head.event_stream;
+    let kept = if head.event_stream {
+        head.len
+    } else {
+        head.len + KEPT_BODY
+    };
     let Streaming { active, sse, gaps } = streaming;
     let mut feed = |data: &[u8]| {
         if *active {
             sse.feed(data, start.elapsed(), &mut |gap| gaps.push(gap));
         }
     };
+    // Bytes of the buffer already fed; the buffer is cut back to `kept`.
     let mut seen = head.len;
     let mut body_bytes = 0u64;
+    let bound = |buf: &mut Vec<u8>, seen: &mut usize| {
+        buf.truncate(kept);
+        *seen = buf.len();
+    };
     match head.framing {
         Framing::None => {}
-        Framing::Length(len) => loop {
-            feed(&c.buf[seen..]);
-            seen = c.buf.len();
-            if ((c.buf.len() - head.len) as u64) >= len {
-                body_bytes = len;
-                break;
+        Framing::Length(len) => {
+            let mut received = (c.buf.len() - head.len) as u64;
+            loop {
+                feed(&c.buf[seen..]);
+                if received >= len {
+                    body_bytes = len;
+                    break;
+                }
+                bound(&mut c.buf, &mut seen);
+                match c.fill().await.map_err(|_| Miss::Receive)? {
+                    0 => return Err(Miss::Receive),
+                    n => received += n as u64,
+                }
             }
-            if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
-                return Err(Miss::Receive);
-            }
-        },
+        }
         Framing::Chunked => {
             let mut chunks = http1::Chunked::default();
             loop {
                 if chunks
                     .feed(&c.buf[seen..], &mut feed)
-                    .map_err(|_| Miss::Receive)?
+                    .map_err(malformed)?
                     .is_some()
                 {
                     break;
                 }
-                if *active {
-                    c.buf.truncate(head.len);
-                }
-                seen = c.buf.len();
+                bound(&mut c.buf, &mut seen);
                 if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
                     return Err(Miss::Receive);
                 }
@@ -189,7 +222,7 @@ pub(crate) async fn once(
         Framing::Close => loop {
             feed(&c.buf[seen..]);
             body_bytes += (c.buf.len() - seen) as u64;
-            seen = c.buf.len();
+            bound(&mut c.buf, &mut seen);
             if c.fill().await.map_err(|_| Miss::Receive)? == 0 {
                 break;
             }

@@ -73,7 +73,14 @@ pub fn parse_head(
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            content_length = Some(n.ok_or_else(|| ParseError::Head("bad Content-Length".into()))?);
+            let n = n.ok_or_else(|| ParseError::Head("bad Content-Length".into()))?;
+            // Two different lengths: which one ends the body is a guess.
+            if content_length.is_some_and(|first| first != n) {
+                return Err(ParseError::Head(
+                    "two different Content-Length values".into(),
+                ));
+            }
+            content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h
                 .value
@@ -114,7 +121,8 @@ pub fn parse_head(
         status,
         len,
         framing,
-        keep_alive: !connection_close && framing != Framing::Close,
+        // After 101 the connection speaks another protocol.
+        keep_alive: !connection_close && framing != Framing::Close && status != 101,
         node: node.map(|(_, r)| r),
         server,
         event_stream,
@@ -285,6 +293,28 @@ mod tests {
             f(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true).framing,
             Framing::None
         );
+    }
+
+    #[test]
+    fn two_different_lengths_are_malformed_and_101_ends_http() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 500\r\n\r\n";
+        let e = parse_head(two, false, NODES).unwrap_err();
+        assert!(
+            e.to_string().contains("two different Content-Length"),
+            "{e}"
+        );
+        let same = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            parse_head(same, false, NODES).unwrap().unwrap().framing,
+            Framing::Length(5)
+        );
+        let up = parse_head(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            false,
+            NODES,
+        );
+        let up = up.unwrap().unwrap();
+        assert_eq!((up.framing, up.keep_alive), (Framing::None, false));
     }
 
     #[test]

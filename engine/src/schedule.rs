@@ -130,6 +130,9 @@ pub struct Schedule {
     /// Random arrivals: the next one's time, in seconds from the start.
     arrivals: Option<std::sync::Mutex<Arrivals>>,
     pub stop: AtomicBool,
+    /// After Ctrl-C's grace: requests still in flight are given up, not
+    /// waited for (a silent server would hold the report for `-s`).
+    pub abandon: tokio::sync::Notify,
     /// Every worker is done (progress displays end on it).
     pub finished: AtomicBool,
     /// Requests finished so far, and how many of them failed: for progress.
@@ -169,6 +172,7 @@ impl Schedule {
                 _ => None,
             },
             stop: AtomicBool::new(false),
+            abandon: tokio::sync::Notify::new(),
             finished: AtomicBool::new(false),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),

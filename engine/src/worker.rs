@@ -153,9 +153,11 @@ async fn worker(
                     Miss::StreamCut => "stream cut",
                     Miss::StreamStalled => "stream stalled",
                     Miss::StreamError => "stream error",
+                    Miss::Malformed(_) => "malformed answer",
                 };
                 match miss {
                     Miss::Connect(_) => stats.failed_connect += 1,
+                    Miss::Malformed(_) => stats.failed_exceptions += 1,
                     _ => stats.failed_receive += 1,
                 }
                 if streaming.active {
@@ -214,8 +216,21 @@ pub async fn run(
             ))
         })
         .collect();
-    for w in workers {
-        let _ = w.await;
+    let mut workers = workers;
+    let all_done = async {
+        for w in workers.iter_mut() {
+            let _ = w.await;
+        }
+    };
+    tokio::select! {
+        () = all_done => {}
+        // What was in flight is dropped unrecorded; every request already
+        // answered is in the shards.
+        () = schedule.abandon.notified() => {
+            for w in &workers {
+                w.abort();
+            }
+        }
     }
     let mut stats = Stats::default();
     for shard in shards {

@@ -4,5 +4,6 @@
 // The mock and balancer helpers loadgen's command-line suite uses too.
 #[path = "../../../loadgen/tests/it/common.rs"]
 mod common;
+mod hostile;
 mod streams;
 mod worker;

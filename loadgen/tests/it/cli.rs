@@ -102,6 +102,34 @@ async fn ctrl_c_prints_the_partial_report() {
     m.shutdown().await;
 }
 
+/// A server that accepts and never answers: Ctrl-C must not wait out `-s`.
+#[tokio::test]
+async fn ctrl_c_with_requests_stuck_on_a_silent_server_stops_at_once() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let child = Command::new(BIN)
+        .args(["-q", "-n", "10", "-c", "2", "-s", "120", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    // Not a speed check: -s would hold it for 120 s.
+    let out = tokio::time::timeout(Duration::from_secs(20), out)
+        .await
+        .expect("stopped long before -s ran out")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("Complete requests:      0"), "{text}");
+    drop(silent);
+}
+
 /// Runs the binary off the test's runtime; returns (exit code, stdout).
 async fn loadgen(args: Vec<String>) -> (i32, String) {
     let out = tokio::task::spawn_blocking(move || Command::new(BIN).args(args).output().unwrap())

@@ -1,0 +1,128 @@
+//! The engine against servers that break HTTP or never stop talking: huge
+//! and endless bodies, interim answers, lengths that disagree, heads with
+//! no end. Each is a real server on loopback writing exactly these bytes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{Flags, Schedule, Stats};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A server that reads a request and answers with `head`, then `body`
+/// repeated `times` times (`None`: until the client goes away).
+async fn server(head: &'static str, body: &'static [u8], times: Option<usize>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut sent = 0;
+                while times.is_none_or(|t| sent < t) {
+                    if s.write_all(body).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn run(addr: SocketAddr, n: u64, timeout: u64) -> Stats {
+    let flags = Flags {
+        url: format!("http://{addr}/"),
+        requests: Some(n),
+        concurrency: Some(1),
+        timeout: Some(timeout as f64),
+        keep_going: true,
+        ..Flags::default()
+    };
+    let plan = Arc::new(flags.plan().unwrap());
+    let schedule = Arc::new(Schedule::new(&plan));
+    let rows = Arc::new(engine::Rows::none());
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(plan, schedule, addr, rows),
+    )
+    .await
+    .expect("the run ends by itself")
+}
+
+const MIB: &[u8] = &[b'x'; 1 << 20];
+
+#[tokio::test]
+async fn a_huge_body_is_counted_not_kept() {
+    // 256 MiB: read through a fixed buffer (bench/hostile.sh measures RSS).
+    let addr = server(
+        "HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n",
+        MIB,
+        Some(256),
+    )
+    .await;
+    let s = run(addr, 1, 30).await;
+    assert_eq!((s.complete, s.failed()), (1, 0));
+    assert_eq!(s.document_length, Some(256 << 20));
+}
+
+#[tokio::test]
+async fn an_endless_chunked_body_ends_at_the_timeout() {
+    let addr = server(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"8\r\n01234567\r\n",
+        None,
+    )
+    .await;
+    let s = run(addr, 1, 1).await;
+    assert_eq!(s.failed_receive, 1);
+    assert_eq!(s.errors.get("timeout"), Some(&1));
+}
+
+#[tokio::test]
+async fn interim_answers_are_not_the_answer() {
+    let addr = server(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        b"",
+        Some(0),
+    )
+    .await;
+    let s = run(addr, 3, 10).await;
+    assert_eq!((s.complete, s.failed()), (3, 0));
+    assert_eq!(s.statuses.get(&200), Some(&3));
+    assert_eq!(s.statuses.get(&100), None);
+    assert_eq!(s.document_length, Some(2));
+}
+
+#[tokio::test]
+async fn answers_that_break_http_are_exceptions() {
+    let two_lengths = server(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 200\r\n\r\nok",
+        b"",
+        Some(0),
+    )
+    .await;
+    let endless_head = server(
+        "HTTP/1.1 200 OK\r\n",
+        b"X-Pad: aaaaaaaaaaaaaaaaaaaa\r\n",
+        None,
+    )
+    .await;
+    for addr in [two_lengths, endless_head] {
+        let s = run(addr, 2, 10).await;
+        assert_eq!(s.failed_exceptions, 2, "{addr}");
+        assert_eq!(s.errors.get("malformed answer"), Some(&2));
+        assert!(
+            s.first_error
+                .as_deref()
+                .is_some_and(|e| e.contains("malformed answer")),
+            "{:?}",
+            s.first_error
+        );
+    }
+}
