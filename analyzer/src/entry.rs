@@ -46,6 +46,9 @@ pub struct Fields {
     /// Where, and the factor to seconds (other tools log milliseconds).
     request_time: Option<(usize, f64)>,
     upstream_time: Option<(usize, f64)>,
+    /// `$upstream_status`: only checked, so a line that is not a log line
+    /// is not read as one.
+    upstream_status: Option<usize>,
     client: Option<usize>,
     time: Option<(usize, TimeField)>,
 }
@@ -76,6 +79,7 @@ impl Fields {
             status: at("status"),
             request_time: duration("request_time"),
             upstream_time: duration("upstream_response_time"),
+            upstream_status: at("upstream_status"),
             client: at("remote_addr"),
             time: logged_at,
         }
@@ -100,26 +104,51 @@ impl Fields {
 
     /// The entry in a parsed line's values (`scratch.values`, filled by
     /// [`LogFormat::parse_into`]).
-    pub fn entry<'a>(&self, scratch: &mut Scratch<'a>) -> Entry<'a> {
+    /// `Err` says which value is not what its variable holds (`us=abc`,
+    /// a 38-digit time): such a line is malformed, not a request.
+    pub fn entry<'a>(&self, scratch: &mut Scratch<'a>) -> Result<Entry<'a>, String> {
         let values = &scratch.values;
         let value = |i: Option<usize>| i.and_then(|i| values.get(i).copied());
         let time = |field: Option<(usize, f64)>, last_attempt: bool| {
-            let (i, scale) = field?;
-            let v = *values.get(i)?;
-            let v = if last_attempt { last(v).0? } else { v };
-            seconds(v).map(|s| s * scale)
+            let Some((i, scale)) = field else {
+                return Ok(None);
+            };
+            let Some(v) = values.get(i).copied() else {
+                return Ok(None);
+            };
+            let v = if last_attempt {
+                last(v).0.unwrap_or("-")
+            } else {
+                v
+            };
+            if v == "-" {
+                return Ok(None);
+            }
+            let scaled = seconds(v).map(|s| s * scale).filter(|s| *s <= MAX_TIME);
+            scaled
+                .map(Some)
+                .ok_or_else(|| format!("{v:?} is not a time in seconds"))
         };
+        if let Some(v) = value(self.upstream_status) {
+            if !upstream_attempts(v).iter().all(|s| is_status(s)) {
+                return Err(format!("{v:?} is not a list of $upstream_status codes"));
+            }
+        }
+        let status = match value(self.status) {
+            None | Some("-") => None,
+            Some(s) if is_status(s) => s.parse().ok().filter(|s| *s > 0),
+            Some(s) => return Err(format!("{s:?} is not an HTTP status")),
+        };
+        let request_time = time(self.request_time, false)?;
         let (node, attempts) = value(self.node).map_or((None, 0), last);
         let node = node.and_then(node_name);
         // The answering attempt's time is the last entry, like its address.
-        let upstream_time = time(self.upstream_time, true);
-        Entry {
+        let upstream_time = time(self.upstream_time, true)?;
+        Ok(Entry {
             node,
             attempts: if node.is_some() { attempts } else { 0 },
-            status: value(self.status)
-                .and_then(|s| s.parse().ok())
-                .filter(|s| *s > 0),
-            request_time: time(self.request_time, false),
+            status,
+            request_time,
             upstream_time,
             client: value(self.client).filter(|c| *c != "-"),
             at: self.time.and_then(|(i, kind)| {
@@ -137,8 +166,18 @@ impl Fields {
                 scratch.last_time = Some((v, at));
                 at
             }),
-        }
+        })
     }
+}
+
+/// The longest time a log line is believed: a year. A longer one is not a
+/// request that took that long but a line that is not a log line.
+const MAX_TIME: f64 = 365.0 * 86_400.0;
+
+/// A status as nginx writes one: three digits, or `-` (no answer); loadgen
+/// writes `0` for a request nothing answered.
+fn is_status(s: &str) -> bool {
+    s == "-" || (matches!(s.len(), 1..=3) && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A node as the report names it: `host:port`, as nginx logs it, whatever
@@ -267,9 +306,49 @@ mod tests {
     fn fields_of<'a>(f: &LogFormat, line: &'a str) -> Entry<'a> {
         let mut scratch = Scratch::default();
         f.parse_into(line, &mut scratch.values).unwrap();
-        Fields::of(f).entry(&mut scratch)
+        Fields::of(f).entry(&mut scratch).unwrap()
     }
     use logformat::presets;
+
+    #[test]
+    fn values_that_are_not_what_their_variable_holds_are_malformed() {
+        let reader = crate::formats::named("lbkit").unwrap().unwrap().reader;
+        let line = |rt: &str, urt: &str, us: &str| {
+            format!(
+                r#"127.0.0.1 - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.1" 200 18 "-" "ab" "-" to: 127.0.0.1:8001 rt={rt} urt={urt} us={us}"#
+            )
+        };
+        let read = |l: &str| reader.entry(l).map(|e| (e.request_time, e.upstream_time));
+        assert_eq!(
+            read(&line("0.012", "0.010", "200")),
+            Ok((Some(0.012), Some(0.010)))
+        );
+        assert_eq!(read(&line("0.012", "-", "-")), Ok((Some(0.012), None)));
+        assert_eq!(
+            read(&line("0.012", "0.001, 0.010", "502, 200")),
+            Ok((Some(0.012), Some(0.010)))
+        );
+        for (rt, urt, us, says) in [
+            ("0.012", "0.010", "abc", "$upstream_status"),
+            (
+                "0.012",
+                "0.010",
+                "200 and then 50 MB of junk",
+                "upstream_status",
+            ),
+            (
+                "12345678901234567890123456789012345678",
+                "0.010",
+                "200",
+                "not a time",
+            ),
+            ("fast", "0.010", "200", "request_time"),
+            ("0.012", "-1", "200", "time"),
+        ] {
+            let e = read(&line(rt, urt, us)).unwrap_err();
+            assert!(e.contains(says), "{rt} {urt} {us}: {e}");
+        }
+    }
 
     #[test]
     fn the_seeds_sample_line() {

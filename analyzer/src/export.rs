@@ -81,6 +81,7 @@ pub fn json_value(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> serde_json
         "retried": s.retried,
         "extra_attempts": s.extra_attempts,
         "no_upstream": s.no_upstream,
+        "nodes_overflow": s.nodes_overflow(),
         "first_at": s.first_at,
         "last_at": s.last_at,
         "rate": s.rate().map(|r| r.per_second),

@@ -70,7 +70,7 @@ impl Reader {
         match self {
             Reader::Nginx { format, fields } => {
                 match format.parse_into(line, &mut scratch.values) {
-                    Ok(()) => Ok(fields.entry(scratch)),
+                    Ok(()) => fields.entry(scratch),
                     Err(e) => Err(e.to_string()),
                 }
             }

@@ -72,6 +72,15 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
              (the balancer's default format has both).\n",
         ),
     }
+    if s.nodes_overflow() {
+        let _ = writeln!(
+            out,
+            "More than {} nodes: those past the first {} are summed as {}.",
+            crate::summary::MAX_NODES,
+            crate::summary::MAX_NODES,
+            crate::summary::OTHER_NODES
+        );
+    }
     out.push('\n');
     out.push_str(&nodes_table(s, cx));
     out.push('\n');

@@ -17,11 +17,19 @@ use crate::summary::Summary;
 /// or so each.
 const BLOCK: usize = 1 << 20;
 
+/// The longest line read as a line. A longer one is kept to this length
+/// plus a byte (so it is seen to be too long) and counted as malformed;
+/// the rest of it is skipped unread, so a 2 GB line or `/dev/zero` costs
+/// no more memory than a short one.
+pub const MAX_LINE: usize = 64 << 10;
+
 /// Whole lines from `reader`, starting with `carry` (bytes already read).
 pub struct Blocks<'r> {
     reader: &'r mut dyn BufRead,
     carry: Vec<u8>,
     done: bool,
+    /// In a line past MAX_LINE: its bytes are dropped up to its end.
+    skipping: bool,
 }
 
 impl<'r> Blocks<'r> {
@@ -30,26 +38,26 @@ impl<'r> Blocks<'r> {
             reader,
             carry: Vec::new(),
             done: false,
+            skipping: false,
         }
     }
 
     /// The next block: whole lines (the last one may lack its `\n` at the
     /// end of the input), or `None` at the end.
     pub fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        // The carry is the start of a line: it holds no line end.
         let mut block = std::mem::take(&mut self.carry);
-        // Bytes of `block` known to hold no line end (a very long line).
-        let mut searched = 0;
+        // Where the block's unfinished last line starts.
+        let mut partial = 0;
         loop {
+            // A line is at most MAX_LINE + 1 < BLOCK here, so a full block
+            // always holds a line end to cut at.
+            if block.len() >= BLOCK && partial > 0 {
+                self.carry = block.split_off(partial);
+                return Ok(Some(block));
+            }
             if self.done {
                 return Ok((!block.is_empty()).then_some(block));
-            }
-            if block.len() >= BLOCK {
-                if let Some(i) = memchr::memrchr(b'\n', &block[searched..]) {
-                    // Keep the partial last line for the next block.
-                    self.carry = block.split_off(searched + i + 1);
-                    return Ok(Some(block));
-                }
-                searched = block.len();
             }
             let buf = match self.reader.fill_buf() {
                 Ok(buf) => buf,
@@ -60,9 +68,29 @@ impl<'r> Blocks<'r> {
                 self.done = true;
                 continue;
             }
+            if self.skipping {
+                // Up to the long line's end; its `\n` is read as usual.
+                let n = match memchr::memchr(b'\n', buf) {
+                    Some(i) => {
+                        self.skipping = false;
+                        i
+                    }
+                    None => buf.len(),
+                };
+                self.reader.consume(n);
+                continue;
+            }
+            let old = block.len();
             block.extend_from_slice(buf);
             let n = buf.len();
             self.reader.consume(n);
+            if let Some(i) = memchr::memrchr(b'\n', &block[old..]) {
+                partial = old + i + 1;
+            }
+            if block.len() - partial > MAX_LINE + 1 {
+                block.truncate(partial + MAX_LINE + 1);
+                self.skipping = true;
+            }
         }
     }
 }
@@ -106,6 +134,11 @@ fn add_block(
     let mut scratch = Scratch::default();
     each_line(block, first, |number, line| {
         if line.trim().is_empty() {
+            return;
+        }
+        if line.len() > MAX_LINE {
+            let why = || format!("{name}:{number}: a line longer than 64 KiB, not read");
+            summary.add_malformed(order + number, why);
             return;
         }
         let entry = match &line {
@@ -215,18 +248,35 @@ mod tests {
     }
 
     #[test]
-    fn a_line_longer_than_a_block_stays_whole() {
-        let long = "y".repeat(BLOCK * 3);
-        let text = format!("a\n{long}\nb\n");
-        let blocks = blocks_of(&text);
-        assert_eq!(blocks.concat(), text.as_bytes());
-        let mut lines = Vec::new();
-        for b in &blocks {
-            each_line(b.strip_suffix(b"\n").unwrap(), 0, |_, l| {
-                lines.push(l.len())
-            });
+    fn a_line_past_the_cap_is_cut_and_the_rest_skipped() {
+        for long in [MAX_LINE, MAX_LINE + 1, MAX_LINE + 2, BLOCK * 3] {
+            let text = format!("a\n{}\nb\n{}", "y".repeat(long), "z".repeat(long));
+            let blocks = blocks_of(&text);
+            let mut lines = Vec::new();
+            for b in &blocks {
+                each_line(b.strip_suffix(b"\n").unwrap_or(b), 0, |_, l| {
+                    lines.push(l.len())
+                });
+            }
+            assert_eq!(
+                (lines.len(), lines[0], lines[2]),
+                (4, 1, 1),
+                "a line of {long}"
+            );
+            for kept in [lines[1], lines[3]] {
+                // Whole when it fits, else seen to be longer than the cap.
+                let ok = if long <= MAX_LINE {
+                    kept == long
+                } else {
+                    kept > MAX_LINE && kept <= long
+                };
+                assert!(ok, "a line of {long} read as {kept}");
+            }
+            if long == BLOCK * 3 {
+                assert_eq!(lines[1], MAX_LINE + 1, "cut, the rest skipped");
+            }
+            assert!(blocks.iter().all(|b| b.len() <= BLOCK + MAX_LINE + 1));
         }
-        assert_eq!(lines, [1, BLOCK * 3, 1]);
     }
 
     #[test]

@@ -20,6 +20,14 @@ pub const MAX_CLIENTS: usize = 100_000;
 /// seconds are still counted, just not placed in time.
 pub const MAX_SECONDS: usize = 1_000_000;
 
+/// Nodes tallied one by one; the rest of a log with more (a log keyed by
+/// something other than a backend, or a hostile one) is summed as
+/// [`OTHER_NODES`], so memory stays bounded whatever the log holds.
+pub const MAX_NODES: usize = 256;
+
+/// Where the requests of nodes past [`MAX_NODES`] are counted.
+pub const OTHER_NODES: &str = "(other nodes)";
+
 /// Nodes told apart per client (a bit each): stickiness only needs to know
 /// whether a client met one node or several.
 const CLIENT_NODE_BITS: usize = 64;
@@ -272,6 +280,8 @@ impl Summary {
     }
 
     fn node_mut(&mut self, name: &str) -> &mut Tally {
+        let full = self.nodes.len() >= MAX_NODES && !self.nodes.contains_key(name);
+        let name = if full { OTHER_NODES } else { name };
         // Two lookups for a new node, one for the rest: a node is new once.
         if !self.nodes.contains_key(name) {
             let t = Tally {
@@ -282,6 +292,19 @@ impl Summary {
             self.nodes.insert(name.to_string(), t);
         }
         self.nodes.get_mut(name).expect("inserted above")
+    }
+
+    /// Where a merged node went: itself, or [`OTHER_NODES`] past the cap.
+    fn node_index(&self, name: &str) -> usize {
+        self.nodes
+            .get(name)
+            .or_else(|| self.nodes.get(OTHER_NODES))
+            .map_or(0, |t| t.index)
+    }
+
+    /// Whether nodes past [`MAX_NODES`] were summed as [`OTHER_NODES`].
+    pub fn nodes_overflow(&self) -> bool {
+        self.nodes.contains_key(OTHER_NODES)
     }
 
     /// The first logged second, at or after `after`, in which `node`
@@ -361,7 +384,7 @@ impl Summary {
         for (second, counts) in &other.timeline {
             let mut without_node = counts.first().copied().unwrap_or(0);
             for (bit, n) in counts.iter().skip(1).enumerate().filter(|(_, n)| **n > 0) {
-                let node = self.nodes[&other.node_order[bit]].index;
+                let node = self.node_index(&other.node_order[bit]);
                 self.count_at(*second, Some(node), *n);
                 without_node -= n;
             }
@@ -373,7 +396,7 @@ impl Summary {
         let ours: Vec<usize> = other
             .node_order
             .iter()
-            .map(|n| self.nodes[n].index)
+            .map(|n| self.node_index(n))
             .collect();
         for (name, theirs) in &other.clients {
             self.client(name, |t| {
@@ -478,6 +501,35 @@ pub(crate) mod tests {
             s.add(&entry(n, status, ms));
         }
         s
+    }
+
+    #[test]
+    fn nodes_past_the_cap_are_summed_as_other() {
+        let names: Vec<String> = (0..MAX_NODES + 44)
+            .map(|i| format!("10.0.{}.{}:80", i / 256, i % 256))
+            .collect();
+        let mut halves = [Summary::default(), Summary::default()];
+        let mut whole = Summary::default();
+        for (i, n) in names.iter().enumerate() {
+            let e = Entry {
+                node: Some(n.as_str()),
+                ..entry("a", 200, 1.0)
+            };
+            whole.add(&e);
+            halves[i % 2].add(&e);
+        }
+        assert_eq!(whole.nodes.len(), MAX_NODES + 1);
+        assert_eq!(whole.nodes[OTHER_NODES].requests, 44);
+        assert!(whole.nodes_overflow());
+        assert_eq!(whole.all.requests, (MAX_NODES + 44) as u64);
+        let [mut a, b] = halves;
+        assert!(!a.nodes_overflow(), "each half is within the cap");
+        a.merge(&b);
+        assert_eq!(a.nodes.len(), MAX_NODES + 1);
+        assert_eq!(
+            a.nodes.values().map(|t| t.requests).sum::<u64>(),
+            whole.all.requests
+        );
     }
 
     #[test]

@@ -506,3 +506,58 @@ fn a_real_haproxy_log() {
         "{out}"
     );
 }
+
+#[test]
+fn a_huge_line_and_impossible_values_are_malformed_lines_not_requests() {
+    let good = lbkit(&[("127.0.0.1:8001", 200, 200, "0.010")]);
+    let mut log_text = good.clone();
+    log_text.push_str(&"x".repeat(3 << 20));
+    log_text.push('\n');
+    let bad_values = lbkit(&[("127.0.0.1:8001", 1, 200, "0.010")]).replace("us=200", "us=abc");
+    log_text.push_str(&bad_values);
+    let huge_time = lbkit(&[("127.0.0.1:8001", 1, 200, "0.010")])
+        .replace("rt=0.010", "rt=12345678901234567890123456789012345678");
+    log_text.push_str(&huge_time);
+    log_text.push_str(&good);
+    let log = Log::new("hostile.log", log_text.as_bytes());
+    let path = log.path.display().to_string();
+    let o = analyzer(&["--format", "lbkit", &path], None);
+    let (out, err) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "3 in 403 is within malformed<=1%: {out}{err}"
+    );
+    assert!(out.contains("403 lines from"), "{out}");
+    assert!(out.contains("3 lines do not match the format"), "{out}");
+    assert!(
+        out.contains(&format!("{path}:201: a line longer than 64 KiB")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{path}:202: ")) && out.contains("\"abc\""),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{path}:203: ")), "{out}");
+    let json = log.dir.join("r.json").display().to_string();
+    let o = analyzer(
+        &[
+            "--format",
+            "lbkit",
+            "--allow-malformed",
+            "--json",
+            &json,
+            &path,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let out = std::fs::read_to_string(&json).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["requests"], 400, "{out}");
+    assert!(
+        v["all"]["request_time_ms"]["max"].as_f64().unwrap() < 11.0,
+        "{out}"
+    );
+    assert_eq!(v["nodes_overflow"], false);
+}
