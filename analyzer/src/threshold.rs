@@ -166,7 +166,14 @@ impl Threshold {
         let measured = m
             .measure(&self.metric, self.node.as_deref())
             .filter(|v| !v.is_nan());
-        let ok = measured.is_some_and(|v| self.op.holds(v, self.value));
+        // Latencies come from histograms that know them to 3 significant
+        // digits: compared at that precision, every request at exactly
+        // 500 ms meets p(95)<=500ms whichever bucket edge reports it.
+        let at_precision = |v: f64| match self.metric.kind() {
+            Kind::Latency => significant(v, LATENCY_DIGITS),
+            _ => v,
+        };
+        let ok = measured.is_some_and(|v| self.op.holds(at_precision(v), at_precision(self.value)));
         Verdict {
             threshold: self.clone(),
             measured,
@@ -180,11 +187,34 @@ impl Threshold {
             return "never".to_string();
         }
         match self.metric.kind() {
-            Kind::Latency => format!("{:.3}ms", v * 1000.0),
+            Kind::Latency => {
+                // As many decimals as 3 significant digits need: 12.0ms,
+                // 500ms, 10000ms (not 9998 from a bucket's middle).
+                let ms = significant(v * 1000.0, LATENCY_DIGITS);
+                let magnitude = if ms > 0.0 {
+                    ms.abs().log10().floor() as i32
+                } else {
+                    0
+                };
+                let decimals = usize::try_from(LATENCY_DIGITS as i32 - 1 - magnitude).unwrap_or(0);
+                format!("{ms:.decimals$}ms")
+            }
             Kind::Rate => format!("{:.2}%", v * 100.0),
             Kind::Count => format!("{v}"),
         }
     }
+}
+
+/// Significant digits latency histograms keep (HdrHistogram's `3`).
+const LATENCY_DIGITS: u32 = 3;
+
+/// `v` rounded to `digits` significant digits.
+fn significant(v: f64, digits: u32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(digits as i32 - 1 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 /// `500ms`, `1.5s`, `250us` for latencies; `5%` or `0.05` for rates.
@@ -307,11 +337,45 @@ mod tests {
         assert!(t.measurable_by(Tool::Loadgen).is_err());
     }
 
+    /// What a histogram reports for values logged as exactly 0.500 s and
+    /// 10 s: the middle or top of their buckets.
+    struct Bucketed(f64);
+
+    impl Measurements for Bucketed {
+        fn measure(&self, _: &Metric, _: Option<&str>) -> Option<f64> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn latencies_are_compared_and_shown_at_the_histograms_precision() {
+        let judge = |t: &str, v: f64| Threshold::parse(t).unwrap().evaluate(&Bucketed(v));
+        let v = judge("p(95)<=500ms", 0.500_096);
+        assert!(v.ok, "{v}");
+        assert_eq!(v.to_string(), "✓ p(95)<=500ms  (measured 500ms)");
+        assert!(!judge("p(95)<500ms", 0.500_096).ok, "500 is not below 500");
+        assert!(!judge("p(95)<=500ms", 0.5012).ok, "501 is over");
+        let v = judge("max<=10s", 9.998_335);
+        assert!(v.ok);
+        assert_eq!(v.to_string(), "✓ max<=10s  (measured 10000ms)");
+        assert_eq!(
+            judge("p(50)<1s", 0.012_004).to_string(),
+            "✓ p(50)<1s  (measured 12.0ms)"
+        );
+        assert_eq!(
+            judge("p(50)<1s", 0.000_123_4).to_string(),
+            "✓ p(50)<1s  (measured 0.123ms)"
+        );
+        // Rates and counts are exact.
+        assert!(!judge("error_rate<=1%", 0.010_004).ok);
+        assert_eq!(significant(0.0, 3), 0.0);
+    }
+
     #[test]
     fn verdicts_and_their_lines() {
         let v = Threshold::parse("p(95)<500ms").unwrap().evaluate(&Fixed);
         assert!(v.ok);
-        assert_eq!(v.to_string(), "✓ p(95)<500ms  (measured 450.000ms)");
+        assert_eq!(v.to_string(), "✓ p(95)<500ms  (measured 450ms)");
         let v = Threshold::parse("p(95){node=b}<800ms")
             .unwrap()
             .evaluate(&Fixed);
