@@ -25,6 +25,10 @@ pub struct Entry<'a> {
     /// When the request was logged, seconds since the Unix epoch, from
     /// `$msec`, `$time_iso8601` or `$time_local`.
     pub at: Option<f64>,
+    /// The body was cut short: fewer `$body_bytes_sent` than the
+    /// `$sent_http_content_length` promised. nginx keeps the status (200)
+    /// of an answer whose upstream broke off mid-body; this is its mark.
+    pub cut: bool,
 }
 
 /// What one reading thread reuses line after line: the buffer for a line's
@@ -49,6 +53,11 @@ pub struct Fields {
     /// `$upstream_status`: only checked, so a line that is not a log line
     /// is not read as one.
     upstream_status: Option<usize>,
+    /// `$body_bytes_sent`, `$sent_http_content_length` and the request
+    /// (line or method, for HEAD): a body cut short shows in them.
+    body_bytes: Option<usize>,
+    promised: Option<usize>,
+    request: Option<usize>,
     client: Option<usize>,
     time: Option<(usize, TimeField)>,
 }
@@ -80,6 +89,9 @@ impl Fields {
             request_time: duration("request_time"),
             upstream_time: duration("upstream_response_time"),
             upstream_status: at("upstream_status"),
+            body_bytes: at("body_bytes_sent"),
+            promised: at("sent_http_content_length"),
+            request: at("request_method").or_else(|| at("request")),
             client: at("remote_addr"),
             time: logged_at,
         }
@@ -140,6 +152,18 @@ impl Fields {
             Some(s) => return Err(format!("{s:?} is not an HTTP status")),
         };
         let request_time = time(self.request_time, false)?;
+        let cut = match (value(self.body_bytes), value(self.promised)) {
+            (Some(sent), Some(promised)) => {
+                let bodyless = value(self.request).is_some_and(|r| r.starts_with("HEAD"))
+                    || status.is_some_and(|s| s < 200 || s == 204 || s == 304);
+                let short = matches!(
+                    (sent.parse::<u64>(), promised.parse::<u64>()),
+                    (Ok(sent), Ok(promised)) if sent < promised
+                );
+                short && !bodyless
+            }
+            _ => false,
+        };
         let (node, attempts) = value(self.node).map_or((None, 0), last);
         let node = node.and_then(node_name);
         // The answering attempt's time is the last entry, like its address.
@@ -166,6 +190,7 @@ impl Fields {
                 scratch.last_time = Some((v, at));
                 at
             }),
+            cut,
         })
     }
 }
@@ -348,6 +373,24 @@ mod tests {
             let e = read(&line(rt, urt, us)).unwrap_err();
             assert!(e.contains(says), "{rt} {urt} {us}: {e}");
         }
+    }
+
+    #[test]
+    fn a_body_cut_short_is_marked_where_nginx_shows_it() {
+        let f = LogFormat::compile(
+            "\"$request\" $status $body_bytes_sent $sent_http_content_length to: $upstream_addr",
+            logformat::Escape::Default,
+        )
+        .unwrap();
+        let cut = |line: &str| fields_of(&f, line).cut;
+        assert!(cut(r#""GET / HTTP/1.1" 200 5 100 to: 127.0.0.1:8001"#));
+        assert!(!cut(r#""GET / HTTP/1.1" 200 100 100 to: 127.0.0.1:8001"#));
+        assert!(
+            !cut(r#""GET / HTTP/1.1" 200 5 - to: 127.0.0.1:8001"#),
+            "chunked: no promise"
+        );
+        assert!(!cut(r#""HEAD / HTTP/1.1" 200 0 100 to: 127.0.0.1:8001"#));
+        assert!(!cut(r#""GET / HTTP/1.1" 304 0 100 to: 127.0.0.1:8001"#));
     }
 
     #[test]

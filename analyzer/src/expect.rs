@@ -148,6 +148,7 @@ http {
         let mut s = Summary::default();
         for _ in 0..10 {
             s.add(&Entry {
+                cut: false,
                 node: Some("127.0.0.1:8001"),
                 attempts: 1,
                 status: Some(200),

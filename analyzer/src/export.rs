@@ -38,6 +38,7 @@ fn tally(t: &Tally) -> Value {
         "requests": t.requests,
         "status_classes": {"1xx": c1, "2xx": c2, "3xx": c3, "4xx": c4, "5xx": c5},
         "errors": t.errors,
+        "cut": t.cut,
         "error_rate": t.error_rate(),
         "request_time_ms": latency_ms(&t.request_time),
         "upstream_response_time_ms": latency_ms(&t.upstream_time),
@@ -189,6 +190,7 @@ mod tests {
     fn json_has_every_node_and_an_ok_per_check() {
         let mut s = Summary::default();
         s.add(&Entry {
+            cut: false,
             node: Some("a"),
             attempts: 1,
             status: Some(200),

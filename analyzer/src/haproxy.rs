@@ -69,6 +69,7 @@ pub fn entry(line: &str) -> Result<Entry<'_>, String> {
         .ok_or_else(|| format!("`{connections}` is not actconn/feconn/beconn/srv_conn/retries"))?;
     let node = (server_name != "<NOSRV>").then_some(server);
     Ok(Entry {
+        cut: false,
         node,
         attempts: if node.is_some() { 1 + retries } else { 0 },
         status: u16::try_from(status).ok().filter(|s| *s > 0),

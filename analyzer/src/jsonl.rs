@@ -220,6 +220,7 @@ impl Keys {
         let (node, attempts) = text(0).map_or((None, 0), last);
         let node = node.and_then(node_name);
         Ok(Entry {
+            cut: false,
             node,
             attempts: if node.is_some() { attempts } else { 0 },
             status: text(1).and_then(|s| s.parse().ok()).filter(|s| *s > 0),

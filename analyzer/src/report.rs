@@ -72,6 +72,13 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
              (the balancer's default format has both).\n",
         ),
     }
+    if s.all.cut > 0 {
+        let _ = writeln!(
+            out,
+            "{} answers were cut short ($body_bytes_sent below $sent_http_content_length); they count as errors.",
+            s.all.cut
+        );
+    }
     if s.nodes_overflow() {
         let _ = writeln!(
             out,
@@ -326,6 +333,7 @@ mod tests {
         let mut s = Summary::default();
         for (i, node) in ["a:1", "a:1", "a:1", "b:2"].into_iter().enumerate() {
             s.add(&Entry {
+                cut: false,
                 node: Some(node),
                 attempts: 1 + usize::from(i == 3),
                 status: Some(if i == 1 { 502 } else { 200 }),

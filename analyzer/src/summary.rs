@@ -38,8 +38,11 @@ pub struct Tally {
     pub requests: u64,
     /// By status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
     pub classes: [u64; 5],
-    /// 5xx answers and requests that got no status at all.
+    /// 5xx answers, requests that got no status at all, and answers whose
+    /// body was cut short.
     pub errors: u64,
+    /// Answers whose body was cut short (see [`Entry::cut`]).
+    pub cut: u64,
     /// `$request_time`, microseconds.
     pub request_time: Histogram<u64>,
     /// The answering attempt's `$upstream_response_time`, microseconds.
@@ -55,6 +58,7 @@ impl Default for Tally {
             requests: 0,
             classes: [0; 5],
             errors: 0,
+            cut: 0,
             request_time: histogram(),
             upstream_time: histogram(),
             index: 0,
@@ -92,9 +96,10 @@ impl Tally {
         if let Some(s @ 100..=599) = e.status {
             self.classes[usize::from(s / 100) - 1] += 1;
         }
-        if e.status.is_none_or(|s| s >= 500) {
+        if e.status.is_none_or(|s| s >= 500) || e.cut {
             self.errors += 1;
         }
+        self.cut += u64::from(e.cut);
         // Recording into an auto-resizing histogram cannot fail.
         if let Some(t) = e.request_time {
             let _ = self.request_time.record(micros(t));
@@ -110,6 +115,7 @@ impl Tally {
             *a += b;
         }
         self.errors += other.errors;
+        self.cut += other.cut;
         // Auto-resizing histograms of the same precision always add.
         let _ = self.request_time.add(&other.request_time);
         let _ = self.upstream_time.add(&other.upstream_time);
@@ -485,6 +491,7 @@ pub(crate) mod tests {
 
     pub(crate) fn entry(node: &'static str, status: u16, ms: f64) -> Entry<'static> {
         Entry {
+            cut: false,
             node: (node != "-").then_some(node),
             attempts: usize::from(node != "-"),
             status: Some(status).filter(|s| *s > 0),

@@ -51,6 +51,7 @@ pub fn entry(line: &str) -> Result<Entry<'_>, String> {
         .ok_or_else(|| format!("duration `{duration}` is not N ms"))?;
     let node = backend.and_then(node_name);
     Ok(Entry {
+        cut: false,
         node,
         attempts: usize::from(node.is_some()),
         status: Some(status).filter(|s| *s > 0),

@@ -25,6 +25,8 @@ pub enum Behaviour {
     BadHeader,
     /// 200 after this many milliseconds.
     Slow(u64),
+    /// 200 promising 100 bytes, 5 sent, then the connection closed.
+    Cut,
 }
 
 pub struct Backend {
@@ -112,6 +114,7 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, addr: SocketAddr) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             answer(200, &addr.to_string())
         }
+        Behaviour::Cut => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello".into(),
         Behaviour::BadHeader => {
             "HTTP/1.1 200 OK\r\nX Bad: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".into()
         }

@@ -47,6 +47,8 @@ pub struct Case {
     pub location: String,
     pub send: Requests,
     pub compare: Compare,
+    /// The variables both proxies log, per request.
+    pub log: &'static str,
 }
 
 /// `n` requests of `method` to `/`, one at a time.
@@ -94,8 +96,12 @@ fn case(
         location: location.to_string(),
         send,
         compare: Compare::InOrder,
+        log: LOG,
     }
 }
+
+/// What both proxies log by default: the answer and every attempt.
+pub const LOG: &str = "$status $upstream_addr $upstream_status";
 
 pub fn all() -> Vec<Case> {
     let rr = || pool("", &[]);
@@ -378,6 +384,17 @@ pub fn all() -> Vec<Case> {
             ],
         },
     ));
+    cases.push(Case {
+        log: "$status $body_bytes_sent $sent_http_content_length $upstream_status",
+        ..case(
+            "cut-body",
+            "an answer cut mid-body keeps its status; the short body shows against its length",
+            vec![Cut, Ok],
+            rr(),
+            "",
+            each("GET", 4),
+        )
+    });
     cases.push(case(
         "refused-requests",
         "requests nginx answers 400 unproxied: a path above the root, no Host, two Hosts",

@@ -2,7 +2,8 @@
 //! request. Each case is one nginx.conf, run by both proxies in front of
 //! the same backends on loopback: backends that answer, refuse, answer
 //! 5xx/4xx, close after the request, hang, answer late, or send a head
-//! that does not parse. Both log `$status $upstream_addr $upstream_status`;
+//! that does not parse. Both log `$status $upstream_addr $upstream_status`
+//! (or what a case names);
 //! the lines must be equal, in order, except where a case says the order
 //! is the scheduler's (then the counts must be).
 //!
@@ -24,8 +25,6 @@ use std::time::Duration;
 use backends::Backend;
 use balancer::proxy::{Options, Proxy};
 use cases::{Case, Compare, Requests};
-
-const LOG_FORMAT: &str = "log_format diff '$status $upstream_addr $upstream_status';";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -125,10 +124,11 @@ async fn run(nginx: &Path, work: &Path, case: &Case) -> Result<(Vec<String>, Vec
     let port = free_port();
     let nginx_log = dir.join("nginx.log");
     let conf = format!(
-        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  {LOG_FORMAT}\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  {upstream}\n  server {{\n    listen 127.0.0.1:{port};\n    access_log {log} diff;\n    location / {{\n      proxy_pass http://pool;\n      {location}\n    }}\n  }}\n}}\n",
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  log_format diff '{log_format}';\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  {upstream}\n  server {{\n    listen 127.0.0.1:{port};\n    access_log {log} diff;\n    location / {{\n      proxy_pass http://pool;\n      {location}\n    }}\n  }}\n}}\n",
         d = dir.display(),
         log = nginx_log.display(),
         location = case.location,
+        log_format = case.log,
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, &conf).map_err(|e| e.to_string())?;

@@ -25,6 +25,13 @@ pub(crate) struct Record {
     request: Option<Box<RequestInfo>>,
     pub status: u16,
     pub body_bytes_sent: u64,
+    /// `$sent_http_content_length`: the length the answer promised. A body
+    /// cut short keeps its status, as in nginx; this against
+    /// `$body_bytes_sent` is what shows the cut in the log.
+    pub sent_content_length: Option<u64>,
+    /// The upstream broke off the body (nginx's "upstream prematurely
+    /// closed connection while reading upstream").
+    pub cut: bool,
     pub request_time: Duration,
     /// `$upstream_addr`, `$upstream_status`, `$upstream_response_time`:
     /// one entry per attempt, comma-separated as nginx writes them.
@@ -90,6 +97,8 @@ impl Record {
             request,
             status: 0,
             body_bytes_sent: 0,
+            sent_content_length: None,
+            cut: false,
             request_time: Duration::ZERO,
             upstream_addr: String::new(),
             upstream_status: String::new(),
@@ -105,6 +114,23 @@ impl Record {
         self.upstream_addr.push_str(addr);
         self.upstream_status.push_str(status);
         self.upstream_times.push(time);
+    }
+
+    /// nginx's error-log line for a body the upstream broke off.
+    pub fn cut_line(&self) -> String {
+        let (client, request) = match &self.request {
+            Some(r) => (
+                r.remote.ip().to_string(),
+                format!("{} {} {}", r.method, r.request_uri, r.protocol),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let upstream = self.upstream_addr.rsplit(", ").next().unwrap_or("-");
+        format!(
+            "upstream prematurely closed connection while reading upstream, client: {client}, request: \"{request}\", upstream: \"http://{upstream}\", {} of {} bytes sent",
+            self.body_bytes_sent,
+            self.sent_content_length.map_or("?".to_string(), |n| n.to_string())
+        )
     }
 
     pub fn set_last_upstream_time(&mut self, time: Duration) {
@@ -147,6 +173,11 @@ impl Vars for Record {
         match name {
             "status" => return text(out, &self.status.to_string()),
             "body_bytes_sent" => return text(out, &self.body_bytes_sent.to_string()),
+            "sent_http_content_length" => {
+                return self
+                    .sent_content_length
+                    .is_some_and(|n| text(out, &n.to_string()))
+            }
             "request_time" => {
                 seconds(self.request_time, out);
                 return true;

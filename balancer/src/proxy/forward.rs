@@ -93,10 +93,14 @@ impl Body for ProxyBody {
         };
         // A body cut short by the upstream is not counted against it:
         // nginx frees the peer as a success once the head was relayed.
-        if let (Poll::Ready(Some(Ok(frame))), Some(done)) = (&polled, &mut this.done) {
-            if let Some(data) = frame.data_ref() {
-                done.record.body_bytes_sent += data.len() as u64;
+        match (&polled, &mut this.done) {
+            (Poll::Ready(Some(Ok(frame))), Some(done)) => {
+                if let Some(data) = frame.data_ref() {
+                    done.record.body_bytes_sent += data.len() as u64;
+                }
             }
+            (Poll::Ready(Some(Err(_))), Some(done)) => done.record.cut = true,
+            _ => {}
         }
         polled
     }
@@ -155,6 +159,9 @@ impl Drop for Done {
             self.record.set_last_upstream_time(held.sent_at.elapsed());
         }
         self.record.request_time = self.record.started.elapsed();
+        if self.record.cut {
+            eprintln!("balancer: {}", self.record.cut_line());
+        }
         if let Some(log) = self.shared.log.as_ref().filter(|_| self.record.logged()) {
             log.write(&self.record);
         }
@@ -187,6 +194,11 @@ fn finish(
     held: Option<Held>,
 ) -> Response<ProxyBody> {
     record.status = response.status().as_u16();
+    record.sent_content_length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .or_else(|| response.body().size_hint().exact());
     if !record.upstream_addr.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&record.upstream_addr) {
             response.headers_mut().insert(X_UPSTREAM, v);
