@@ -19,6 +19,8 @@ pub mod expect;
 pub mod export;
 mod fairness;
 pub mod formats;
+#[cfg(test)]
+mod fuzz;
 mod haproxy;
 pub mod jsonl;
 mod judged;

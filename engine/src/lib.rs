@@ -20,6 +20,8 @@
 mod drive;
 mod exchange;
 mod files;
+#[cfg(test)]
+mod fuzz;
 mod http1;
 mod plan;
 pub mod report;

@@ -44,6 +44,8 @@
 
 mod compile;
 mod escape;
+#[cfg(test)]
+mod fuzz;
 mod parse;
 pub mod presets;
 mod render;

@@ -1,7 +1,7 @@
 //! What every lbkit tool shares, in one place: the duration grammar of
 //! lbkit's own flags and files; and, each behind its feature, catching
 //! Ctrl-C and SIGTERM (`signal`), binding a listener (`net`), and flag
-//! errors in one line (`flags`).
+//! errors in one line (`flags`); and, for tests, hostile inputs (`fuzz`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -12,6 +12,8 @@
 mod duration;
 #[cfg(feature = "flags")]
 mod flags;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 #[cfg(feature = "net")]
 mod net;
 #[cfg(feature = "signal")]

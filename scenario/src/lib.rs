@@ -25,6 +25,8 @@ mod error;
 mod events;
 mod expectations;
 mod figures;
+#[cfg(test)]
+mod fuzz;
 mod haproxy;
 mod haproxy_conf;
 mod judge;

@@ -4,6 +4,8 @@
 //! nginx has but that do not change balancing are listed as ignored; anything
 //! else is an error naming the file, line and directive.
 
+#[cfg(test)]
+mod fuzz;
 mod ignored;
 mod include;
 mod interpret;
