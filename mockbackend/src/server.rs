@@ -15,7 +15,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -319,10 +318,7 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let rst = Arc::new(AtomicBool::new(false));
-    let io = TokioIo::new(ConnIo {
-        stream,
-        rst: rst.clone(),
-    });
+    let io = TokioIo::new(primitives::Hooked::new(stream, Rst(rst.clone())));
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
         backend_header: HeaderValue::from_str(&node.label)
@@ -439,56 +435,13 @@ impl IdleClock {
     }
 }
 
-/// A TCP stream that, when asked to, closes with RST instead of FIN.
-struct ConnIo {
-    stream: TcpStream,
-    rst: Arc<AtomicBool>,
-}
+/// Closes the stream with RST instead of FIN when asked to.
+struct Rst(Arc<AtomicBool>);
 
-impl Drop for ConnIo {
-    fn drop(&mut self) {
-        if self.rst.load(Relaxed) {
-            let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+impl primitives::Hooks for Rst {
+    fn closing(&self, stream: &TcpStream) {
+        if self.0.load(Relaxed) {
+            let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
         }
-    }
-}
-
-impl AsyncRead for ConnIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ConnIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -23,6 +23,6 @@ pub use duration::{format_duration, parse_duration, DurationError};
 #[cfg(feature = "flags")]
 pub use flags::parse_flags;
 #[cfg(feature = "net")]
-pub use net::listen;
+pub use net::{listen, Hooked, Hooks};
 #[cfg(feature = "signal")]
 pub use signal::{stop_signal, Signals};

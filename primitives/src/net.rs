@@ -1,9 +1,13 @@
-//! Listening sockets, as both servers open them.
+//! Listening sockets, as both servers open them, and the accepted stream
+//! with the hooks each server needs on it.
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 /// A listener on `addr` with a deep backlog (a load test opens many
 /// connections at once) and `SO_REUSEADDR`, so a port taken down and
@@ -17,6 +21,78 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     TcpListener::from_std(socket.into())
+}
+
+/// What a server wants to know of an accepted connection's stream.
+pub trait Hooks: Unpin {
+    /// Bytes arrived (the balancer starts `client_header_timeout` on them).
+    fn read(&self, _bytes: usize) {}
+    /// The stream is about to close (mockbackend may make that an RST).
+    fn closing(&self, _stream: &TcpStream) {}
+}
+
+/// An accepted TCP stream with `H`'s hooks; otherwise the stream itself.
+pub struct Hooked<H: Hooks> {
+    stream: TcpStream,
+    hooks: H,
+}
+
+impl<H: Hooks> Hooked<H> {
+    pub fn new(stream: TcpStream, hooks: H) -> Hooked<H> {
+        Hooked { stream, hooks }
+    }
+}
+
+impl<H: Hooks> Drop for Hooked<H> {
+    fn drop(&mut self) {
+        self.hooks.closing(&self.stream);
+    }
+}
+
+impl<H: Hooks> AsyncRead for Hooked<H> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.hooks.read(read);
+        }
+        polled
+    }
+}
+
+impl<H: Hooks> AsyncWrite for Hooked<H> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

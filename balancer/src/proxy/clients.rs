@@ -5,15 +5,10 @@
 //! or, when none is idle, the newcomer is turned away with a log line.
 
 use std::collections::HashMap;
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::conf::ClientLimits;
@@ -261,65 +256,15 @@ fn connection_limit(configured: Option<usize>, fd_limit: Option<u64>) -> usize {
     configured.unwrap_or(usize::MAX).min(by_fds)
 }
 
-/// The client's socket, telling its connection when bytes arrive.
-pub(crate) struct Watched {
-    stream: TcpStream,
-    conn: Arc<Conn>,
-    header_timeout: Duration,
+/// Tells a client connection when bytes arrive on its socket.
+pub(crate) struct Watch {
+    pub conn: Arc<Conn>,
+    pub header_timeout: Duration,
 }
 
-impl Watched {
-    pub(crate) fn new(stream: TcpStream, conn: Arc<Conn>, header_timeout: Duration) -> Watched {
-        Watched {
-            stream,
-            conn,
-            header_timeout,
-        }
-    }
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.conn.saw_bytes(self.header_timeout);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+impl primitives::Hooks for Watch {
+    fn read(&self, _bytes: usize) {
+        self.conn.saw_bytes(self.header_timeout);
     }
 }
 

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::conf::{Action, Location, ProxyConfig};
 use crate::upstream::{PeerRef, Upstream};
-use clients::{Clients, Expired, Watched};
+use clients::{Clients, Expired, Watch};
 use pool::Pool;
 
 pub use access_log::AccessLogWriter;
@@ -374,7 +374,11 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 let (shared, remote) = (shared2.clone(), remote.clone());
                 service_fn(move |req| forward::handle(shared.clone(), remote.clone(), req))
             };
-            let io = Watched::new(stream, conn.clone(), limits.header_timeout);
+            let watch = Watch {
+                conn: conn.clone(),
+                header_timeout: limits.header_timeout,
+            };
+            let io = primitives::Hooked::new(stream, watch);
             let served = http.serve_connection(TokioIo::new(io), svc);
             tokio::pin!(served);
             tokio::select! {

@@ -3,37 +3,8 @@
 //! no end. Each is a real server on loopback writing exactly these bytes.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use engine::{Flags, Schedule, Stats};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A server that reads a request and answers with `head`, then `body`
-/// repeated `times` times (`None`: until the client goes away).
-async fn server(head: &'static str, body: &'static [u8], times: Option<usize>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                if s.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let mut sent = 0;
-                while times.is_none_or(|t| sent < t) {
-                    if s.write_all(body).await.is_err() {
-                        return;
-                    }
-                    sent += 1;
-                }
-            });
-        }
-    });
-    addr
-}
+use engine::{Flags, Stats};
 
 async fn run(addr: SocketAddr, n: u64, timeout: u64) -> Stats {
     let flags = Flags {
@@ -44,15 +15,7 @@ async fn run(addr: SocketAddr, n: u64, timeout: u64) -> Stats {
         keep_going: true,
         ..Flags::default()
     };
-    let plan = Arc::new(flags.plan().unwrap());
-    let schedule = Arc::new(Schedule::new(&plan));
-    let rows = Arc::new(engine::Rows::none());
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(plan, schedule, addr, rows),
-    )
-    .await
-    .expect("the run ends by itself")
+    crate::run::run(flags).await.0
 }
 
 const MIB: &[u8] = &[b'x'; 1 << 20];
@@ -60,7 +23,7 @@ const MIB: &[u8] = &[b'x'; 1 << 20];
 #[tokio::test]
 async fn a_huge_body_is_counted_not_kept() {
     // 256 MiB: read through a fixed buffer (bench/hostile.sh measures RSS).
-    let addr = server(
+    let addr = crate::run::canned(
         "HTTP/1.1 200 OK\r\nContent-Length: 268435456\r\n\r\n",
         MIB,
         Some(256),
@@ -73,7 +36,7 @@ async fn a_huge_body_is_counted_not_kept() {
 
 #[tokio::test]
 async fn an_endless_chunked_body_ends_at_the_timeout() {
-    let addr = server(
+    let addr = crate::run::canned(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"8\r\n01234567\r\n",
         None,
@@ -86,7 +49,7 @@ async fn an_endless_chunked_body_ends_at_the_timeout() {
 
 #[tokio::test]
 async fn interim_answers_are_not_the_answer() {
-    let addr = server(
+    let addr = crate::run::canned(
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
         b"",
         Some(0),
@@ -101,13 +64,13 @@ async fn interim_answers_are_not_the_answer() {
 
 #[tokio::test]
 async fn answers_that_break_http_are_exceptions() {
-    let two_lengths = server(
+    let two_lengths = crate::run::canned(
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 200\r\n\r\nok",
         b"",
         Some(0),
     )
     .await;
-    let endless_head = server(
+    let endless_head = crate::run::canned(
         "HTTP/1.1 200 OK\r\n",
         b"X-Pad: aaaaaaaaaaaaaaaaaaaa\r\n",
         None,

@@ -5,5 +5,6 @@
 #[path = "../../../loadgen/tests/it/common.rs"]
 mod common;
 mod hostile;
+mod run;
 mod streams;
 mod worker;

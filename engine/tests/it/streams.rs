@@ -1,11 +1,7 @@
 //! Token streams end to end: mockbackend's OpenAI-style SSE, read by
 //! loadgen as it arrives, directly and through the reference balancer.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use engine::Flags;
-use engine::Schedule;
 use engine::Stats;
 use mockbackend::Server;
 
@@ -20,7 +16,7 @@ async fn proxy_to(m: &Server) -> balancer::proxy::Proxy {
 }
 
 async fn streams(url: String, n: u64, c: usize, timeout: Option<f64>) -> Stats {
-    let plan = Flags {
+    let flags = Flags {
         url,
         requests: Some(n),
         concurrency: Some(c),
@@ -29,19 +25,8 @@ async fn streams(url: String, n: u64, c: usize, timeout: Option<f64>) -> Stats {
         keepalive: true,
         timeout,
         ..Flags::default()
-    }
-    .plan()
-    .unwrap();
-    let plan = Arc::new(plan);
-    let addr = engine::resolve(&plan).await.unwrap();
-    let schedule = Arc::new(Schedule::new(&plan));
-    let rows = Arc::new(engine::Rows::none());
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(plan, schedule, addr, rows),
-    )
-    .await
-    .expect("the run ends by itself")
+    };
+    crate::run::run(flags).await.0
 }
 
 fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
@@ -155,28 +140,14 @@ async fn a_stream_cut_mid_way_is_counted_as_cut() {
 /// event is an error, then `[DONE]`, as OpenAI-compatible servers report a
 /// failure that happens mid-stream.
 async fn erroring_stream_server() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let body = concat!(
-                    "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
-                    "data: {\"error\":{\"message\":\"model overloaded\",\"type\":\"server_error\"}}\n\n",
-                    "data: [DONE]\n\n"
-                );
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    addr
+    // The body has no Content-Length: it ends when the server closes.
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+    let body = concat!(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"error\":{\"message\":\"model overloaded\",\"type\":\"server_error\"}}\n\n",
+        "data: [DONE]\n\n"
+    );
+    crate::run::canned(head, body.as_bytes(), Some(1)).await
 }
 
 #[tokio::test]

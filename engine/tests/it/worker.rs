@@ -1,26 +1,11 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use engine::Flags;
-use engine::Schedule;
 use engine::Stats;
 use mockbackend::{Control, Fault, Server};
 
 use crate::common::{balancer, mock, servers};
-
-/// Runs `flags` to the end through the library, returning what it measured.
-async fn run(flags: Flags) -> (Stats, Arc<Schedule>) {
-    let plan = Arc::new(flags.plan().unwrap());
-    let addr = engine::resolve(&plan).await.unwrap();
-    let schedule = Arc::new(Schedule::new(&plan));
-    let stats = tokio::time::timeout(
-        Duration::from_secs(30),
-        engine::run(plan, schedule.clone(), addr, Arc::new(engine::Rows::none())),
-    )
-    .await
-    .expect("the run ends by itself");
-    (stats, schedule)
-}
+use crate::run::run;
 
 fn flags(url: String, n: u64, c: usize) -> Flags {
     Flags {

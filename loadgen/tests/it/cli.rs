@@ -66,16 +66,11 @@ fn refused_connections_are_counted_and_no_answer_fails() {
     );
 }
 
-#[tokio::test]
-async fn ctrl_c_prints_the_partial_report() {
-    let mut profile = mockbackend::Profile::default();
-    profile.set("latency", "5ms").unwrap();
-    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, profile))
-        .await
-        .unwrap();
-    let url = format!("http://{}/", m.addrs()[0]);
+/// Runs loadgen with `args`, sends it Ctrl-C after 400 ms, and returns
+/// what it printed once it exited.
+async fn interrupted(args: &[&str]) -> std::process::Output {
     let child = Command::new(BIN)
-        .args(["-q", "-n", "1000000", "-c", "2", &url])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -85,10 +80,21 @@ async fn ctrl_c_prints_the_partial_report() {
         .status()
         .unwrap()
         .success());
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ctrl_c_prints_the_partial_report() {
+    let mut profile = mockbackend::Profile::default();
+    profile.set("latency", "5ms").unwrap();
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(1, profile))
         .await
         .unwrap();
+    let url = format!("http://{}/", m.addrs()[0]);
+    let started = Instant::now();
+    let out = interrupted(&["-q", "-n", "1000000", "-c", "2", &url]).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130));
@@ -107,23 +113,13 @@ async fn ctrl_c_prints_the_partial_report() {
 async fn ctrl_c_with_requests_stuck_on_a_silent_server_stops_at_once() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", silent.local_addr().unwrap());
-    let child = Command::new(BIN)
-        .args(["-q", "-n", "10", "-c", "2", "-s", "120", &url])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
     // Not a speed check: -s would hold it for 120 s.
-    let out = tokio::time::timeout(Duration::from_secs(20), out)
-        .await
-        .expect("stopped long before -s ran out")
-        .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        interrupted(&["-q", "-n", "10", "-c", "2", "-s", "120", &url]),
+    )
+    .await
+    .expect("stopped long before -s ran out");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(text.contains("Complete requests:      0"), "{text}");
