@@ -312,3 +312,34 @@ async fn a_stalled_request_body_gets_408_and_an_absolute_uri_names_the_host() {
     assert!(log[0].starts_with("408 \"POST / HTTP/1.1\""), "{log:?}");
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn mock_fault_control_through_the_proxy_is_refused_even_with_the_token() {
+    let mut config = Config::ephemeral(2, Profile::default());
+    config.admin_token = Some("t0k".into());
+    let m = Mock::start(config).await.unwrap();
+    let bed = Bed::start(&m.addrs(), "").await;
+    let client = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let through = format!("http://{}/_mock/down?port=all&for=5s", bed.proxy.addr());
+    for token in [None, Some("t0k")] {
+        let mut r = client.post(&through);
+        if let Some(t) = token {
+            r = r.header("x-mock-token", t);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 403, "token {token:?}");
+    }
+    let url = format!("http://{}/", bed.proxy.addr());
+    for _ in 0..4 {
+        assert_eq!(
+            client.get(&url).send().await.unwrap().status(),
+            200,
+            "every backend still up"
+        );
+    }
+    bed.stop().await;
+    m.shutdown().await;
+}
