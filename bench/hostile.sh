@@ -137,7 +137,7 @@ for kind in length chunked; do
 done
 
 # A 1 GiB line in a log, and 50,000 distinct nodes.
-line='127.0.0.1 - - [21/Nov/2026:09:11:23 +0000] "GET / HTTP/1.1" 200 18 "-" "curl" "-" to: 127.0.0.1:8001 rt=0.002 urt=0.001 us=200'
+line='127.0.0.1 - - [21/Nov/2026:09:11:23 +0000] "GET / HTTP/1.1" 200 18 "-" "curl" "-" to: 127.0.0.1:8001 rt=0.002 urt=0.001 us=200 cl=18'
 { echo "$line"; head -c 1G /dev/zero | tr '\0' 'x'; echo; echo "$line"; } >"$work/long.log"
 /usr/bin/time -f '%M' -o "$work/time" "$bin/analyzer" --format lbkit --allow-malformed "$work/long.log" >"$work/an.out" 2>&1 || true
 malformed=$(grep -o '^[0-9]* lines do not match' "$work/an.out" | grep -o '^[0-9]*' || echo 0)

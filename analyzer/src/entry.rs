@@ -340,7 +340,7 @@ mod tests {
         let reader = crate::formats::named("lbkit").unwrap().unwrap().reader;
         let line = |rt: &str, urt: &str, us: &str| {
             format!(
-                r#"127.0.0.1 - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.1" 200 18 "-" "ab" "-" to: 127.0.0.1:8001 rt={rt} urt={urt} us={us}"#
+                r#"127.0.0.1 - - [02/Mar/2025:21:10:11 +0800] "GET / HTTP/1.1" 200 18 "-" "ab" "-" to: 127.0.0.1:8001 rt={rt} urt={urt} us={us} cl=18"#
             )
         };
         let read = |l: &str| reader.entry(l).map(|e| (e.request_time, e.upstream_time));
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn a_retried_request_belongs_to_the_node_that_answered() {
         let f = LogFormat::lbkit();
-        let line = r#"10.0.0.9 - - [21/Nov/2026:08:00:00 +0000] "POST /chat HTTP/1.1" 200 90 "-" "loadgen" "-" to: 127.0.0.1:8002, 127.0.0.1:8001 rt=0.031 urt=0.000, 0.030 us=502, 200"#;
+        let line = r#"10.0.0.9 - - [21/Nov/2026:08:00:00 +0000] "POST /chat HTTP/1.1" 200 90 "-" "loadgen" "-" to: 127.0.0.1:8002, 127.0.0.1:8001 rt=0.031 urt=0.000, 0.030 us=502, 200 cl=90"#;
         let e = fields_of(&f, line);
         assert_eq!(e.node, Some("127.0.0.1:8001"));
         assert_eq!(e.attempts, 2);

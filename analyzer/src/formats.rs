@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(detect(&[UPSTREAM]).unwrap().name, "upstream_log");
         let loadgen = "1763712000.123 200 0.012 18 127.0.0.1:8001";
         assert_eq!(detect(&[loadgen]).unwrap().name, "loadgen");
-        let lbkit = format!("{UPSTREAM} rt=0.012 urt=0.011 us=200");
+        let lbkit = format!("{UPSTREAM} rt=0.012 urt=0.011 us=200 cl=18");
         assert_eq!(detect(&[&lbkit]).unwrap().name, "lbkit");
         let haproxy: Vec<&str> = include_str!("../tests/data/haproxy-httplog-syslog.log")
             .lines()

@@ -44,8 +44,17 @@ pub const UPSTREAM_LOG_PORT: &str = r#"$remote_addr:$remote_port $request_uri - 
 
 /// lbkit's balancer default: [`UPSTREAM_LOG`] plus the request time, each
 /// upstream attempt's response time and status, so one line tells which
-/// peer answered, how fast, and which attempts failed before it.
+/// peer answered, how fast, and which attempts failed before it; and the
+/// length the answer promised (`cl=`), so an answer whose upstream broke off
+/// mid-body, logged with its status kept as nginx logs it, shows as a
+/// `$body_bytes_sent` short of it.
 pub const LBKIT: &str = concat!(
+    upstream_log!(),
+    " rt=$request_time urt=$upstream_response_time us=$upstream_status cl=$sent_http_content_length"
+);
+
+/// [`LBKIT`] as it was before `cl=`: logs written by earlier versions.
+pub const LBKIT_1: &str = concat!(
     upstream_log!(),
     " rt=$request_time urt=$upstream_response_time us=$upstream_status"
 );
@@ -68,6 +77,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("upstream_log", UPSTREAM_LOG),
     ("upstream_log_port", UPSTREAM_LOG_PORT),
     ("lbkit", LBKIT),
+    ("lbkit-1", LBKIT_1),
     ("loadgen", LOADGEN),
     ("upstreaminfo", UPSTREAMINFO),
 ];
@@ -124,7 +134,11 @@ mod tests {
         assert!(preset("nope").is_none());
         assert_eq!(
             LBKIT.strip_prefix(UPSTREAM_LOG),
-            Some(" rt=$request_time urt=$upstream_response_time us=$upstream_status")
+            Some(" rt=$request_time urt=$upstream_response_time us=$upstream_status cl=$sent_http_content_length")
+        );
+        assert_eq!(
+            LBKIT.strip_suffix(" cl=$sent_http_content_length"),
+            Some(LBKIT_1)
         );
         assert!(MAIN.starts_with(COMBINED) && UPSTREAM_LOG.starts_with(MAIN));
     }
@@ -202,7 +216,7 @@ mod tests {
             r#"192.168.1.20 - alice [21/Nov/2025:06:44:01 +0000] "POST /v1/chat/completions HTTP/1.1" "#,
             r#"200 512 "-" "curl/8.5.0" "10.1.1.1, 192.168.1.20" "#,
             "to: 127.0.0.1:8001, 127.0.0.1:8002 : 127.0.0.1:8003 ",
-            "rt=0.012 urt=0.001, 0.004 : 0.006 us=502, 504 : 200",
+            "rt=0.012 urt=0.001, 0.004 : 0.006 us=502, 504 : 200 cl=512",
         );
         let f = LogFormat::lbkit();
         let r = f.parse(line).unwrap();
@@ -228,7 +242,7 @@ mod tests {
 
     #[test]
     fn reads_a_request_that_never_reached_an_upstream() {
-        let line = r#"10.0.0.9 - - [21/Nov/2025:06:44:02 +0000] "\x16\x03\x01\x02\x00\x01" 400 157 "-" "-" "-" to: - rt=0.000 urt=- us=-"#;
+        let line = r#"10.0.0.9 - - [21/Nov/2025:06:44:02 +0000] "\x16\x03\x01\x02\x00\x01" 400 157 "-" "-" "-" to: - rt=0.000 urt=- us=- cl=157"#;
         let r = LogFormat::lbkit().parse(line).unwrap();
         assert_eq!(r.get("request"), Some(r"\x16\x03\x01\x02\x00\x01"));
         assert_eq!(r.get("status"), Some("400"));

@@ -56,7 +56,7 @@ fn lbkit(lines: &[(&str, usize, u16, &str)]) -> String {
     for (node, n, status, rt) in lines {
         for i in 0..*n {
             out.push_str(&format!(
-                "127.0.0.{} - - [21/Nov/2026:08:00:{:02} +0000] \"GET / HTTP/1.1\" {status} 18 \"-\" \"loadgen\" \"-\" to: {node} rt={rt} urt={rt} us={status}\n",
+                "127.0.0.{} - - [21/Nov/2026:08:00:{:02} +0000] \"GET / HTTP/1.1\" {status} 18 \"-\" \"loadgen\" \"-\" to: {node} rt={rt} urt={rt} us={status} cl=18\n",
                 i % 200 + 1,
                 i % 60
             ));

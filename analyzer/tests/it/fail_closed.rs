@@ -18,7 +18,7 @@ fn lbkit(nodes: &[(&str, usize)], seconds: usize) -> Vec<u8> {
     for (node, n) in nodes {
         for i in 0..*n {
             out.push_str(&format!(
-                "10.0.{}.{} - - [21/Nov/2026:08:00:{:02} +0000] \"GET / HTTP/1.1\" 200 18 \"-\" \"loadgen\" \"-\" to: {node} rt=0.010 urt=0.009 us=200\n",
+                "10.0.{}.{} - - [21/Nov/2026:08:00:{:02} +0000] \"GET / HTTP/1.1\" 200 18 \"-\" \"loadgen\" \"-\" to: {node} rt=0.010 urt=0.009 us=200 cl=18\n",
                 i / 200,
                 i % 200 + 1,
                 i % seconds

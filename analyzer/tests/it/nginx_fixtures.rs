@@ -15,6 +15,8 @@ fn lines(file: &str) -> Vec<&'static str> {
         "upstream_log" => include_str!("../data/nginx-upstream_log.log"),
         "upstream_log_port" => include_str!("../data/nginx-upstream_log_port.log"),
         "lbkit" => include_str!("../data/nginx-lbkit.log"),
+        // lbkit's format before cl= (kept from an earlier run of the script).
+        "lbkit-1" => include_str!("../data/nginx-lbkit-1.log"),
         "upstreaminfo" => include_str!("../data/nginx-upstreaminfo.log"),
         "json" => include_str!("../data/nginx-json.log"),
         _ => unreachable!("no fixture {file}"),
@@ -39,12 +41,13 @@ fn summary(format: &str) -> Summary {
 }
 
 /// Every fixture; those from `upstream_log` on log `$upstream_addr`.
-const FORMATS: [&str; 7] = [
+const FORMATS: [&str; 8] = [
     "combined",
     "main",
     "upstream_log",
     "upstream_log_port",
     "lbkit",
+    "lbkit-1",
     "upstreaminfo",
     "json",
 ];

@@ -89,3 +89,53 @@ async fn answers_that_break_http_are_exceptions() {
         );
     }
 }
+
+/// An upstream that promises 100 bytes and sends 5: the client sees 20
+/// failures, and the balancer's log (lbkit's format) must show 20 too.
+#[tokio::test]
+async fn a_body_cut_by_the_upstream_is_an_error_for_the_client_and_in_the_log() {
+    let cut = crate::run::canned(
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello",
+        b"",
+        Some(0),
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("engine-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let conf = format!(
+        "access_log {} lbkit;\nupstream u {{ server {cut}; }}\nserver {{ location / {{ proxy_pass http://u; }} }}",
+        log.display()
+    );
+    let config = balancer::conf::load("cut.conf", &conf).unwrap();
+    let proxy = balancer::proxy::Proxy::start(balancer::proxy::Options::new(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+    ))
+    .await
+    .unwrap();
+    let s = run(proxy.addr(), 20, 10).await;
+    proxy.shutdown().await;
+    assert_eq!(
+        (s.complete, s.failed_receive),
+        (0, 20),
+        "the client saw every body cut"
+    );
+    let read = analyzer::summarize(
+        &[analyzer::Input::File(log.clone())],
+        analyzer::formats::named("lbkit").unwrap(),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let all = &read.summary.all;
+    assert_eq!(
+        (all.requests, all.classes[1]),
+        (20, 20),
+        "logged 200, as nginx does"
+    );
+    assert_eq!(
+        (all.cut, all.errors),
+        (20, 20),
+        "and each one cut: an error"
+    );
+}
