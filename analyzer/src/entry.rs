@@ -142,7 +142,9 @@ impl Fields {
                 .ok_or_else(|| format!("{v:?} is not a time in seconds"))
         };
         if let Some(v) = value(self.upstream_status) {
-            if !upstream_attempts(v).iter().all(|s| is_status(s)) {
+            // One attempt (no space) is nearly every line: no list to split.
+            let listed = || upstream_attempts(v).iter().all(|s| is_status(s));
+            if !(is_status(v) || (v.contains(' ') && listed())) {
                 return Err(format!("{v:?} is not a list of $upstream_status codes"));
             }
         }
@@ -210,11 +212,13 @@ fn is_status(s: &str) -> bool {
 /// Traefik's `http://172.18.0.3:8000/`). `None` for no node: `-`, empty,
 /// or a bare path (Traefik 1's `/` when no backend was found).
 pub fn node_name(v: &str) -> Option<&str> {
-    let addr = v.split_once("://").map_or(v, |(_, rest)| rest);
-    let addr = if v.contains("://") {
-        addr.trim_end_matches('/')
-    } else {
-        addr
+    // A scheme's `://` is at the first colon; a plain `host:port`'s colon
+    // is followed by digits. (A char search: a `"://"` one builds a
+    // searcher per line.)
+    let scheme = v.find(':').filter(|i| v[*i..].starts_with("://"));
+    let addr = match scheme {
+        Some(i) => v[i + 3..].trim_end_matches('/'),
+        None => v,
     };
     (!addr.is_empty() && addr != "-" && !addr.starts_with('/')).then_some(addr)
 }
@@ -236,7 +240,26 @@ pub(crate) fn last(list: &str) -> (Option<&str>, usize) {
 /// nginx's times (`0.012`); `-` is "no time" (an attempt that never got a
 /// response head).
 pub(crate) fn seconds(v: &str) -> Option<f64> {
-    v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
+    decimal(v).or_else(|| v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0))
+}
+
+/// nginx's `12.345` (up to 3 decimals, as it writes times) without the
+/// general float parser: digits and the fraction as one integer, divided
+/// once, which rounds exactly as parsing the text does. `None` for anything
+/// else, which the general parser then reads.
+fn decimal(v: &str) -> Option<f64> {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    if whole.is_empty() || whole.len() > 12 || fraction.len() > 3 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in whole.bytes().chain(fraction.bytes()) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    Some(n as f64 / [1.0, 10.0, 100.0, 1000.0][fraction.len()])
 }
 
 /// `02/Mar/2025:21:10:11 +0800` to Unix seconds.
@@ -391,6 +414,26 @@ mod tests {
         );
         assert!(!cut(r#""HEAD / HTTP/1.1" 200 0 100 to: 127.0.0.1:8001"#));
         assert!(!cut(r#""GET / HTTP/1.1" 304 0 100 to: 127.0.0.1:8001"#));
+    }
+
+    #[test]
+    fn nginx_times_read_as_the_float_parser_reads_them() {
+        for t in [
+            "0.040",
+            "12.345",
+            "0",
+            "7.5",
+            "0.001",
+            "999999.999",
+            "1.10",
+            "300",
+        ] {
+            assert_eq!(decimal(t), Some(t.parse::<f64>().unwrap()), "{t}");
+        }
+        for other in ["1e3", "-1", ".5", "1.2345", "abc", "1.2.3", ""] {
+            assert_eq!(decimal(other), None, "{other}");
+        }
+        assert_eq!(seconds("1.2345"), Some(1.2345), "others still read");
     }
 
     #[test]

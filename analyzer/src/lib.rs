@@ -13,6 +13,7 @@
 //! ```
 
 mod check;
+mod clients;
 mod entry;
 pub mod evidence;
 pub mod expect;

@@ -30,6 +30,9 @@ pub struct Blocks<'r> {
     done: bool,
     /// In a line past MAX_LINE: its bytes are dropped up to its end.
     skipping: bool,
+    /// Blocks the workers are done with, to fill again: fresh memory for
+    /// every block would cost a page fault per 4 KiB read.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<'r> Blocks<'r> {
@@ -39,6 +42,7 @@ impl<'r> Blocks<'r> {
             carry: Vec::new(),
             done: false,
             skipping: false,
+            spare: Vec::new(),
         }
     }
 
@@ -46,14 +50,21 @@ impl<'r> Blocks<'r> {
     /// end of the input), or `None` at the end.
     pub fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
         // The carry is the start of a line: it holds no line end.
-        let mut block = std::mem::take(&mut self.carry);
+        let mut block = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK + (512 << 10)));
+        block.clear();
+        block.extend_from_slice(&self.carry);
+        self.carry.clear();
         // Where the block's unfinished last line starts.
         let mut partial = 0;
         loop {
             // A line is at most MAX_LINE + 1 < BLOCK here, so a full block
             // always holds a line end to cut at.
             if block.len() >= BLOCK && partial > 0 {
-                self.carry = block.split_off(partial);
+                self.carry.extend_from_slice(&block[partial..]);
+                block.truncate(partial);
                 return Ok(Some(block));
             }
             if self.done {
@@ -158,6 +169,7 @@ fn feed(
     first: Vec<u8>,
     blocks: &mut Blocks<'_>,
     send: &std::sync::mpsc::SyncSender<(u64, Vec<u8>)>,
+    returned: &Receiver<Vec<u8>>,
 ) -> io::Result<u64> {
     let mut line = 1;
     let mut block = Some(first);
@@ -168,6 +180,7 @@ fn feed(
             break;
         }
         line += lines;
+        blocks.spare.extend(returned.try_iter());
         block = blocks.next_block()?;
     }
     Ok(line - 1)
@@ -188,21 +201,30 @@ pub fn scan(
     // Two blocks waiting per worker keeps them busy without piling up.
     let (send, receive) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
     let receive = Mutex::new(receive);
-    let work = |receive: &Mutex<Receiver<(u64, Vec<u8>)>>| {
+    let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+    let work = |receive: &Mutex<Receiver<(u64, Vec<u8>)>>,
+                give_back: std::sync::mpsc::Sender<Vec<u8>>| {
         let mut summary = Summary::default();
         loop {
             // The lock is held only to take the next block.
             let next = receive.lock().map(|r| r.recv());
             let Ok(Ok((line, block))) = next else { break };
             add_block(&mut summary, reader, name, &block, line, order);
+            // The reader may have finished; then the block is just freed.
+            let _ = give_back.send(block);
         }
         summary
     };
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| work(&receive)))
+            .map(|_| {
+                let give_back = give_back.clone();
+                let receive = &receive;
+                scope.spawn(move || work(receive, give_back))
+            })
             .collect();
-        let fed = feed(first, blocks, &send);
+        drop(give_back);
+        let fed = feed(first, blocks, &send, &returned);
         // Closing the channel is what tells the workers the input ended.
         drop(send);
         let mut summary = Summary::default();

@@ -1,10 +1,11 @@
 //! The figures of a log, built line by line in flat memory (counts and HDR
 //! histograms, never the samples) and merged across chunks and files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+pub use crate::clients::{ClientTally, Clients};
 use crate::entry::Entry;
 use crate::fairness::{self, Fairness};
 
@@ -155,7 +156,7 @@ pub struct Summary {
     pub first_at: Option<f64>,
     pub last_at: Option<f64>,
     /// Requests and the nodes that served them, per client address.
-    pub clients: HashMap<String, ClientTally>,
+    pub clients: Clients,
     /// More than [`MAX_CLIENTS`] clients: `clients` holds the first ones.
     pub clients_overflow: bool,
     /// Requests per logged second: all of them first, then by node (in
@@ -168,27 +169,6 @@ pub struct Summary {
     /// is `node_order[i]`. A set per client rather than names keeps 100,000
     /// clients within a few MB.
     node_order: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ClientTally {
-    pub requests: u64,
-    /// The nodes that served this client, a bit each (see `node_order`).
-    nodes: u64,
-}
-
-impl ClientTally {
-    fn served_by(&mut self, index: Option<usize>, requests: u64) {
-        self.requests += requests;
-        if let Some(i) = index.filter(|i| *i < CLIENT_NODE_BITS) {
-            self.nodes |= 1 << i;
-        }
-    }
-
-    /// How many distinct nodes served this client.
-    pub fn node_count(&self) -> usize {
-        self.nodes.count_ones() as usize
-    }
 }
 
 /// How sticky clients were: seed 002's "memory split", where one user's
@@ -227,7 +207,7 @@ impl Summary {
             self.last_at = Some(self.last_at.map_or(at, |l| l.max(at)));
         }
         if let Some(c) = e.client {
-            self.client(c, |t| t.served_by(index, 1));
+            self.client(c, |t| t.served_by(index, 1, CLIENT_NODE_BITS));
         }
     }
 
@@ -286,9 +266,12 @@ impl Summary {
     }
 
     fn node_mut(&mut self, name: &str) -> &mut Tally {
-        let full = self.nodes.len() >= MAX_NODES && !self.nodes.contains_key(name);
+        // One lookup for a known node (nearly every line); the rest are new once.
+        if self.nodes.contains_key(name) {
+            return self.nodes.get_mut(name).expect("just found");
+        }
+        let full = self.nodes.len() >= MAX_NODES;
         let name = if full { OTHER_NODES } else { name };
-        // Two lookups for a new node, one for the rest: a node is new once.
         if !self.nodes.contains_key(name) {
             let t = Tally {
                 index: self.node_order.len(),
@@ -334,12 +317,10 @@ impl Summary {
     }
 
     fn client(&mut self, name: &str, update: impl FnOnce(&mut ClientTally)) {
-        if let Some(t) = self.clients.get_mut(name) {
-            update(t);
-        } else if self.clients.len() < MAX_CLIENTS {
-            update(self.clients.entry(name.to_string()).or_default());
-        } else {
-            self.clients_overflow = true;
+        let room = self.clients.len() < MAX_CLIENTS;
+        match self.clients.tally(name, room) {
+            Some(t) => update(t),
+            None => self.clients_overflow = true,
         }
     }
 
@@ -404,16 +385,17 @@ impl Summary {
             .iter()
             .map(|n| self.node_index(n))
             .collect();
-        for (name, theirs) in &other.clients {
-            self.client(name, |t| {
-                t.served_by(None, theirs.requests);
+        let full = self
+            .clients
+            .merge(&other.clients, MAX_CLIENTS, |t, theirs| {
+                t.served_by(None, theirs.requests, CLIENT_NODE_BITS);
                 for (bit, index) in ours.iter().enumerate().take(CLIENT_NODE_BITS) {
                     if theirs.nodes & (1 << bit) != 0 {
-                        t.served_by(Some(*index), 0);
+                        t.served_by(Some(*index), 0, CLIENT_NODE_BITS);
                     }
                 }
             });
-        }
+        self.clients_overflow |= full;
     }
 
     /// The chi-square test of requests per node against `expected` shares,

@@ -44,4 +44,19 @@ proptest! {
         }
         let _ = upstream_attempts(&line);
     }
+
+    /// The straight first-occurrence split is a shortcut, never a different
+    /// answer: what it reads, the full search reads too.
+    #[test]
+    fn the_fast_path_and_the_search_agree(line in primitives::fuzz::text(LINES)) {
+        for (_, text) in presets::PRESETS {
+            let f = LogFormat::compile(text, Escape::Default).expect("presets compile");
+            let line = line.strip_suffix('\n').unwrap_or(&line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let (mut fast, mut searched) = (Vec::new(), Vec::new());
+            let a = f.parse_into(line, &mut fast).map(|()| fast);
+            let b = f.search(line, &mut searched).map(|()| searched);
+            prop_assert_eq!(a, b);
+        }
+    }
 }

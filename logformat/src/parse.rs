@@ -161,6 +161,22 @@ impl LogFormat {
         let line = line.strip_suffix('\r').unwrap_or(line);
         values.clear();
         values.resize(self.names.len(), "");
+        // Nearly every line splits at the first occurrence of every
+        // literal: try that straight, and search only when it fails.
+        if self.greedy(line, values) {
+            return Ok(());
+        }
+        self.search(line, values)
+    }
+
+    /// The full search over the ways a line can split.
+    pub(crate) fn search<'a>(
+        &self,
+        line: &'a str,
+        values: &mut Vec<&'a str>,
+    ) -> Result<(), ParseError> {
+        values.clear();
+        values.resize(self.names.len(), "");
         let mut search = Search {
             format: self,
             line,
@@ -174,6 +190,48 @@ impl LogFormat {
         } else {
             Err(search.error())
         }
+    }
+}
+
+impl LogFormat {
+    /// The split at the first occurrence of each literal, checked as the
+    /// search checks a split: the first path the search would try, so when
+    /// it fits, its values are the search's, without the search's upkeep.
+    fn greedy<'a>(&self, line: &'a str, values: &mut [&'a str]) -> bool {
+        let bytes = line.as_bytes();
+        let (mut pos, mut slot) = (0, 0);
+        let mut segments = self.segments.iter().peekable();
+        while let Some(segment) = segments.next() {
+            match segment {
+                Segment::Literal(text) => {
+                    if !starts_with(&bytes[pos..], text.as_bytes()) {
+                        return false;
+                    }
+                    pos += text.len();
+                }
+                Segment::Var(_) => {
+                    let rest = &line[pos..];
+                    let end = match segments.peek() {
+                        Some(Segment::Literal(next)) => match find(rest, next) {
+                            Some(at) => at,
+                            None => return false,
+                        },
+                        None => rest.len(),
+                        Some(Segment::Var(_)) => return false,
+                    };
+                    let value = &rest[..end];
+                    let raw_quote =
+                        self.escape == Escape::Default && value.bytes().any(|b| b == b'"');
+                    if raw_quote || !fits(self, slot, value) {
+                        return false;
+                    }
+                    values[slot] = value;
+                    slot += 1;
+                    pos += end;
+                }
+            }
+        }
+        pos == line.len()
     }
 }
 
@@ -253,6 +311,13 @@ impl<'l> Search<'_, 'l, '_> {
         }
         let mut from = 0;
         let mut found = false;
+        // nginx writes `"` in a value as \x22, so a split whose value holds
+        // one cannot be the one nginx wrote: one search for the first `"`
+        // rules out every split past it.
+        let quote = match self.format.escape {
+            Escape::Default => memchr::memchr(b'"', rest.as_bytes()),
+            _ => None,
+        };
         while let Some(at) = find(&rest[from..], delimiter).map(|i| from + i) {
             found = true;
             if self.attempts == 0 {
@@ -260,12 +325,9 @@ impl<'l> Search<'_, 'l, '_> {
             }
             self.attempts -= 1;
             let value = &rest[..at];
-            if self.format.escape == Escape::Default
-                && memchr::memchr(b'"', value.as_bytes()).is_some()
-            {
-                // nginx writes `"` in a value as \x22, so this split cannot
-                // be the one nginx wrote.
+            if quote.is_some_and(|q| q < at) {
                 self.miss(pos, Miss::RawQuote { slot });
+                break;
             } else if !self.fits(slot, value) {
                 self.miss(
                     pos,
@@ -292,29 +354,7 @@ impl<'l> Search<'_, 'l, '_> {
     }
 
     fn fits(&self, slot: usize, value: &str) -> bool {
-        match self.format.shapes[slot] {
-            Shape::Any => true,
-            // escape=json/none write an unset port as nothing; default as `-`.
-            Shape::Number => {
-                (value.is_empty() && self.format.escape != Escape::Default)
-                    || value == "-"
-                    || (value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                        && value.bytes().any(|b| b.is_ascii_digit()))
-            }
-            // Entries never hold a space, so every space in a list is part
-            // of a separator: `a, b : c` fits, `a rt=0.1` does not (that is
-            // the next field of another format).
-            Shape::List => {
-                !value.starts_with([',', ':', ' '])
-                    && !value.ends_with([',', ':', ' '])
-                    && (!value.contains(' ')
-                        || value
-                            .split(" : ")
-                            .flat_map(|group| group.split(", "))
-                            .all(|entry| !entry.is_empty() && !entry.contains(' ')))
-            }
-            Shape::Word => !value.contains(' '),
-        }
+        fits(self.format, slot, value)
     }
 
     fn miss(&mut self, pos: usize, miss: Miss) {
@@ -402,6 +442,50 @@ impl<'l> Search<'_, 'l, '_> {
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;
+
+/// Whether `value` has the shape of the variable in `slot` (a number, a
+/// list, a word): the checks that tell one split of a line from another.
+fn fits(format: &LogFormat, slot: usize, value: &str) -> bool {
+    match format.shapes[slot] {
+        Shape::Any => true,
+        // escape=json/none write an unset port as nothing; default as `-`.
+        Shape::Number => {
+            if value.is_empty() {
+                return format.escape != Escape::Default;
+            }
+            // Digits and dots with a digit among them, or `-`: one pass.
+            let mut digit = false;
+            for b in value.bytes() {
+                match b {
+                    b'0'..=b'9' => digit = true,
+                    b'.' => {}
+                    _ => return value == "-",
+                }
+            }
+            digit
+        }
+        // Entries never hold a space, so every space in a list is part
+        // of a separator: `a, b : c` fits, `a rt=0.1` does not (that is
+        // the next field of another format).
+        Shape::List => {
+            !value.starts_with([',', ':', ' '])
+                && !value.ends_with([',', ':', ' '])
+                && (!has_space(value)
+                    || value
+                        .split(" : ")
+                        .flat_map(|group| group.split(", "))
+                        .all(|entry| !entry.is_empty() && !has_space(entry)))
+        }
+        Shape::Word => !has_space(value),
+    }
+}
+
+/// A space in a short value, by a plain loop: a char searcher's setup costs
+/// more than the scan.
+#[inline]
+fn has_space(value: &str) -> bool {
+    value.bytes().any(|b| b == b' ')
+}
 
 /// `hay.find(needle)` for the short literals of a log format: memchr to the
 /// literal's first byte, then compare. `str::find` builds a two-way searcher
