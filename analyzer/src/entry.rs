@@ -215,7 +215,10 @@ pub fn node_name(v: &str) -> Option<&str> {
     // A scheme's `://` is at the first colon; a plain `host:port`'s colon
     // is followed by digits. (A char search: a `"://"` one builds a
     // searcher per line.)
-    let scheme = v.find(':').filter(|i| v[*i..].starts_with("://"));
+    let scheme = v
+        .bytes()
+        .position(|b| b == b':')
+        .filter(|i| v[*i..].starts_with("://"));
     let addr = match scheme {
         Some(i) => v[i + 3..].trim_end_matches('/'),
         None => v,
@@ -248,7 +251,10 @@ pub(crate) fn seconds(v: &str) -> Option<f64> {
 /// once, which rounds exactly as parsing the text does. `None` for anything
 /// else, which the general parser then reads.
 fn decimal(v: &str) -> Option<f64> {
-    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let (whole, fraction) = match v.bytes().position(|b| b == b'.') {
+        Some(i) => (&v[..i], &v[i + 1..]),
+        None => (v, ""),
+    };
     if whole.is_empty() || whole.len() > 12 || fraction.len() > 3 {
         return None;
     }

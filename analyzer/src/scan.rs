@@ -111,18 +111,29 @@ impl<'r> Blocks<'r> {
 pub fn each_line<'b>(block: &'b [u8], first: u64, mut each: impl FnMut(u64, Cow<'b, str>)) {
     // memchr finds line ends many bytes at a time; a split on a closure
     // would look at every byte. Like that split, a block ending in `\n`
-    // ends with an empty line.
+    // ends with an empty line. A block that is valid UTF-8 as a whole (as
+    // logs nearly always are) is checked once, not line by line: a line
+    // end is always a character boundary.
+    let whole = std::str::from_utf8(block).ok();
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', block).chain([block.len()]);
     for (number, end) in (first..).zip(ends) {
-        let line = &block[start..end];
+        let range = start
+            ..block[start..end]
+                .strip_suffix(b"\r")
+                .map_or(end, |l| start + l.len());
         start = end + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        // Valid UTF-8 is the rule; checking for it first is much faster
-        // than the lossy conversion's chunking.
-        match std::str::from_utf8(line) {
-            Ok(text) => each(number, Cow::Borrowed(text)),
-            Err(_) => each(number, String::from_utf8_lossy(line)),
+        match whole {
+            Some(text) => each(number, Cow::Borrowed(&text[range])),
+            None => {
+                let line = &block[range];
+                // Valid UTF-8 is the rule; checking for it first is much
+                // faster than the lossy conversion's chunking.
+                match std::str::from_utf8(line) {
+                    Ok(text) => each(number, Cow::Borrowed(text)),
+                    Err(_) => each(number, String::from_utf8_lossy(line)),
+                }
+            }
         }
     }
 }

@@ -115,6 +115,9 @@ pub struct LogFormat {
     /// only their line, not the format.
     pub(crate) names: Arc<[String]>,
     pub(crate) shapes: Vec<Shape>,
+    /// `"` in the literals: a line with no more than these has none in its
+    /// values, and the per-value check for a raw quote can be skipped.
+    pub(crate) literal_quotes: usize,
     /// The first `$a$b` pair, which can be written but never read back.
     pub(crate) adjacent: Option<(String, String)>,
 }
@@ -184,12 +187,20 @@ impl LogFormat {
             [Segment::Var(a), Segment::Var(b)] => Some((a.clone(), b.clone())),
             _ => None,
         });
+        let literal_quotes = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(text) => text.bytes().filter(|b| *b == b'"').count(),
+                Segment::Var(_) => 0,
+            })
+            .sum();
         Ok(LogFormat {
             source: format.to_owned(),
             escape,
             segments,
             names: names.into(),
             shapes,
+            literal_quotes,
             adjacent,
         })
     }

@@ -199,6 +199,10 @@ impl LogFormat {
     /// it fits, its values are the search's, without the search's upkeep.
     fn greedy<'a>(&self, line: &'a str, values: &mut [&'a str]) -> bool {
         let bytes = line.as_bytes();
+        // Each `"` of the literals takes one of the line's: when the line
+        // has no others, no value holds one.
+        let quotes_in_values = self.escape == Escape::Default
+            && memchr::memchr_iter(b'"', bytes).count() > self.literal_quotes;
         let (mut pos, mut slot) = (0, 0);
         let mut segments = self.segments.iter().peekable();
         while let Some(segment) = segments.next() {
@@ -220,8 +224,7 @@ impl LogFormat {
                         Some(Segment::Var(_)) => return false,
                     };
                     let value = &rest[..end];
-                    let raw_quote =
-                        self.escape == Escape::Default && value.bytes().any(|b| b == b'"');
+                    let raw_quote = quotes_in_values && value.bytes().any(|b| b == b'"');
                     if raw_quote || !fits(self, slot, value) {
                         return false;
                     }
@@ -468,8 +471,9 @@ fn fits(format: &LogFormat, slot: usize, value: &str) -> bool {
         // of a separator: `a, b : c` fits, `a rt=0.1` does not (that is
         // the next field of another format).
         Shape::List => {
-            !value.starts_with([',', ':', ' '])
-                && !value.ends_with([',', ':', ' '])
+            let edge = |b: Option<&u8>| matches!(b, Some(b',' | b':' | b' '));
+            !edge(value.as_bytes().first())
+                && !edge(value.as_bytes().last())
                 && (!has_space(value)
                     || value
                         .split(" : ")
@@ -511,5 +515,5 @@ fn find(hay: &str, needle: &str) -> Option<usize> {
 /// comparison itself, once or twice per field of every line.
 #[inline]
 fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.iter().zip(needle).all(|(a, b)| a == b)
+    hay.len() >= needle.len() && &hay[..needle.len()] == needle
 }
