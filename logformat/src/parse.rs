@@ -515,5 +515,5 @@ fn find(hay: &str, needle: &str) -> Option<usize> {
 /// comparison itself, once or twice per field of every line.
 #[inline]
 fn starts_with(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && &hay[..needle.len()] == needle
+    hay.len() >= needle.len() && hay.iter().zip(needle).all(|(a, b)| a == b)
 }
