@@ -2,6 +2,8 @@
 //! allows: requests nginx answers with 400, headers that belong to one
 //! connection, and upstream answers whose length cannot be trusted. Pure.
 
+use std::borrow::Cow;
+
 use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::{Request, Version};
 
@@ -24,7 +26,12 @@ pub(crate) fn refusal<B>(req: &Request<B>) -> Option<&'static str> {
 /// resolved (also when written `%2e`), `None` when `..` would climb above
 /// the root. The request is still forwarded as the client wrote it, as
 /// nginx does for a `proxy_pass` without a URI.
-pub(crate) fn normalized_path(path: &str) -> Option<String> {
+pub(crate) fn normalized_path(path: &str) -> Option<Cow<'_, str>> {
+    // Nearly every path has no dot segment: nothing to resolve or allocate.
+    let dotted = path.contains("/.") || path.contains("%2e") || path.contains("%2E");
+    if !dotted {
+        return Some(Cow::Borrowed(path));
+    }
     let dots = |segment: &str| segment.replace("%2e", ".").replace("%2E", ".");
     let mut kept: Vec<&str> = Vec::new();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
@@ -42,7 +49,7 @@ pub(crate) fn normalized_path(path: &str) -> Option<String> {
             _ => kept.push(segment),
         }
     }
-    Some(format!("/{}", kept.join("/")))
+    Some(Cow::Owned(format!("/{}", kept.join("/"))))
 }
 
 /// Headers that belong to one connection and are never forwarded.
@@ -104,7 +111,7 @@ mod tests {
 
     #[test]
     fn paths_resolve_as_nginx_matches_them() {
-        let n = |p: &str| normalized_path(p);
+        let n = |p: &str| normalized_path(p).map(Cow::into_owned);
         assert_eq!(n("/").as_deref(), Some("/"));
         assert_eq!(n("/v1/chat").as_deref(), Some("/v1/chat"));
         assert_eq!(n("/a/./b/../c").as_deref(), Some("/a/c"));
