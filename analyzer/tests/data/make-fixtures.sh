@@ -19,7 +19,7 @@ bin=${1:-target/debug/mockbackend}
 [ -x "$bin" ] || cargo build -q -p mockbackend
 start_mock "$bin" 2
 work=$(mktemp -d)
-trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null; kill $MOCK_PID 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; kill $MOCK_PID 2>/dev/null || true; rm -rf "$work"' EXIT
 dead=$(free_port 18950)
 port=$(free_port $((dead + 1)))
 
