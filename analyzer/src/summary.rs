@@ -266,7 +266,8 @@ impl Summary {
     }
 
     fn node_mut(&mut self, name: &str) -> &mut Tally {
-        // One lookup for a known node (nearly every line); the rest are new once.
+        // A known node (nearly every line) is found and returned first: the
+        // cap and the insertion below are for a node seen the first time.
         if self.nodes.contains_key(name) {
             return self.nodes.get_mut(name).expect("just found");
         }

@@ -203,7 +203,7 @@ pub async fn run(
         .map(|_| Arc::new(Mutex::new(Stats::default())))
         .collect();
     let template = Arc::new(Template::new(&plan));
-    let workers: Vec<_> = (0..count)
+    let mut workers: Vec<_> = (0..count)
         .map(|w| {
             tokio::spawn(worker(
                 w,
@@ -216,7 +216,6 @@ pub async fn run(
             ))
         })
         .collect();
-    let mut workers = workers;
     let all_done = async {
         for w in workers.iter_mut() {
             let _ = w.await;

@@ -295,7 +295,7 @@ impl<'l> Search<'_, 'l, '_> {
             // check_parseable() rules this out before the search starts.
             Some(Segment::Var(_)) => return false,
             None => {
-                if self.fits(slot, rest) {
+                if fits(self.format, slot, rest) {
                     self.values[slot] = rest;
                     return true;
                 }
@@ -331,7 +331,7 @@ impl<'l> Search<'_, 'l, '_> {
             if quote.is_some_and(|q| q < at) {
                 self.miss(pos, Miss::RawQuote { slot });
                 break;
-            } else if !self.fits(slot, value) {
+            } else if !fits(self.format, slot, value) {
                 self.miss(
                     pos,
                     Miss::Misshapen {
@@ -354,10 +354,6 @@ impl<'l> Search<'_, 'l, '_> {
         }
         self.mark_dead(seg, pos);
         false
-    }
-
-    fn fits(&self, slot: usize, value: &str) -> bool {
-        fits(self.format, slot, value)
     }
 
     fn miss(&mut self, pos: usize, miss: Miss) {

@@ -118,13 +118,15 @@ impl Record {
 
     /// nginx's error-log line for a body the upstream broke off.
     pub fn cut_line(&self) -> String {
-        let (client, request) = match &self.request {
-            Some(r) => (
-                r.remote.ip().to_string(),
-                format!("{} {} {}", r.method, r.request_uri, r.protocol),
-            ),
-            None => ("-".into(), "-".into()),
+        // The values the log itself writes for these variables.
+        let var = |name: &str| {
+            let mut v = String::new();
+            if !self.write_value(name, &mut v) {
+                v.push('-');
+            }
+            v
         };
+        let (client, request) = (var("remote_addr"), var("request"));
         let upstream = self.upstream_addr.rsplit(", ").next().unwrap_or("-");
         format!(
             "upstream prematurely closed connection while reading upstream, client: {client}, request: \"{request}\", upstream: \"http://{upstream}\", {} of {} bytes sent",

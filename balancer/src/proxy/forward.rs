@@ -371,8 +371,10 @@ fn variable(parts: &hyper::http::request::Parts, name: &str, addr: IpAddr) -> Op
 
 /// Copies the request for one upstream, with the headers seed 003's nginx
 /// sets: Host, X-Real-IP, X-Forwarded-For (appended), X-Forwarded-Proto.
+/// `named` are the headers the client's `Connection:` names, not forwarded.
 fn upstream_request(
     parts: &hyper::http::request::Parts,
+    named: &[HeaderName],
     body: &Bytes,
     remote: &Remote,
 ) -> Request<Full<Bytes>> {
@@ -387,9 +389,8 @@ fn upstream_request(
     *req.uri_mut() = hyper::Uri::from(path);
     let headers = req.headers_mut();
     headers.reserve(parts.headers.len() + 4);
-    let named = hygiene::connection_named(&parts.headers);
     for (name, value) in &parts.headers {
-        if !not_forwarded(name, &named) && name != header::HOST && name != X_FORWARDED_FOR {
+        if !not_forwarded(name, named) && name != header::HOST && name != X_FORWARDED_FOR {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -435,6 +436,8 @@ async fn proxy(
     let mut attempt = group.lock().start(&client);
     attempt.limit_tries(next.tries);
     let idempotent = next::idempotent(parts.method.as_str());
+    // Once per request, not per attempt: every retry leaves the same out.
+    let named = hygiene::connection_named(&parts.headers);
     loop {
         let picked = group.lock().pick(&mut attempt, shared.now());
         let Some(peer_ref) = picked else {
@@ -452,7 +455,10 @@ async fn proxy(
         let sent_at = Instant::now();
         let result = to
             .pool
-            .send(|| upstream_request(&parts, &body, remote), read_timeout)
+            .send(
+                || upstream_request(&parts, &named, &body, remote),
+                read_timeout,
+            )
             .await;
         let rtt = sent_at.elapsed();
         let (attempted, response) = match result {
