@@ -40,6 +40,9 @@ struct Tokens {
     stall_after: Option<u32>,
     next: u32,
     first_at: Instant,
+    /// The exact wait for the first token (TTFT is measured to the
+    /// microsecond downstream); the runtime's timer paces the rest.
+    first: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     gap: Duration,
     sleep: Pin<Box<Sleep>>,
     finished: bool,
@@ -82,6 +85,7 @@ impl Reply {
             stall_after,
             next: 0,
             first_at,
+            first: Some(Box::pin(crate::pace::wait_until(first_at.into_std()))),
             gap,
             sleep: Box::pin(tokio::time::sleep_until(first_at)),
             finished: false,
@@ -131,6 +135,12 @@ impl Tokens {
                 .reset(Instant::now() + Duration::from_secs(86_400));
             let _ = self.sleep.as_mut().poll(cx);
             return Poll::Pending;
+        }
+        if let Some(first) = &mut self.first {
+            if first.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.first = None;
         }
         let due = self.first_at + self.gap * self.next;
         if Instant::now() < due {

@@ -70,8 +70,17 @@ pub struct Opts {
     /// Model name /v1/models lists [default: mock-model]
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
+    /// Prompt prefixes each port remembers, as an LLM server's KV cache: a
+    /// prompt that begins with one comes sooner to its first token [default: 0, no cache]
+    #[arg(long, value_name = "N")]
+    prefix_cache_size: Option<String>,
+    /// Time to first token when the whole prompt is cached; a partly cached
+    /// one gets a share between this and --ttft [default: 0]
+    #[arg(long, value_name = "DURATION")]
+    prefix_cache_ttft: Option<String>,
     /// Per-port settings: PORT:key=value,... (keys: name, latency, error_rate, error_status,
-    /// max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model); repeatable
+    /// max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model,
+    /// prefix_cache_size, prefix_cache_ttft); repeatable
     #[arg(long, value_name = "PORT:SETTINGS")]
     profile: Vec<String>,
     /// Seed for latency and error draws, so runs repeat
@@ -129,6 +138,8 @@ impl Opts {
             ("output_tokens", self.output_tokens),
             ("stall_after", self.stall_after),
             ("model", self.model),
+            ("prefix_cache_size", self.prefix_cache_size),
+            ("prefix_cache_ttft", self.prefix_cache_ttft),
         ];
         for (key, value) in profile_flags {
             if let Some(value) = value {

@@ -34,6 +34,8 @@ pub mod latency;
 pub mod metrics;
 pub mod node;
 pub mod openai;
+mod pace;
+pub mod prefix;
 pub mod profile;
 pub mod replies;
 pub mod routes;

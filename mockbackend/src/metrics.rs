@@ -66,6 +66,11 @@ pub struct Metrics {
     pub queued: AtomicU64,
     pub rejected_busy: AtomicU64,
     pub injected_errors: AtomicU64,
+    /// Prompt tokens looked up in the prefix cache and found there, and the
+    /// requests that found any (vLLM counts the first two in tokens too).
+    pub prefix_queries: AtomicU64,
+    pub prefix_hits: AtomicU64,
+    pub prefix_hit_requests: AtomicU64,
     window: Mutex<Window>,
 }
 
@@ -89,6 +94,9 @@ impl Default for Metrics {
             queued: AtomicU64::new(0),
             rejected_busy: AtomicU64::new(0),
             injected_errors: AtomicU64::new(0),
+            prefix_queries: AtomicU64::new(0),
+            prefix_hits: AtomicU64::new(0),
+            prefix_hit_requests: AtomicU64::new(0),
             window: Mutex::new(Window {
                 at: Instant::now(),
                 busy_us: 0,
@@ -234,7 +242,7 @@ impl Metrics {
                 }
             }
         }
-        let singles: [(&str, &str, &str, f64); 6] = [
+        let singles: [(&str, &str, &str, f64); 9] = [
             (
                 "mock_in_flight",
                 "gauge",
@@ -258,6 +266,24 @@ impl Metrics {
                 "counter",
                 "Errors answered on purpose (error_rate or the errors fault).",
                 self.injected_errors.load(Relaxed) as f64,
+            ),
+            (
+                "mock_prefix_cache_queries_total",
+                "counter",
+                "Prompt tokens looked up in the prefix cache.",
+                self.prefix_queries.load(Relaxed) as f64,
+            ),
+            (
+                "mock_prefix_cache_hits_total",
+                "counter",
+                "Prompt tokens found in the prefix cache.",
+                self.prefix_hits.load(Relaxed) as f64,
+            ),
+            (
+                "mock_prefix_cache_hit_requests_total",
+                "counter",
+                "Requests whose prompt began with a cached prefix.",
+                self.prefix_hit_requests.load(Relaxed) as f64,
             ),
             (
                 "mock_cpu_usage_percent",
@@ -315,6 +341,16 @@ impl Metrics {
         out
     }
 
+    /// A prompt of `prompt` tokens went through the prefix cache and
+    /// `cached` of them were there.
+    pub fn prefix_cache(&self, prompt: u32, cached: u32) {
+        self.prefix_queries.fetch_add(u64::from(prompt), Relaxed);
+        self.prefix_hits.fetch_add(u64::from(cached), Relaxed);
+        if cached > 0 {
+            self.prefix_hit_requests.fetch_add(1, Relaxed);
+        }
+    }
+
     /// The JSON view: seed 000's `cpu_usage`/`memory_usage` and the queue state.
     pub fn render_json(
         &self,
@@ -334,6 +370,11 @@ impl Metrics {
             "requests_total": self.total(),
             "errors_total": self.errors(),
             "rejected_total": self.rejected_busy.load(Relaxed),
+            "prefix_cache": {
+                "queried_tokens": self.prefix_queries.load(Relaxed),
+                "hit_tokens": self.prefix_hits.load(Relaxed),
+                "hit_requests": self.prefix_hit_requests.load(Relaxed),
+            },
             "timestamp": unix_seconds(),
         })
         .to_string()

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::faults::FaultState;
 use crate::latency::Latency;
 use crate::metrics::{LoadFigures, Metrics, NOMINAL_SLOTS};
+use crate::prefix::{self, PrefixCache};
 use crate::profile::Profile;
 
 pub struct Node {
@@ -32,6 +33,7 @@ pub struct Node {
     faulted: AtomicBool,
     gate: Option<Arc<Semaphore>>,
     seq: AtomicU64,
+    prefix_cache: Option<Mutex<PrefixCache>>,
     /// The current accept loop, while the port is up.
     pub(crate) listening: Mutex<Option<Listening>>,
 }
@@ -56,6 +58,7 @@ impl Node {
         log: bool,
     ) -> Node {
         let label = profile.name.clone().unwrap_or_else(|| addr.to_string());
+        let profile_cache = profile.prefix_cache_size;
         let rng = match seed {
             Some(s) => SmallRng::seed_from_u64(s.wrapping_add(index as u64)),
             None => SmallRng::from_os_rng(),
@@ -72,6 +75,7 @@ impl Node {
             faults: watch::Sender::new(FaultState::default()),
             faulted: AtomicBool::new(false),
             seq: AtomicU64::new(0),
+            prefix_cache: (profile_cache > 0).then(|| Mutex::new(PrefixCache::new(profile_cache))),
             listening: Mutex::new(None),
         }
     }
@@ -130,6 +134,34 @@ impl Node {
             TokenCount::Fixed(n) => n,
             count => count.sample(&mut *self.rng.lock().unwrap_or_else(|e| e.into_inner())),
         }
+    }
+
+    /// Whether the port keeps a prefix cache.
+    pub fn caches_prefixes(&self) -> bool {
+        self.prefix_cache.is_some()
+    }
+
+    /// A prompt's time to first token, and the prompt tokens the prefix
+    /// cache held (`None` without a cache); the prompt is remembered.
+    pub fn first_token_after(
+        &self,
+        prompt: u32,
+        prefixes: &[(u64, u32)],
+    ) -> (Duration, Option<u32>) {
+        let Some(cache) = &self.prefix_cache else {
+            return (self.profile.ttft, None);
+        };
+        let cached = cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(prefixes)
+            .min(prompt);
+        self.metrics.prefix_cache(prompt, cached);
+        let p = &self.profile;
+        (
+            prefix::ttft(p.ttft, p.prefix_cache_ttft, prompt, cached),
+            Some(cached),
+        )
     }
 
     pub fn next_id(&self) -> u64 {

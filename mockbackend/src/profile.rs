@@ -33,6 +33,11 @@ pub struct Profile {
     pub stall_after: Option<u32>,
     /// The model `/v1/models` lists and answers name.
     pub model: String,
+    /// Prompt prefixes the port remembers (its KV cache); 0: no cache.
+    pub prefix_cache_size: usize,
+    /// Time to first token when the whole prompt is cached; a partly
+    /// cached prompt gets a share between it and `ttft`.
+    pub prefix_cache_ttft: Duration,
 }
 
 impl Default for Profile {
@@ -49,6 +54,8 @@ impl Default for Profile {
             output_tokens: TokenCount::Fixed(16),
             stall_after: None,
             model: "mock-model".to_string(),
+            prefix_cache_size: 0,
+            prefix_cache_ttft: Duration::ZERO,
         }
     }
 }
@@ -59,7 +66,7 @@ impl Default for Profile {
 pub struct ProfileError(pub String);
 
 /// The keys `set` accepts, for error messages and docs.
-pub const KEYS: &str = "name, latency, error_rate, error_status, max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model";
+pub const KEYS: &str = "name, latency, error_rate, error_status, max_concurrency, queue, ttft, tokens_per_sec, output_tokens, stall_after, model, prefix_cache_size, prefix_cache_ttft";
 
 impl Profile {
     /// Applies one `key=value` setting. The error says what is wrong with the
@@ -111,6 +118,10 @@ impl Profile {
                     return Err("must not be empty".to_string());
                 }
                 self.model = value.to_string();
+            }
+            "prefix_cache_size" => self.prefix_cache_size = parse_count(value)?,
+            "prefix_cache_ttft" => {
+                self.prefix_cache_ttft = parse_duration(value).map_err(|e| e.to_string())?;
             }
             other => return Err(format!("unknown setting '{other}'; known: {KEYS}")),
         }
@@ -179,6 +190,8 @@ mod tests {
             ("tokens_per_sec", "20"),
             ("output_tokens", "32"),
             ("model", "llama"),
+            ("prefix_cache_size", "64"),
+            ("prefix_cache_ttft", "20ms"),
         ] {
             p.set(k, v).unwrap_or_else(|e| panic!("{k}={v}: {e}"));
         }
@@ -192,6 +205,8 @@ mod tests {
         assert_eq!(p.token_gap(), Duration::from_millis(50));
         assert_eq!(p.output_tokens, TokenCount::Fixed(32));
         assert_eq!(p.model, "llama");
+        assert_eq!(p.prefix_cache_size, 64);
+        assert_eq!(p.prefix_cache_ttft, Duration::from_millis(20));
     }
 
     #[test]

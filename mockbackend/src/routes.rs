@@ -94,6 +94,7 @@ pub fn route(method: &Method, path: &str) -> Routed {
         "/v1/chat/completions" => (Route::ChatCompletions, post, "POST"),
         "/v1/completions" => (Route::TextCompletions, post, "POST"),
         "/v1/models" => (Route::Models, read, "GET, HEAD"),
+        p if p.starts_with("/v1/models/") => (Route::Models, read, "GET, HEAD"),
         "/health" | "/healthz" => (Route::Health, read, "GET, HEAD"),
         "/ready" => (Route::Ready, read, "GET, HEAD"),
         "/metrics" => (Route::Metrics, read, "GET, HEAD"),
@@ -140,6 +141,7 @@ mod tests {
         );
         assert_eq!(r("POST", "/v1/completions"), ok(Route::TextCompletions));
         assert_eq!(r("GET", "/v1/models"), ok(Route::Models));
+        assert_eq!(r("GET", "/v1/models/mock-model"), ok(Route::Models));
         assert_eq!(r("GET", "/health"), ok(Route::Health));
         assert_eq!(r("GET", "/healthz"), ok(Route::Health));
         assert_eq!(r("GET", "/ready"), ok(Route::Ready));

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -19,6 +19,7 @@ use crate::body::Reply;
 use crate::faults::{parse_control, FaultState};
 use crate::node::Node;
 use crate::openai::{self, Kind};
+use crate::pace::wait;
 use crate::replies;
 use crate::routes::{route, Route, Routed};
 use crate::server::Shared;
@@ -368,13 +369,19 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
         default_model: &node.profile.model,
         output_tokens: node.draw_tokens(),
         server: node.port(),
+        prefixes: node.caches_prefixes(),
     };
-    let answer = match openai::parse(kind, body, cx) {
-        Ok(a) => a,
+    let openai::Parsed {
+        mut answer,
+        prefixes,
+    } = match openai::parse(kind, body, cx) {
+        Ok(p) => p,
         Err(msg) => return openai_error(StatusCode::BAD_REQUEST, &msg, "invalid_request_error"),
     };
+    let (ttft, cached) = node.first_token_after(answer.prompt_tokens, &prefixes);
+    answer.cached_tokens = cached;
     let gap = node.profile.token_gap();
-    let first_at = tokio::time::Instant::now() + node.profile.ttft;
+    let first_at = tokio::time::Instant::now() + ttft;
     if answer.stream {
         let mut r = respond(
             StatusCode::OK,
@@ -391,7 +398,8 @@ async fn completion(node: &Node, kind: Kind, body: &[u8]) -> Response<Reply> {
         r
     } else {
         // A whole answer takes as long as streaming it would have.
-        tokio::time::sleep_until(first_at + gap * answer.tokens.saturating_sub(1)).await;
+        crate::pace::wait_until((first_at + gap * answer.tokens.saturating_sub(1)).into_std())
+            .await;
         respond(StatusCode::OK, JSON, Reply::full(answer.full_body()))
     }
 }
@@ -456,11 +464,21 @@ fn info(
             let json = serde_json::json!({"cpu": load.cpu, "memory": load.memory, "timestamp": crate::metrics::unix_seconds()});
             respond(StatusCode::OK, JSON, Reply::full(json.to_string()))
         }
-        Route::Models => respond(
-            StatusCode::OK,
-            JSON,
-            Reply::full(openai::models(&node.profile.model)),
-        ),
+        Route::Models => {
+            let model = &node.profile.model;
+            match req.uri().path().strip_prefix("/v1/models/") {
+                None => respond(StatusCode::OK, JSON, Reply::full(openai::models(model))),
+                // Model ids may hold a slash (`org/name`); the rest of the path is the id.
+                Some(id) => match openai::model(model, id) {
+                    Some(body) => respond(StatusCode::OK, JSON, Reply::full(body)),
+                    None => respond(
+                        StatusCode::NOT_FOUND,
+                        JSON,
+                        Reply::full(openai::model_not_found(id)),
+                    ),
+                },
+            }
+        }
         _ => json_error(StatusCode::NOT_FOUND, "API not found", node.port()),
     }
 }
@@ -560,37 +578,6 @@ async fn control(ctx: &Ctx, route: Route, req: &Request<Incoming>) -> Response<R
     }
 }
 
-/// How early the runtime's timer is asked to wake us before a delay ends.
-/// tokio's timer has millisecond ticks and rounds up, so it wakes 0-2 ms late.
-const TIMER_SLOP: Duration = Duration::from_millis(2);
-
-/// How early an OS sleep is asked to end: its timer slack (50 µs by default)
-/// plus waking a thread, then waking the runtime worker, on a busy VM.
-const SLEEP_SLOP: Duration = Duration::from_micros(200);
-
-/// Waits `delay` to within a few microseconds rather than tokio's
-/// millisecond: a profile that says `latency=10ms` should be measured as
-/// 10 ms, not 11.3, or every latency figure downstream inherits the error.
-/// Three stages, each finer and costlier than the last: the runtime's timer
-/// for the bulk, an OS sleep on a blocking-pool thread (which leaves the
-/// workers free) for the last two milliseconds, and yielding in a loop for
-/// what the OS sleep leaves (under `SLEEP_SLOP`).
-async fn wait(delay: Duration) {
-    let deadline = Instant::now() + delay;
-    if let Some(coarse) = delay.checked_sub(TIMER_SLOP) {
-        tokio::time::sleep(coarse).await;
-    }
-    let fine = deadline.saturating_duration_since(Instant::now());
-    if let Some(fine) = fine.checked_sub(SLEEP_SLOP).filter(|d| !d.is_zero()) {
-        // A join error only comes from a runtime shutting down, and then
-        // ending the wait early is what shutdown wants.
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(fine)).await;
-    }
-    while Instant::now() < deadline {
-        tokio::task::yield_now().await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,18 +639,6 @@ mod tests {
                 refuse_control(&h, "t0k").unwrap().contains("other sites"),
                 "{origin}"
             );
-        }
-    }
-
-    /// Each stage hands over early and the next one finishes the job, so a
-    /// wait is never shorter than asked, whichever stages a delay goes through.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn wait_never_ends_early() {
-        for micros in [1, 150, 199, 200, 201, 900, 1_999, 2_000, 2_001, 7_500] {
-            let delay = Duration::from_micros(micros);
-            let start = Instant::now();
-            wait(delay).await;
-            assert!(start.elapsed() >= delay, "{delay:?} ended early");
         }
     }
 }

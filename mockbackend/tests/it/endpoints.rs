@@ -96,6 +96,17 @@ async fn openai_models_and_whole_answers() {
     let v = json(get(addr, "/v1/models").await).await;
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][0]["id"], "llama-mock");
+    // What the openai SDK's models.retrieve asks for.
+    let r = get(addr, "/v1/models/llama-mock").await;
+    assert_eq!(r.status(), 200);
+    let v = json(r).await;
+    assert_eq!(
+        (v["id"].as_str(), v["object"].as_str()),
+        (Some("llama-mock"), Some("model"))
+    );
+    let r = get(addr, "/v1/models/gpt-4").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r).await["error"]["code"], "model_not_found");
 
     let body = r#"{"messages":[{"role":"user","content":"say something"}],"max_tokens":3}"#;
     let v = json(post(addr, "/v1/chat/completions", body).await).await;
@@ -105,7 +116,10 @@ async fn openai_models_and_whole_answers() {
     assert_eq!(v["choices"][0]["message"]["content"], "The balancer sent");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 3);
-    assert_eq!(v["usage"]["prompt_tokens"], 2);
+    assert_eq!(
+        v["usage"]["prompt_tokens"], 4,
+        "13 characters, 4 to a token"
+    );
 
     let v = json(
         post(
