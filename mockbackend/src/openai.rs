@@ -197,7 +197,7 @@ impl Prompt {
                 if self.hash {
                     let mut utf8 = [0; 4];
                     self.hasher.write(c.encode_utf8(&mut utf8).as_bytes());
-                    boundary = chars % TEXT_BLOCK == 0;
+                    boundary = chars.is_multiple_of(TEXT_BLOCK);
                     if boundary {
                         let so_far = self.tokens.saturating_add(tokens_for(chars));
                         self.prefixes.push((self.hasher.finish(), so_far));
