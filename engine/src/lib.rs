@@ -17,6 +17,7 @@
 //! assert_eq!((plan.requests, plan.concurrency), (1000, 10));
 //! ```
 
+pub mod dataset;
 mod drive;
 mod exchange;
 mod files;
@@ -32,6 +33,7 @@ mod stats;
 mod streams;
 mod template;
 mod verdict;
+pub mod vllm;
 mod worker;
 
 pub use drive::{drive, Ran};

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
+use crate::dataset;
 use crate::schedule::{Arrival, ArrivalError, Pacing, Phase};
 use crate::streams::Slo;
 use crate::template::Text;
@@ -145,8 +146,26 @@ pub struct Variant {
     pub weight: u32,
 }
 
-/// The OpenAI-style request `--stream` sends when no body is given.
-pub const STREAM_BODY: &str = r#"{"model":"mock-model","messages":[{"role":"user","content":"Say something."}],"stream":true}"#;
+/// The OpenAI-style request `--stream` sends when no body is given: it asks
+/// for the usage chunk, so output tokens are the server's own count.
+pub fn stream_body(model: &str) -> String {
+    serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "Say something."}],
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    })
+    .to_string()
+}
+
+/// The model named in requests loadgen writes, unless `--model` says.
+pub const DEFAULT_MODEL: &str = "mock-model";
+
+/// `--dataset random`'s defaults, as vLLM's.
+pub const DEFAULT_INPUT_LEN: u32 = 1024;
+pub const DEFAULT_OUTPUT_LEN: u32 = 128;
+/// Requests a `--dataset random` run sends without -n (vLLM's --num-prompts).
+pub const DEFAULT_PROMPTS: u64 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -344,9 +363,63 @@ pub struct Flags {
     /// Gamma arrivals' shape: 1 is Poisson, below 1 burstier, above steadier
     #[arg(long, value_name = "F")]
     pub burstiness: Option<f64>,
-    /// Seed for random arrivals, so a run repeats [default: 0]
+    /// Seed for random arrivals and --dataset random, so a run repeats [default: 0]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Prompts to send, one per request in turn: a JSON-lines file of
+    /// {"prompt": ..., "output_tokens": N} or {"messages": [...]}, a ShareGPT
+    /// JSON file, or `random` (vLLM's synthetic prompts: --input-len,
+    /// --output-len, --range-ratio, --prefix-len); max_tokens is set from
+    /// each record; without -n each record is sent once
+    #[arg(long, value_name = "FILE|random")]
+    pub dataset: Option<String>,
+    /// The dataset file's bytes (read by the caller).
+    #[arg(skip)]
+    pub dataset_bytes: Option<Bytes>,
+    /// --dataset random: mean prompt length in tokens [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub input_len: Option<u32>,
+    /// --dataset random: mean answer length in tokens (max_tokens) [default: 128]
+    #[arg(long, value_name = "N")]
+    pub output_len: Option<u32>,
+    /// --dataset random: lengths vary uniformly within this share of the means [default: 0]
+    #[arg(long, value_name = "F")]
+    pub range_ratio: Option<f64>,
+    /// --dataset random: tokens of a prefix every prompt shares [default: 0]
+    #[arg(long, value_name = "N")]
+    pub prefix_len: Option<u32>,
+    /// The model named in the requests loadgen writes (--stream, --dataset) [default: mock-model]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// vLLM's name for -c: at most this many requests in flight, also
+    /// with --rate (arrivals past it wait for a free slot)
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
+}
+
+/// A dataset's records, and the requests to send when -n does not say.
+struct Records {
+    records: Vec<dataset::Record>,
+    requests: u64,
+}
+
+impl Records {
+    /// One request per record, in turn (a mix of weight 1 each is taken in
+    /// order), POSTed as JSON to the URL's path.
+    fn variants(&self, path: &str, model: &str, stream: bool) -> Vec<Variant> {
+        let endpoint = dataset::Endpoint::for_path(path);
+        let json = HeaderValue::from_static("application/json");
+        self.records
+            .iter()
+            .map(|r| Variant {
+                method: Method::POST,
+                path: Text::literal(path),
+                headers: vec![(hyper::header::CONTENT_TYPE, json.clone())],
+                body: Some(Text::literal(&r.body(endpoint, model, stream))),
+                weight: 1,
+            })
+            .collect()
+    }
 }
 
 /// With `-t` alone ab runs up to this many requests.
@@ -373,6 +446,7 @@ impl Flags {
     pub fn plan(self) -> Result<Plan, PlanError> {
         let target = Target::parse(&self.url).map_err(|why| err("URL", why.0))?;
         let time_limit = seconds("-t", self.time_limit)?;
+        let records = self.dataset()?;
         let requests = match (self.requests, time_limit) {
             (Some(0), _) => return Err(err("-n", "must be at least 1")),
             (Some(n), _) => n,
@@ -382,9 +456,17 @@ impl Flags {
                 Some(r) => ((t.as_secs_f64() * r).ceil() as u64).max(1),
                 None => TIME_LIMIT_REQUESTS,
             },
-            (None, None) => 1,
+            (None, None) => records.as_ref().map_or(1, |r| r.requests),
         };
-        let concurrency = self.concurrency.unwrap_or(1);
+        let concurrency = match (self.concurrency, self.max_concurrency) {
+            (Some(c), Some(m)) if c != m => {
+                return Err(err(
+                    "--max-concurrency",
+                    format!("is -c by vLLM's name; -c {c} says otherwise"),
+                ))
+            }
+            (c, m) => c.or(m).unwrap_or(1),
+        };
         if concurrency == 0 {
             return Err(err("-c", "must be at least 1"));
         }
@@ -404,8 +486,13 @@ impl Flags {
             .transpose()
             .map_err(|why| err("--slo", why.0))?;
         let (method, body) = self.method_and_body()?;
+        let mix = match &records {
+            None => Vec::new(),
+            Some(r) => r.variants(&target.path, self.model(), self.stream),
+        };
         Ok(Plan {
-            mix: Vec::new(),
+            variable_length: self.variable_length || self.stream || !mix.is_empty(),
+            mix,
             phases: Vec::new(),
             due: Vec::new(),
             arrival: self.arrival()?,
@@ -426,15 +513,77 @@ impl Flags {
             body,
             timeout,
             keep_going: self.keep_going,
-            // Streamed answers differ in length by nature (ids, times, token counts).
-            variable_length: self.variable_length || self.stream,
         })
     }
 
-    /// -p, -u, -i, -m, and --stream's default body.
+    fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
+    /// --dataset and the flags that shape it: the records, and the
+    /// requests to send without -n.
+    fn dataset(&self) -> Result<Option<Records>, PlanError> {
+        let synthetic_flags = [
+            ("--input-len", self.input_len.is_some()),
+            ("--output-len", self.output_len.is_some()),
+            ("--range-ratio", self.range_ratio.is_some()),
+            ("--prefix-len", self.prefix_len.is_some()),
+        ];
+        let Some(name) = &self.dataset else {
+            if let Some((flag, _)) = synthetic_flags.iter().find(|(_, set)| *set) {
+                return Err(err(flag, "goes with --dataset random"));
+            }
+            return Ok(None);
+        };
+        if self.post.is_some() || self.put.is_some() {
+            return Err(err(
+                "--dataset",
+                "cannot be used with -p or -u: the records are the bodies",
+            ));
+        }
+        if name == "random" {
+            let range_ratio = self.range_ratio.unwrap_or(0.0);
+            if !(0.0..1.0).contains(&range_ratio) {
+                return Err(err(
+                    "--range-ratio",
+                    format!("{range_ratio} is not from 0 up to 1"),
+                ));
+            }
+            let positive = |flag: &str, v: Option<u32>, default: u32| match v {
+                Some(0) => Err(err(flag, "must be at least 1")),
+                v => Ok(v.unwrap_or(default)),
+            };
+            let synthetic = dataset::Synthetic {
+                input_len: positive("--input-len", self.input_len, DEFAULT_INPUT_LEN)?,
+                output_len: positive("--output-len", self.output_len, DEFAULT_OUTPUT_LEN)?,
+                range_ratio,
+                prefix_len: self.prefix_len.unwrap_or(0),
+                seed: self.seed.unwrap_or(0),
+            };
+            let wanted = self.requests.unwrap_or(DEFAULT_PROMPTS);
+            return Ok(Some(Records {
+                records: synthetic.records(wanted),
+                requests: wanted,
+            }));
+        }
+        if let Some((flag, _)) = synthetic_flags.iter().find(|(_, set)| *set) {
+            return Err(err(flag, "goes with --dataset random, not a dataset file"));
+        }
+        let bytes = self.dataset_bytes.as_deref().unwrap_or_default();
+        let records =
+            dataset::parse(bytes).map_err(|e| err("--dataset", format!("{name}: {}", e.0)))?;
+        Ok(Some(Records {
+            requests: records.len() as u64,
+            records,
+        }))
+    }
+
+    /// -p, -u, -i, -m, and --stream's default body (a dataset's records
+    /// are POSTed too).
     fn method_and_body(&self) -> Result<(Method, Option<Bytes>), PlanError> {
-        let post = match (&self.post, self.stream && self.put.is_none()) {
-            (None, true) => Some(Bytes::from_static(STREAM_BODY.as_bytes())),
+        let wants_body = (self.stream || self.dataset.is_some()) && self.put.is_none();
+        let post = match (&self.post, wants_body) {
+            (None, true) => Some(Bytes::from(stream_body(self.model()))),
             (post, _) => post.clone(),
         };
         let (mut method, body) = match (post, self.put.clone()) {
@@ -476,12 +625,14 @@ impl Flags {
         add("-H", "host", &target.host_header())?;
         add("-H", "user-agent", "ApacheBench/2.3")?;
         add("-H", "accept", "*/*")?;
-        // --stream's default body is JSON; ab's default type is text.
-        let default_type = if self.stream && self.post.is_none() && self.put.is_none() {
-            "application/json"
-        } else {
-            "text/plain"
-        };
+        // --stream's and --dataset's bodies are JSON; ab's default type is text.
+        let default_type =
+            if (self.stream || self.dataset.is_some()) && self.post.is_none() && self.put.is_none()
+            {
+                "application/json"
+            } else {
+                "text/plain"
+            };
         match &self.content_type {
             Some(t) => add("-T", "content-type", t)?,
             None if has_body => add("-T", "content-type", default_type)?,

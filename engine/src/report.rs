@@ -263,12 +263,16 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
         st.errors()
     );
     line(&mut out, "time to first token:", &st.ttft);
+    if st.reasoning > 0 {
+        // A reasoning model's first token is its thinking; users wait for content.
+        line(&mut out, "time to first content:", &st.ttfc);
+    }
     line(&mut out, "inter-token latency:", &st.itl);
     line(&mut out, "time per output token:", &st.tpot);
     line(&mut out, "end to end:", &st.e2e);
     let _ = writeln!(
         out,
-        "  output tokens: {} ({:.1}/s), counted from {}{}",
+        "  output tokens: {} ({:.1}/s), from {}{}",
         st.output_tokens,
         st.tokens_per_sec(elapsed),
         st.token_source(),
@@ -281,6 +285,20 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
             String::new()
         }
     );
+    if st.input_from_usage > 0 {
+        let _ = writeln!(
+            out,
+            "  input tokens: {}, from the usage of {} streams",
+            st.input_tokens, st.input_from_usage
+        );
+    }
+    if st.reasoning > 0 {
+        let _ = writeln!(
+            out,
+            "  {} streams reasoned or called tools (counted as output)",
+            st.reasoning
+        );
+    }
     if plan.slo.is_some() {
         let _ = writeln!(
             out,
@@ -384,10 +402,13 @@ pub fn json(
             "answered": st.streams,
             "whole": st.complete,
             "ttft_ms": latency_json(&st.ttft),
+            "ttfc_ms": latency_json(&st.ttfc),
             "itl_ms": latency_json(&st.itl),
             "tpot_ms": latency_json(&st.tpot),
             "e2e_ms": latency_json(&st.e2e),
             "output_tokens": st.output_tokens,
+            "input_tokens": st.input_tokens,
+            "reasoning_streams": st.reasoning,
             "output_tokens_per_second": st.tokens_per_sec(elapsed),
             "tokens_counted_from": st.token_source(),
             "goodput": plan.slo.as_ref().map(|_| stats.goodput()),
@@ -401,6 +422,7 @@ pub fn json(
     serde_json::json!({
         "tool": "loadgen",
         "streams": streams,
+        "vllm": crate::vllm::block(plan, stats, elapsed),
         "version": env!("CARGO_PKG_VERSION"),
         "target": {"host": t.host, "port": t.port, "path": t.path},
         "concurrency": plan.concurrency,

@@ -138,6 +138,10 @@ pub struct Schedule {
     /// Requests finished so far, and how many of them failed: for progress.
     pub completed: AtomicU64,
     pub failed: AtomicU64,
+    /// Requests in flight now, and the most there were at once (vLLM's
+    /// max_concurrent_requests).
+    pub in_flight: AtomicU64,
+    pub peak_in_flight: AtomicU64,
     /// The first answer's body length: ab holds every answer of the run to
     /// it, whichever worker got it.
     pub document_length: std::sync::OnceLock<u64>,
@@ -175,6 +179,8 @@ impl Schedule {
             abandon: tokio::sync::Notify::new(),
             finished: AtomicBool::new(false),
             completed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             document_length: std::sync::OnceLock::new(),
         }

@@ -1,7 +1,10 @@
 //! OpenAI-style server-sent events, read as the bytes arrive: `data:` lines
 //! carrying chunks (`choices[0].delta.content` for chat,
-//! `choices[0].text` for completions), a `usage` object near the end, and
-//! `data: [DONE]`. Pure: the caller says when each piece of body arrived.
+//! `choices[0].text` for completions; a reasoning model's
+//! `delta.reasoning_content` and a tool call's `delta.tool_calls` are output
+//! too), a `usage` object (on a last chunk with no choices, as OpenAI sends
+//! it with `stream_options.include_usage`), and `data: [DONE]`. Pure: the
+//! caller says when each piece of body arrived.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -13,17 +16,24 @@ use serde::Deserialize;
 pub struct Stream {
     /// An unfinished line carried over from the last piece.
     line: Vec<u8>,
-    /// Chunks that carried output text.
+    /// Chunks that carried output: text, reasoning or a tool call.
     pub chunks: u64,
-    /// `usage.completion_tokens`, when the server sent it.
+    /// Of them, those with reasoning or a tool call and no text.
+    pub reasoning_chunks: u64,
+    /// `usage.completion_tokens` and `usage.prompt_tokens`, when the
+    /// server sent them (the last count wins: vLLM's continuous usage).
     pub usage_tokens: Option<u64>,
+    pub prompt_tokens: Option<u64>,
     /// `data: [DONE]` arrived.
     pub done: bool,
     /// An error event arrived (`data: {"error": ...}`, as OpenAI-compatible
     /// servers report a failure mid-stream): its message or the object.
     pub error: Option<String>,
-    /// When the first token arrived, from the request's start.
+    /// When the first token arrived (of any output), from the request's start.
     pub first_token: Option<Duration>,
+    /// When the first content token arrived: later than `first_token` for a
+    /// reasoning model, which thinks aloud first.
+    pub first_content: Option<Duration>,
     pub last_token: Option<Duration>,
 }
 
@@ -47,11 +57,16 @@ struct Choice<'a> {
 struct Delta<'a> {
     #[serde(borrow)]
     content: Option<Cow<'a, str>>,
+    /// DeepSeek's and vLLM's reasoning field; newer vLLM names it `reasoning`.
+    #[serde(borrow, alias = "reasoning")]
+    reasoning_content: Option<Cow<'a, str>>,
+    tool_calls: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 #[derive(Deserialize)]
 struct Usage {
     completion_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
 }
 
 /// Longest line kept while waiting for its end; a server that never ends
@@ -99,22 +114,36 @@ impl Stream {
             }
             return;
         }
-        if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
-            self.usage_tokens = Some(n);
+        if let Some(usage) = chunk.usage {
+            self.usage_tokens = usage.completion_tokens.or(self.usage_tokens);
+            self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
         }
-        let text = chunk.choices.first().and_then(|c| {
-            c.delta
-                .as_ref()
-                .and_then(|d| d.content.as_deref())
-                .or(c.text.as_deref())
-        });
-        if text.is_some_and(|t| !t.is_empty()) {
-            self.chunks += 1;
-            match self.last_token {
-                None => self.first_token = Some(at),
-                Some(last) => gap(at.saturating_sub(last)),
-            }
-            self.last_token = Some(at);
+        let Some(choice) = chunk.choices.first() else {
+            return; // the usage chunk
+        };
+        let nonempty = |t: &Option<Cow<'_, str>>| t.as_deref().is_some_and(|t| !t.is_empty());
+        let (content, other) = match &choice.delta {
+            Some(d) => (
+                nonempty(&d.content),
+                nonempty(&d.reasoning_content)
+                    || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty()),
+            ),
+            None => (nonempty(&choice.text), false),
+        };
+        if !(content || other) {
+            return;
+        }
+        self.chunks += 1;
+        if !content {
+            self.reasoning_chunks += 1;
+        }
+        match self.last_token {
+            None => self.first_token = Some(at),
+            Some(last) => gap(at.saturating_sub(last)),
+        }
+        self.last_token = Some(at);
+        if content && self.first_content.is_none() {
+            self.first_content = Some(at);
         }
     }
 
@@ -169,6 +198,37 @@ mod tests {
         assert!(s.done);
         assert_eq!(s.error.as_deref(), Some("model overloaded"));
         assert_eq!(s.chunks, 1);
+    }
+
+    /// OpenAI with include_usage: the usage comes on a chunk whose choices
+    /// are empty; a reasoning model's thoughts and tool calls are output,
+    /// and its first content token comes after its first token.
+    #[test]
+    fn usage_chunk_reasoning_and_tool_calls() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Let me think\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\" more\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":4,\"total_tokens\":13}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let mut s = Stream::default();
+        for (i, line) in body.split_inclusive("\n\n").enumerate() {
+            s.feed(
+                line.as_bytes(),
+                Duration::from_millis(10 * i as u64),
+                &mut |_| {},
+            );
+        }
+        assert_eq!((s.chunks, s.reasoning_chunks), (4, 3));
+        assert_eq!(s.tokens(), (4, true));
+        assert_eq!(s.prompt_tokens, Some(9));
+        assert_eq!(s.first_token, Some(Duration::from_millis(10)));
+        assert_eq!(s.first_content, Some(Duration::from_millis(30)));
+        assert!(s.done);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Stats {
     pub server: Option<String>,
     /// Event-stream answers, when there were any.
     pub streams: StreamStats,
+    /// The most requests that were in flight at once.
+    pub peak_in_flight: u64,
 }
 
 impl Default for Stats {
@@ -99,6 +101,7 @@ impl Default for Stats {
             first_error: None,
             server: None,
             streams: StreamStats::default(),
+            peak_in_flight: 0,
         }
     }
 }
@@ -221,6 +224,7 @@ impl Stats {
     /// Adds another worker's figures to these.
     pub fn merge(&mut self, other: Stats) {
         self.streams.merge(&other.streams);
+        self.peak_in_flight = self.peak_in_flight.max(other.peak_in_flight);
         self.complete += other.complete;
         self.failed_connect += other.failed_connect;
         self.failed_receive += other.failed_receive;

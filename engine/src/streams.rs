@@ -78,10 +78,20 @@ pub struct StreamStats {
     /// Of them, those that ended with `[DONE]`.
     pub complete: u64,
     pub ttft: Histogram<u64>,
+    /// Time to the first content token: for a reasoning model, after its
+    /// thinking; the same as `ttft` for any other.
+    pub ttfc: Histogram<u64>,
     pub itl: Histogram<u64>,
     pub tpot: Histogram<u64>,
     pub e2e: Histogram<u64>,
     pub output_tokens: u64,
+    /// Each whole stream's output tokens (a count, not microseconds).
+    pub output_lengths: Histogram<u64>,
+    /// Prompt tokens, from the servers' usage, and the streams that said.
+    pub input_tokens: u64,
+    pub input_from_usage: u64,
+    /// Streams with reasoning or tool-call output.
+    pub reasoning: u64,
     /// Streams whose token count came from the server's `usage`, and from
     /// counting chunks; and those with usage whose chunk count differed.
     pub from_usage: u64,
@@ -98,10 +108,15 @@ impl Default for StreamStats {
             streams: 0,
             complete: 0,
             ttft: histogram(),
+            ttfc: histogram(),
             itl: histogram(),
             tpot: histogram(),
             e2e: histogram(),
             output_tokens: 0,
+            output_lengths: histogram(),
+            input_tokens: 0,
+            input_from_usage: 0,
+            reasoning: 0,
             from_usage: 0,
             from_chunks: 0,
             usage_disagrees: 0,
@@ -129,6 +144,17 @@ impl StreamStats {
         let _ = self.e2e.record(micros(s.total));
         let (tokens, from_usage) = sse.tokens();
         self.output_tokens += tokens;
+        let _ = self.output_lengths.record(tokens);
+        if let Some(n) = sse.prompt_tokens {
+            self.input_tokens += n;
+            self.input_from_usage += 1;
+        }
+        if sse.reasoning_chunks > 0 {
+            self.reasoning += 1;
+        }
+        if let Some(t) = sse.first_content {
+            let _ = self.ttfc.record(micros(t));
+        }
         if from_usage {
             self.from_usage += 1;
             if tokens != sse.chunks {
@@ -189,6 +215,8 @@ impl StreamStats {
         self.complete += other.complete;
         for (mine, theirs) in [
             (&mut self.ttft, &other.ttft),
+            (&mut self.ttfc, &other.ttfc),
+            (&mut self.output_lengths, &other.output_lengths),
             (&mut self.itl, &other.itl),
             (&mut self.tpot, &other.tpot),
             (&mut self.e2e, &other.e2e),
@@ -196,6 +224,9 @@ impl StreamStats {
             let _ = mine.add(theirs);
         }
         self.output_tokens += other.output_tokens;
+        self.input_tokens += other.input_tokens;
+        self.input_from_usage += other.input_from_usage;
+        self.reasoning += other.reasoning;
         self.from_usage += other.from_usage;
         self.from_chunks += other.from_chunks;
         self.usage_disagrees += other.usage_disagrees;
@@ -218,13 +249,13 @@ impl StreamStats {
         self.output_tokens as f64 / elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// Where the token counts came from, as the report says it.
+    /// Where the output token counts came from, as the report says it.
     pub fn token_source(&self) -> &'static str {
         match (self.from_usage, self.from_chunks) {
             (0, 0) => "none",
-            (_, 0) => "the servers' usage counts",
-            (0, _) => "counted chunks (the servers sent no usage)",
-            _ => "usage where sent, else counted chunks",
+            (_, 0) => "the servers' usage",
+            (0, _) => "chunks, one token each (the servers sent no usage)",
+            _ => "the servers' usage where sent, else chunks",
         }
     }
 }
@@ -279,7 +310,10 @@ mod tests {
             (1, 1, 0)
         );
         assert_eq!(st.output_tokens, 20);
-        assert_eq!(st.token_source(), "usage where sent, else counted chunks");
+        assert_eq!(
+            st.token_source(),
+            "the servers' usage where sent, else chunks"
+        );
     }
 
     #[test]

@@ -47,11 +47,14 @@ async fn worker(
             source: template.source(i),
         };
         streaming.reset();
+        let now = schedule.in_flight.fetch_add(1, Relaxed) + 1;
+        schedule.peak_in_flight.fetch_max(now, Relaxed);
         let outcome = tokio::time::timeout(
             plan.timeout,
             once(&send, &node_headers, &mut conn, addr, start, &mut streaming),
         )
         .await;
+        schedule.in_flight.fetch_sub(1, Relaxed);
         // Taken only to record, never across an await.
         let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
         let stats = &mut *guard;
@@ -239,6 +242,7 @@ pub async fn run(
     if let Some(len) = schedule.document_length.get() {
         stats.document_length = Some(*len);
     }
+    stats.peak_in_flight = schedule.peak_in_flight.load(Relaxed);
     stats
 }
 

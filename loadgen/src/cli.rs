@@ -77,7 +77,8 @@ pub struct Opts {
         "head", "keep_going", "variable_length", "proxy", "rate", "node_headers",
         "node_field", "forwarded_for_pool", "source_ips", "output", "csv",
         "gnuplot", "log", "stream", "slo", "arrival", "burstiness", "seed",
-        "expect_weights",
+        "expect_weights", "dataset", "input_len", "output_len", "range_ratio",
+        "prefix_len", "model", "max_concurrency",
     ])]
     scenario: Option<PathBuf>,
     /// With --scenario: run it on these balancers instead of its own
@@ -146,10 +147,17 @@ impl Opts {
     }
 
     pub fn plan(self) -> Result<Plan, PlanError> {
+        let dataset_file = self
+            .flags
+            .dataset
+            .as_ref()
+            .filter(|d| *d != "random")
+            .map(PathBuf::from);
         Flags {
             url: self.url.unwrap_or_default(),
             post: read("-p", &self.post)?,
             put: read("-u", &self.put)?,
+            dataset_bytes: read("--dataset", &dataset_file)?,
             ..self.flags
         }
         .plan()

@@ -173,3 +173,83 @@ async fn an_error_event_is_a_stream_error_not_a_whole_stream() {
         s.first_error
     );
 }
+
+/// Each request takes the next record, and its answer is as long as the
+/// record asked: the mock would say 64 tokens, each record's max_tokens
+/// cuts it to the record's length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_run_sends_each_record_and_its_output_length() {
+    let m = mock(&[("output_tokens", "64")]).await;
+    let lengths = [3u64, 5, 8, 13, 2, 21];
+    let mut file = String::new();
+    for (i, n) in lengths.iter().enumerate() {
+        let record = if i % 2 == 0 {
+            serde_json::json!({"prompt": format!("question {i}"), "output_tokens": n})
+        } else {
+            serde_json::json!({"messages": [{"role": "user", "content": "abcdefgh"}], "output_tokens": n})
+        };
+        file.push_str(&format!("{record}\n"));
+    }
+    let flags = Flags {
+        url: format!("http://{}/v1/chat/completions", m.addrs()[0]),
+        concurrency: Some(2),
+        stream: true,
+        keepalive: true,
+        dataset: Some("prompts.jsonl".into()),
+        dataset_bytes: Some(file.into()),
+        ..Flags::default()
+    };
+    let (s, _) = crate::run::run(flags).await;
+    let st = &s.streams;
+    assert_eq!(
+        (s.complete, st.complete),
+        (6, 6),
+        "without -n, each record once: {:?}",
+        s.errors
+    );
+    assert_eq!(st.from_usage, 6, "the dataset's bodies ask for usage");
+    assert_eq!(st.output_tokens, lengths.iter().sum::<u64>());
+    let mut seen: Vec<u64> = st
+        .output_lengths
+        .iter_recorded()
+        .flat_map(|v| std::iter::repeat_n(v.value_iterated_to(), v.count_at_value() as usize))
+        .collect();
+    seen.sort();
+    let mut want = lengths.to_vec();
+    want.sort();
+    assert_eq!(seen, want, "one answer of each record's length");
+    // "question 0" is 10 characters (3 tokens); "abcdefgh" 2.
+    assert_eq!(st.input_tokens, 3 * 3 + 3 * 2);
+    m.shutdown().await;
+}
+
+/// vLLM's synthetic prompts: lengths within the ratio, the answers' too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_dataset_has_the_lengths_asked_for() {
+    let m = mock(&[("output_tokens", "1000")]).await;
+    let flags = Flags {
+        url: format!("http://{}/v1/completions", m.addrs()[0]),
+        requests: Some(40),
+        concurrency: Some(4),
+        stream: true,
+        keepalive: true,
+        dataset: Some("random".into()),
+        input_len: Some(200),
+        output_len: Some(20),
+        range_ratio: Some(0.5),
+        prefix_len: Some(10),
+        ..Flags::default()
+    };
+    let (s, _) = crate::run::run(flags).await;
+    let st = &s.streams;
+    assert_eq!(st.complete, 40, "{:?}", s.errors);
+    assert!(
+        (10..=30).contains(&st.output_lengths.min()),
+        "{}",
+        st.output_lengths.min()
+    );
+    assert!(st.output_lengths.max() <= 30);
+    let mean_input = st.input_tokens as f64 / 40.0;
+    assert!((150.0..=270.0).contains(&mean_input), "{mean_input}");
+    m.shutdown().await;
+}

@@ -28,6 +28,39 @@ fn bad_usage_is_one_line_and_exit_2() {
         "-H: 'NoColon' has no ':'",
     );
     usage_error(&["http://no-such-host.invalid/"], "cannot resolve");
+    usage_error(
+        &[
+            "--dataset",
+            "/nonexistent/prompts.jsonl",
+            "http://127.0.0.1:1/",
+        ],
+        "--dataset: cannot read /nonexistent/prompts.jsonl",
+    );
+    usage_error(
+        &["--input-len", "64", "http://127.0.0.1:1/"],
+        "--input-len: goes with --dataset random",
+    );
+    usage_error(
+        &[
+            "--dataset",
+            "random",
+            "--range-ratio",
+            "1.5",
+            "http://127.0.0.1:1/",
+        ],
+        "--range-ratio: 1.5 is not from 0 up to 1",
+    );
+    usage_error(
+        &["-c", "4", "--max-concurrency", "8", "http://127.0.0.1:1/"],
+        "--max-concurrency: is -c by vLLM's name",
+    );
+    let bad = std::env::temp_dir().join(format!("loadgen-bad-{}.jsonl", std::process::id()));
+    std::fs::write(&bad, "{\"prompt\": \"ok\"}\n{\"prompt\": 7}\n").unwrap();
+    usage_error(
+        &["--dataset", bad.to_str().unwrap(), "http://127.0.0.1:1/"],
+        "line 2: \"prompt\" must be a string",
+    );
+    let _ = std::fs::remove_file(&bad);
 }
 
 #[test]
@@ -345,6 +378,88 @@ async fn x_sends_through_a_proxy_with_the_absolute_url() {
     assert!(
         out.contains("Document Length:        8 bytes"),
         "/health answered: {out}"
+    );
+    m.shutdown().await;
+}
+
+/// The `vllm` block of --json says what the text report says, under
+/// vLLM's names: one streamed run printed both ways.
+#[tokio::test]
+async fn the_vllm_block_agrees_with_the_text_report() {
+    let mut config = mockbackend::Config::ephemeral(
+        1,
+        mockbackend::Profile {
+            ttft: std::time::Duration::from_millis(20),
+            tokens_per_sec: 500.0,
+            ..Default::default()
+        },
+    );
+    config.admin_token = Some("t".into());
+    let m = mockbackend::Server::start(config).await.unwrap();
+    let url = format!("http://{}/v1/chat/completions", m.addrs()[0]);
+    let file = std::env::temp_dir().join(format!("loadgen-vllm-{}.json", std::process::id()));
+    let args: Vec<String> = [
+        "-n",
+        "40",
+        "-c",
+        "4",
+        "-k",
+        "--stream",
+        "--slo",
+        "ttft<1s",
+        "--dataset",
+        "random",
+        "--input-len",
+        "64",
+        "--output-len",
+        "8",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([format!("--json={}", file.display()), url])
+    .collect();
+    let (code, text) = loadgen(args).await;
+    assert_eq!(code, 0, "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let v = &json["vllm"];
+    assert_eq!(v["completed"], 40);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(
+        v["total_output_tokens"], 320,
+        "8 tokens each, as max_tokens asked"
+    );
+    assert!(text.contains("output tokens: 320 ("), "{text}");
+    assert!(text.contains("from the servers' usage"), "{text}");
+    assert_eq!(v["total_input_tokens"], json["streams"]["input_tokens"]);
+    assert!(
+        text.contains(&format!("input tokens: {},", v["total_input_tokens"])),
+        "{text}"
+    );
+    assert_eq!(v["max_concurrency"], 4);
+    let peak = v["max_concurrent_requests"].as_u64().unwrap();
+    assert!((1..=4).contains(&peak), "{peak}");
+    // The text's TTFT p50 is the vLLM block's median, to the printed precision.
+    let ttft_line = text
+        .lines()
+        .find(|l| l.contains("time to first token:"))
+        .unwrap();
+    let p50: f64 = ttft_line
+        .split("p50=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let median = v["median_ttft_ms"].as_f64().unwrap();
+    assert!((p50 - median).abs() < 0.01, "{p50} vs {median}");
+    assert!(median >= 20.0);
+    let secs = v["duration"].as_f64().unwrap();
+    let rps = v["request_throughput"].as_f64().unwrap();
+    assert!((rps * secs - 40.0).abs() < 1e-6);
+    assert!(
+        (v["request_goodput"].as_f64().unwrap() - rps).abs() < 1e-6,
+        "all met the SLO"
     );
     m.shutdown().await;
 }

@@ -1,0 +1,363 @@
+//! Prompts to send, one record per request, as LLM serving benchmarks take
+//! them: a JSON-lines file (`{"prompt": ..., "output_tokens": ...}` or chat
+//! `{"messages": [...]}`), a ShareGPT file (a JSON array of
+//! `{"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}`), or
+//! synthetic prompts like vLLM's `random` dataset, which need no tokenizer.
+//! Pure: the caller reads the file and hands its bytes in.
+//!
+//! Token counts follow mockbackend's rule (about 4 characters to a token),
+//! so a synthetic prompt of N tokens is N four-character words.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Characters to a token: the rule mockbackend counts prompts by.
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// The most synthetic prompts made; a longer run takes them again in turn.
+pub const MAX_SYNTHETIC: u64 = 10_000;
+
+/// One request's prompt and how long its answer should be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub prompt: Prompt,
+    /// Sent as `max_tokens`; `None`: the server decides.
+    pub output_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    Text(String),
+    /// Chat messages, `(role, content)`.
+    Messages(Vec<(String, String)>),
+}
+
+/// vLLM's `random` dataset: lengths drawn uniformly within `range_ratio`
+/// of the means, after a shared prefix of `prefix_len` tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Synthetic {
+    pub input_len: u32,
+    pub output_len: u32,
+    pub range_ratio: f64,
+    pub prefix_len: u32,
+    pub seed: u64,
+}
+
+impl Synthetic {
+    pub fn records(&self, count: u64) -> Vec<Record> {
+        let mut rng = SmallRng::seed_from_u64(self.seed);
+        let prefix = words(&mut rng, self.prefix_len);
+        let draw = |rng: &mut SmallRng, mean: u32| -> u32 {
+            let low = (f64::from(mean) * (1.0 - self.range_ratio)).round() as u32;
+            let high = (f64::from(mean) * (1.0 + self.range_ratio)).round() as u32;
+            rng.random_range(low.max(1)..=high.max(1))
+        };
+        (0..count.min(MAX_SYNTHETIC))
+            .map(|_| {
+                let input = draw(&mut rng, self.input_len);
+                let output = draw(&mut rng, self.output_len);
+                let mut text = prefix.clone();
+                text.push_str(&words(&mut rng, input));
+                Record {
+                    prompt: Prompt::Text(text),
+                    output_tokens: Some(output),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `n` tokens of text: four-character words ("abc "), one token each.
+fn words(rng: &mut SmallRng, n: u32) -> String {
+    let mut s = String::with_capacity(n as usize * CHARS_PER_TOKEN);
+    for _ in 0..n {
+        for _ in 0..CHARS_PER_TOKEN - 1 {
+            s.push(char::from(b'a' + rng.random_range(0..26u8)));
+        }
+        s.push(' ');
+    }
+    s
+}
+
+/// A dataset file that does not read: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DatasetError(pub String);
+
+#[derive(Deserialize)]
+struct Line {
+    prompt: Option<Value>,
+    messages: Option<Vec<Message>>,
+    #[serde(alias = "max_tokens", alias = "output_len")]
+    output_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    role: String,
+    content: Value,
+}
+
+#[derive(Deserialize)]
+struct ShareGpt {
+    #[serde(default)]
+    conversations: Vec<Turn>,
+}
+
+#[derive(Deserialize)]
+struct Turn {
+    value: String,
+}
+
+/// Reads a dataset file: a JSON array is ShareGPT, anything else JSON lines.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, DatasetError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| DatasetError(format!("not UTF-8 text ({e})")))?;
+    let records = if text.trim_start().starts_with('[') {
+        sharegpt(text)?
+    } else {
+        json_lines(text)?
+    };
+    if records.is_empty() {
+        return Err(DatasetError("holds no prompts".into()));
+    }
+    Ok(records)
+}
+
+fn json_lines(text: &str) -> Result<Vec<Record>, DatasetError> {
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |why: String| DatasetError(format!("line {}: {why}", n + 1));
+        let l: Line = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+        let prompt = match (l.prompt, l.messages) {
+            (Some(Value::String(p)), None) => Prompt::Text(p),
+            (None, Some(m)) if !m.is_empty() => Prompt::Messages(
+                m.into_iter()
+                    .map(|m| (m.role, text_of(&m.content)))
+                    .collect(),
+            ),
+            (Some(_), None) => return Err(at("\"prompt\" must be a string".into())),
+            _ => {
+                return Err(at(
+                    "needs \"prompt\" (a string) or \"messages\" (a non-empty list), not both"
+                        .into(),
+                ))
+            }
+        };
+        if l.output_tokens == Some(0) {
+            return Err(at("\"output_tokens\" must be at least 1".into()));
+        }
+        records.push(Record {
+            prompt,
+            output_tokens: l.output_tokens,
+        });
+    }
+    Ok(records)
+}
+
+/// As vLLM reads ShareGPT: the first turn is the prompt and the second, the
+/// answer, gives the output length (whoever `from` says spoke them) (here by the 4-characters rule);
+/// conversations of fewer than two turns are skipped.
+fn sharegpt(text: &str) -> Result<Vec<Record>, DatasetError> {
+    let all: Vec<ShareGpt> = serde_json::from_str(text)
+        .map_err(|e| DatasetError(format!("not a ShareGPT JSON array: {e}")))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|c| {
+            let mut turns = c.conversations.into_iter();
+            let (first, second) = (turns.next()?, turns.next()?);
+            let answer = second.value.chars().count().div_ceil(CHARS_PER_TOKEN);
+            Some(Record {
+                prompt: Prompt::Text(first.value),
+                output_tokens: Some(u32::try_from(answer).unwrap_or(u32::MAX).max(1)),
+            })
+        })
+        .collect())
+}
+
+/// A message's content as text: a string, or its text parts joined.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// Which OpenAI request a record becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v1/chat/completions`: `messages`.
+    Chat,
+    /// `/v1/completions`: `prompt`.
+    Text,
+}
+
+impl Endpoint {
+    /// A path ending in `/completions` that is not a chat one takes a
+    /// prompt; every other path takes chat messages.
+    pub fn for_path(path: &str) -> Endpoint {
+        let path = path.split('?').next().unwrap_or(path);
+        if path.ends_with("/completions") && !path.ends_with("/chat/completions") {
+            Endpoint::Text
+        } else {
+            Endpoint::Chat
+        }
+    }
+}
+
+impl Record {
+    /// The JSON request body for this record.
+    pub fn body(&self, endpoint: Endpoint, model: &str, stream: bool) -> String {
+        let mut body = serde_json::Map::new();
+        body.insert("model".into(), model.into());
+        match (endpoint, &self.prompt) {
+            (Endpoint::Chat, Prompt::Text(p)) => {
+                body.insert(
+                    "messages".into(),
+                    serde_json::json!([{"role": "user", "content": p}]),
+                );
+            }
+            (Endpoint::Chat, Prompt::Messages(m)) => {
+                let m: Vec<Value> = m
+                    .iter()
+                    .map(|(role, content)| serde_json::json!({"role": role, "content": content}))
+                    .collect();
+                body.insert("messages".into(), m.into());
+            }
+            (Endpoint::Text, Prompt::Text(p)) => {
+                body.insert("prompt".into(), p.as_str().into());
+            }
+            (Endpoint::Text, Prompt::Messages(m)) => {
+                let joined: Vec<&str> = m.iter().map(|(_, c)| c.as_str()).collect();
+                body.insert("prompt".into(), joined.join("\n").into());
+            }
+        }
+        if let Some(n) = self.output_tokens {
+            body.insert("max_tokens".into(), n.into());
+        }
+        if stream {
+            body.insert("stream".into(), true.into());
+            body.insert(
+                "stream_options".into(),
+                serde_json::json!({"include_usage": true}),
+            );
+        }
+        Value::Object(body).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_of_prompts_and_messages() {
+        let file = concat!(
+            "{\"prompt\": \"Tell me a story\", \"output_tokens\": 12}\n",
+            "\n",
+            "{\"messages\": [{\"role\": \"system\", \"content\": \"brief\"}, {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]}], \"max_tokens\": 3}\n",
+            "{\"prompt\": \"no length\"}\n",
+        );
+        let r = parse(file.as_bytes()).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].prompt, Prompt::Text("Tell me a story".into()));
+        assert_eq!(r[0].output_tokens, Some(12));
+        assert_eq!(
+            r[1].prompt,
+            Prompt::Messages(vec![
+                ("system".into(), "brief".into()),
+                ("user".into(), "hi".into())
+            ])
+        );
+        assert_eq!(r[1].output_tokens, Some(3));
+        assert_eq!(r[2].output_tokens, None);
+    }
+
+    #[test]
+    fn mistakes_name_their_line() {
+        let err = |t: &str| parse(t.as_bytes()).unwrap_err().0;
+        assert!(err("{\"prompt\": \"a\"}\n{\"prompt\": 3}\n").starts_with("line 2: "));
+        assert!(err("{\"text\": \"a\"}").contains("needs \"prompt\""));
+        assert!(err("{\"prompt\": \"a\", \"output_tokens\": 0}").contains("at least 1"));
+        assert!(err("not json").starts_with("line 1: "));
+        assert!(err("").contains("no prompts"));
+        assert!(err("[{\"conversations\": []}]").contains("no prompts"));
+        assert!(err("[1]").contains("ShareGPT"));
+    }
+
+    #[test]
+    fn sharegpt_takes_the_first_exchange() {
+        let file = r#"[
+            {"id": "a", "conversations": [{"from": "human", "value": "What is nginx?"}, {"from": "gpt", "value": "A web server and proxy."}, {"from": "human", "value": "more"}]},
+            {"id": "b", "conversations": [{"from": "human", "value": "alone"}]}
+        ]"#;
+        let r = parse(file.as_bytes()).unwrap();
+        assert_eq!(r.len(), 1, "a conversation of one turn is skipped");
+        assert_eq!(r[0].prompt, Prompt::Text("What is nginx?".into()));
+        assert_eq!(r[0].output_tokens, Some(6), "23 characters");
+    }
+
+    #[test]
+    fn synthetic_prompts_have_the_lengths_asked_for() {
+        let s = Synthetic {
+            input_len: 100,
+            output_len: 20,
+            range_ratio: 0.25,
+            prefix_len: 10,
+            seed: 7,
+        };
+        let r = s.records(200);
+        assert_eq!(r.len(), 200);
+        let Prompt::Text(first) = &r[0].prompt else {
+            panic!("a text prompt")
+        };
+        let shared = &first[..10 * CHARS_PER_TOKEN];
+        for rec in &r {
+            let Prompt::Text(t) = &rec.prompt else {
+                panic!("a text prompt")
+            };
+            assert!(t.starts_with(shared), "the prefix is shared");
+            let tokens = t.len() / CHARS_PER_TOKEN;
+            assert!((10 + 75..=10 + 125).contains(&tokens), "{tokens}");
+            assert!((15..=25).contains(&rec.output_tokens.unwrap()));
+        }
+        assert_eq!(s.records(200), r, "a seed repeats");
+        assert_ne!(Synthetic { seed: 8, ..s }.records(1), s.records(1));
+        assert_eq!(s.records(u64::MAX).len() as u64, MAX_SYNTHETIC);
+    }
+
+    #[test]
+    fn bodies_fit_the_endpoint() {
+        let rec = Record {
+            prompt: Prompt::Text("hi".into()),
+            output_tokens: Some(5),
+        };
+        let chat: Value = serde_json::from_str(&rec.body(Endpoint::Chat, "m", true)).unwrap();
+        assert_eq!(
+            chat,
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 5, "stream": true, "stream_options": {"include_usage": true}})
+        );
+        let text: Value = serde_json::from_str(&rec.body(Endpoint::Text, "m", false)).unwrap();
+        assert_eq!(
+            text,
+            serde_json::json!({"model": "m", "prompt": "hi", "max_tokens": 5})
+        );
+        assert_eq!(Endpoint::for_path("/v1/completions"), Endpoint::Text);
+        assert_eq!(
+            Endpoint::for_path("/v1/chat/completions?x=1"),
+            Endpoint::Chat
+        );
+        assert_eq!(Endpoint::for_path("/chat"), Endpoint::Chat);
+    }
+}
