@@ -8,10 +8,14 @@
 //! Token counts follow mockbackend's rule (about 4 characters to a token),
 //! so a synthetic prompt of N tokens is N four-character words.
 
+use hyper::header::{HeaderName, HeaderValue};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::plan::Variant;
+use crate::template::Text;
 
 /// Characters to a token: the rule mockbackend counts prompts by.
 pub const CHARS_PER_TOKEN: usize = 4;
@@ -67,6 +71,96 @@ impl Synthetic {
             })
             .collect()
     }
+}
+
+/// Multi-turn chat conversations, as a chat client holds them: each
+/// conversation has its own session id and (optional) system prompt, and
+/// every turn resends the history so far with one more user message.
+/// The history's assistant turns are stand-ins of `answer_tokens` (loadgen
+/// does not wait for one turn's answer to write the next), so a turn's
+/// beginning is exactly the bytes the previous turn sent: what a server's
+/// prefix cache sees of a real conversation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Conversations {
+    pub count: u32,
+    pub turns: u32,
+    pub system_tokens: u32,
+    pub user_tokens: u32,
+    pub answer_tokens: u32,
+    pub seed: u64,
+}
+
+impl Conversations {
+    /// Every turn of every conversation with its session id, ordered so
+    /// that request `i` is turn `i / count` of conversation `i % count`:
+    /// with at least as many conversations as clients, a turn goes out
+    /// only after the one before it was answered.
+    pub fn records(&self) -> Vec<(String, Record)> {
+        let mut rng = SmallRng::seed_from_u64(self.seed);
+        let talks: Vec<(Vec<(String, String)>, Vec<(String, String)>)> = (0..self.count)
+            .map(|_| {
+                let system = (self.system_tokens > 0)
+                    .then(|| ("system".to_string(), words(&mut rng, self.system_tokens)));
+                let exchanges = (0..self.turns)
+                    .flat_map(|_| {
+                        [
+                            ("user".to_string(), words(&mut rng, self.user_tokens)),
+                            ("assistant".to_string(), words(&mut rng, self.answer_tokens)),
+                        ]
+                    })
+                    .collect();
+                (system.into_iter().collect(), exchanges)
+            })
+            .collect();
+        let mut out = Vec::with_capacity((self.count * self.turns) as usize);
+        for turn in 0..self.turns as usize {
+            for (c, (system, exchanges)) in talks.iter().enumerate() {
+                // The history, then this turn's question (its answer is to come).
+                let mut messages = system.clone();
+                messages.extend_from_slice(&exchanges[..2 * turn + 1]);
+                out.push((
+                    format!("conversation-{c}"),
+                    Record {
+                        prompt: Prompt::Messages(messages),
+                        output_tokens: Some(self.answer_tokens),
+                    },
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// One request per record, in turn (a mix of weight 1 each is taken in
+/// order), POSTed as JSON to `path`; with `session`, each record's id goes
+/// in that header (for a balancer's `hash $http_x_session_id`).
+pub fn variants<'a>(
+    records: impl IntoIterator<Item = (Option<&'a str>, &'a Record)>,
+    path: &str,
+    model: &str,
+    stream: bool,
+    session: Option<&HeaderName>,
+) -> Result<Vec<Variant>, DatasetError> {
+    let endpoint = Endpoint::for_path(path);
+    let json = HeaderValue::from_static("application/json");
+    records
+        .into_iter()
+        .map(|(id, r)| {
+            let mut headers = vec![(hyper::header::CONTENT_TYPE, json.clone())];
+            if let (Some(name), Some(id)) = (session, id) {
+                let value = HeaderValue::from_str(id)
+                    .map_err(|_| DatasetError(format!("{id:?} is not a header value")))?;
+                headers.push((name.clone(), value));
+            }
+            Ok(Variant {
+                method: hyper::Method::POST,
+                path: Text::literal(path),
+                headers,
+                body: Some(Text::literal(&r.body(endpoint, model, stream))),
+                weight: 1,
+            })
+        })
+        .collect()
 }
 
 /// `n` tokens of text: four-character words ("abc "), one token each.
@@ -334,6 +428,63 @@ mod tests {
         assert_eq!(s.records(200), r, "a seed repeats");
         assert_ne!(Synthetic { seed: 8, ..s }.records(1), s.records(1));
         assert_eq!(s.records(u64::MAX).len() as u64, MAX_SYNTHETIC);
+    }
+
+    #[test]
+    fn conversation_turns_resend_their_history() {
+        let c = Conversations {
+            count: 3,
+            turns: 4,
+            system_tokens: 5,
+            user_tokens: 2,
+            answer_tokens: 3,
+            seed: 1,
+        };
+        let r = c.records();
+        assert_eq!(r.len(), 12);
+        // Request i is turn i / 3 of conversation i % 3.
+        let ids: Vec<&str> = r.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            &ids[..4],
+            [
+                "conversation-0",
+                "conversation-1",
+                "conversation-2",
+                "conversation-0"
+            ]
+        );
+        let messages = |i: usize| match &r[i].1.prompt {
+            Prompt::Messages(m) => m.clone(),
+            Prompt::Text(_) => panic!("chat messages"),
+        };
+        let (first, second, last) = (messages(0), messages(3), messages(9));
+        assert_eq!(first.len(), 2, "system and the first question");
+        assert_eq!(second.len(), 4);
+        assert_eq!(&second[..2], &first[..], "turn 2 begins with turn 1");
+        assert_eq!(second[2].0, "assistant");
+        assert_eq!(second[2].1.len(), 3 * CHARS_PER_TOKEN);
+        assert_eq!(&last[..4], &second[..], "and so on");
+        assert_eq!(last.len(), 8);
+        assert_ne!(
+            messages(1)[0],
+            first[0],
+            "each conversation has its own system prompt"
+        );
+        assert!(r.iter().all(|(_, rec)| rec.output_tokens == Some(3)));
+        let name = HeaderName::from_static("x-session-id");
+        let v = variants(
+            r.iter().map(|(id, rec)| (Some(id.as_str()), rec)),
+            "/v1/chat/completions",
+            "m",
+            true,
+            Some(&name),
+        )
+        .unwrap();
+        assert_eq!(v.len(), 12);
+        assert_eq!(
+            v[4].headers[1],
+            (name, HeaderValue::from_static("conversation-1"))
+        );
     }
 
     #[test]

@@ -162,10 +162,12 @@ pub fn stream_body(model: &str) -> String {
 pub const DEFAULT_MODEL: &str = "mock-model";
 
 /// `--dataset random`'s defaults, as vLLM's.
-pub const DEFAULT_INPUT_LEN: u32 = 1024;
-pub const DEFAULT_OUTPUT_LEN: u32 = 128;
-/// Requests a `--dataset random` run sends without -n (vLLM's --num-prompts).
-pub const DEFAULT_PROMPTS: u64 = 1000;
+pub mod defaults {
+    pub const INPUT_LEN: u32 = 1024;
+    pub const OUTPUT_LEN: u32 = 128;
+    /// Requests sent without -n (vLLM's --num-prompts).
+    pub const PROMPTS: u64 = 1000;
+}
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -403,25 +405,6 @@ struct Records {
     requests: u64,
 }
 
-impl Records {
-    /// One request per record, in turn (a mix of weight 1 each is taken in
-    /// order), POSTed as JSON to the URL's path.
-    fn variants(&self, path: &str, model: &str, stream: bool) -> Vec<Variant> {
-        let endpoint = dataset::Endpoint::for_path(path);
-        let json = HeaderValue::from_static("application/json");
-        self.records
-            .iter()
-            .map(|r| Variant {
-                method: Method::POST,
-                path: Text::literal(path),
-                headers: vec![(hyper::header::CONTENT_TYPE, json.clone())],
-                body: Some(Text::literal(&r.body(endpoint, model, stream))),
-                weight: 1,
-            })
-            .collect()
-    }
-}
-
 /// With `-t` alone ab runs up to this many requests.
 pub const TIME_LIMIT_REQUESTS: u64 = 50_000;
 
@@ -488,7 +471,11 @@ impl Flags {
         let (method, body) = self.method_and_body()?;
         let mix = match &records {
             None => Vec::new(),
-            Some(r) => r.variants(&target.path, self.model(), self.stream),
+            Some(r) => {
+                let each = r.records.iter().map(|rec| (None, rec));
+                dataset::variants(each, &target.path, self.model(), self.stream, None)
+                    .map_err(|e| err("--dataset", e.0))?
+            }
         };
         Ok(Plan {
             variable_length: self.variable_length || self.stream || !mix.is_empty(),
@@ -554,13 +541,13 @@ impl Flags {
                 v => Ok(v.unwrap_or(default)),
             };
             let synthetic = dataset::Synthetic {
-                input_len: positive("--input-len", self.input_len, DEFAULT_INPUT_LEN)?,
-                output_len: positive("--output-len", self.output_len, DEFAULT_OUTPUT_LEN)?,
+                input_len: positive("--input-len", self.input_len, defaults::INPUT_LEN)?,
+                output_len: positive("--output-len", self.output_len, defaults::OUTPUT_LEN)?,
                 range_ratio,
                 prefix_len: self.prefix_len.unwrap_or(0),
                 seed: self.seed.unwrap_or(0),
             };
-            let wanted = self.requests.unwrap_or(DEFAULT_PROMPTS);
+            let wanted = self.requests.unwrap_or(defaults::PROMPTS);
             return Ok(Some(Records {
                 records: synthetic.records(wanted),
                 requests: wanted,

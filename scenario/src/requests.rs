@@ -8,7 +8,8 @@ use analyzer::formats::{self, Reader};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
-use super::spec::{Loaded, SpecError};
+use super::spec::{ConversationSpec, DatasetSpec, Loaded, SpecError};
+use engine::dataset;
 use engine::Text;
 use engine::Variant;
 
@@ -24,6 +25,12 @@ pub fn build(loaded: &Loaded) -> Result<Mix, SpecError> {
         return replay(loaded, log, load.speed);
     }
     let dir = loaded.file.parent().unwrap_or(std::path::Path::new("."));
+    if let Some(c) = &load.conversations {
+        return conversations(loaded, c);
+    }
+    if let Some(d) = &load.dataset {
+        return dataset(loaded, dir, d);
+    }
     let mut read_lines = |name: &str| -> Result<Vec<String>, String> {
         let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
         Ok(text
@@ -84,6 +91,94 @@ pub fn build(loaded: &Loaded) -> Result<Mix, SpecError> {
             weight: spec.weight.max(1),
         });
     }
+    Ok(Mix {
+        variants,
+        replay_due: None,
+    })
+}
+
+/// `[load.conversations]`: every turn of every conversation, in the order
+/// that sends each turn after the one before it.
+fn conversations(
+    loaded: &Loaded,
+    spec: &toml::Spanned<ConversationSpec>,
+) -> Result<Mix, SpecError> {
+    let c = spec.get_ref();
+    let err =
+        |why: String| loaded.error_at(Some(spec.span()), format!("[load.conversations] {why}"));
+    let talks = dataset::Conversations {
+        count: c.count,
+        turns: c.turns,
+        system_tokens: c.system_tokens,
+        user_tokens: c.user_tokens,
+        answer_tokens: c.answer_tokens,
+        seed: c.seed,
+    }
+    .records();
+    let header = HeaderName::from_bytes(c.header.as_bytes())
+        .map_err(|_| err(format!("header: {:?} is not a header name", c.header)))?;
+    let each = talks.iter().map(|(id, r)| (Some(id.as_str()), r));
+    let variants = dataset::variants(each, &c.path, &c.model, c.stream, Some(&header))
+        .map_err(|e| err(e.0))?;
+    Ok(Mix {
+        variants,
+        replay_due: None,
+    })
+}
+
+/// `[load.dataset]`: a file's records, or vLLM's synthetic prompts.
+fn dataset(
+    loaded: &Loaded,
+    dir: &std::path::Path,
+    spec: &toml::Spanned<DatasetSpec>,
+) -> Result<Mix, SpecError> {
+    let d = spec.get_ref();
+    let err = |why: String| loaded.error_at(Some(spec.span()), format!("[load.dataset] {why}"));
+    let records = if d.file == "random" {
+        let ratio = d.range_ratio.unwrap_or(0.0);
+        if !(0.0..1.0).contains(&ratio) {
+            return Err(err(format!("range_ratio: {ratio} is not from 0 up to 1")));
+        }
+        dataset::Synthetic {
+            input_len: d
+                .input_len
+                .unwrap_or(engine::plan_defaults::INPUT_LEN)
+                .max(1),
+            output_len: d
+                .output_len
+                .unwrap_or(engine::plan_defaults::OUTPUT_LEN)
+                .max(1),
+            range_ratio: ratio,
+            prefix_len: d.prefix_len.unwrap_or(0),
+            seed: d.seed,
+        }
+        .records(
+            loaded
+                .scenario
+                .load
+                .requests
+                .unwrap_or(engine::plan_defaults::PROMPTS),
+        )
+    } else {
+        let synthetic = [
+            d.input_len.is_some(),
+            d.output_len.is_some(),
+            d.range_ratio.is_some(),
+            d.prefix_len.is_some(),
+        ];
+        if synthetic.iter().any(|s| *s) {
+            return Err(err(
+                "input_len, output_len, range_ratio and prefix_len go with file = \"random\""
+                    .into(),
+            ));
+        }
+        let bytes =
+            std::fs::read(dir.join(&d.file)).map_err(|e| err(format!("file: {}: {e}", d.file)))?;
+        dataset::parse(&bytes).map_err(|e| err(format!("{}: {}", d.file, e.0)))?
+    };
+    let each = records.iter().map(|r| (None, r));
+    let variants =
+        dataset::variants(each, &d.path, &d.model, d.stream, None).map_err(|e| err(e.0))?;
     Ok(Mix {
         variants,
         replay_due: None,

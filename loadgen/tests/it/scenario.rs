@@ -419,3 +419,35 @@ async fn threshold_json_and_junit_flags_apply_to_scenarios() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dataset_file_feeds_a_scenario_one_record_per_request() {
+    let f = File::new(
+        "dataset",
+        r#"[[backend]]
+profile = { output_tokens = 50 }
+[[backend]]
+profile = { output_tokens = 50 }
+[load]
+concurrency = 2
+[load.dataset]
+file = "prompts.jsonl"
+[expect]
+thresholds = ["requests == 3", "stream_errors == 0", "client_errors == 0"]
+"#,
+    );
+    let records = [
+        r#"{"prompt": "first", "output_tokens": 4}"#,
+        r#"{"messages": [{"role": "user", "content": "second"}], "output_tokens": 6}"#,
+        r#"{"prompt": "third", "output_tokens": 9}"#,
+    ];
+    std::fs::write(f.dir.join("prompts.jsonl"), records.join("\n")).unwrap();
+    let o = run(&f.path);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("output tokens: 19 ("),
+        "4 + 6 + 9, not 3 x 50: {out}"
+    );
+    assert!(out.contains("from the servers' usage"), "{out}");
+}

@@ -16,6 +16,9 @@ use toml::Spanned;
 
 use super::expectations;
 
+mod llm;
+pub use llm::{ConversationSpec, DatasetSpec};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -166,6 +169,10 @@ pub struct Load {
     /// Replay at this multiple of the logged pace; absent: as fast as the
     /// load allows.
     pub speed: Option<f64>,
+    /// Multi-turn chat conversations instead of a mix.
+    pub conversations: Option<Spanned<ConversationSpec>>,
+    /// A dataset's prompts instead of a mix.
+    pub dataset: Option<Spanned<DatasetSpec>>,
 }
 
 fn yes() -> bool {
@@ -512,6 +519,8 @@ fn parse_with(file: &str, text: &str, engines_flag: Option<&str>) -> Result<Pars
         && load.duration.is_none()
         && load.phases.is_empty()
         && load.replay.is_none()
+        && load.conversations.is_none()
+        && load.dataset.is_none()
     {
         return Err(at(
             None,
@@ -567,11 +576,35 @@ fn parse_with(file: &str, text: &str, engines_flag: Option<&str>) -> Result<Pars
             ));
         }
     }
-    if load.replay.is_some() && !load.requests_mix.is_empty() {
+    let sources = [
+        load.replay.is_some(),
+        !load.requests_mix.is_empty(),
+        load.conversations.is_some(),
+        load.dataset.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
         return Err(at(
             None,
-            "[load]: replay and [[load.request]]: give one".into(),
+            "[load]: give one of replay, [[load.request]], [load.conversations], [load.dataset]"
+                .into(),
         ));
+    }
+    if let Some(c) = &load.conversations {
+        let spec = c.get_ref();
+        let err = |why: String| Err(at(Some(c.span()), format!("[load.conversations] {why}")));
+        if spec.count == 0 || spec.turns == 0 {
+            return err("count and turns: at least 1 each".into());
+        }
+        if load.concurrency.unwrap_or(1) > spec.count as usize {
+            return err(format!(
+                "count: {} conversations for [load] concurrency {}: a turn could go before the one it follows was answered",
+                spec.count,
+                load.concurrency.unwrap_or(1)
+            ));
+        }
+        if hyper::header::HeaderName::from_bytes(spec.header.as_bytes()).is_err() {
+            return err(format!("header: {:?} is not a header name", spec.header));
+        }
     }
     Ok((scenario, names, profiles, events, engines))
 }

@@ -165,3 +165,27 @@ fn keys_that_would_go_unused_are_refused() {
     let (s, ..) = parse("s.toml", &with_balancer("nginx_conf = \"n.conf\"")).unwrap();
     assert_eq!(s.balancer.config.unwrap().into_inner(), "n.conf");
 }
+
+#[test]
+fn conversations_and_datasets_are_checked() {
+    let talk = "[[backend]]\n[load]\nconcurrency = 8\n[load.conversations]\ncount = 4\nturns = 3\n";
+    let e = error(talk);
+    assert!(
+        e.contains("[load.conversations] count: 4 conversations for [load] concurrency 8"),
+        "{e}"
+    );
+    assert!(parse("s.toml", &talk.replace("count = 4", "count = 8")).is_ok());
+    let e = error(&talk.replace("count = 4", "count = 8\nheader = \"bad header\""));
+    assert!(
+        e.contains("header: \"bad header\" is not a header name"),
+        "{e}"
+    );
+    let e = error(&talk.replace("count = 4", "count = 8\nturn = 2"));
+    assert!(e.contains("unknown field `turn`"), "{e}");
+    let both = "[[backend]]\n[load]\nrequests = 5\n[load.dataset]\nfile = \"random\"\n[[load.request]]\npath = \"/\"\n";
+    let e = error(both);
+    assert!(
+        e.contains("give one of replay, [[load.request]], [load.conversations], [load.dataset]"),
+        "{e}"
+    );
+}
