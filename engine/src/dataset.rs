@@ -31,11 +31,13 @@ pub struct Record {
     pub output_tokens: Option<u32>,
 }
 
+/// Chat messages, `(role, content)`.
+pub type Messages = Vec<(String, String)>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompt {
     Text(String),
-    /// Chat messages, `(role, content)`.
-    Messages(Vec<(String, String)>),
+    Messages(Messages),
 }
 
 /// vLLM's `random` dataset: lengths drawn uniformly within `range_ratio`
@@ -97,7 +99,8 @@ impl Conversations {
     /// only after the one before it was answered.
     pub fn records(&self) -> Vec<(String, Record)> {
         let mut rng = SmallRng::seed_from_u64(self.seed);
-        let talks: Vec<(Vec<(String, String)>, Vec<(String, String)>)> = (0..self.count)
+        // Per conversation: its system prompt (if any), and every exchange.
+        let talks: Vec<(Messages, Messages)> = (0..self.count)
             .map(|_| {
                 let system = (self.system_tokens > 0)
                     .then(|| ("system".to_string(), words(&mut rng, self.system_tokens)));
