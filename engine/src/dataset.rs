@@ -40,6 +40,20 @@ pub enum Prompt {
     Messages(Messages),
 }
 
+/// The synthetic dataset's defaults, as vLLM's: prompt and answer lengths,
+/// and the prompts sent when the run does not say (its `--num-prompts`).
+pub const DEFAULT_INPUT_LEN: u32 = 1024;
+pub const DEFAULT_OUTPUT_LEN: u32 = 128;
+pub const DEFAULT_PROMPTS: u64 = 1000;
+
+/// A synthetic dataset setting out of range: which (`input_len`,
+/// `output_len`, `range_ratio`), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntheticError {
+    pub key: &'static str,
+    pub why: String,
+}
+
 /// vLLM's `random` dataset: lengths drawn uniformly within `range_ratio`
 /// of the means, after a shared prefix of `prefix_len` tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +66,37 @@ pub struct Synthetic {
 }
 
 impl Synthetic {
+    /// The settings as given (`None`: the default), checked.
+    pub fn checked(
+        input_len: Option<u32>,
+        output_len: Option<u32>,
+        range_ratio: Option<f64>,
+        prefix_len: Option<u32>,
+        seed: u64,
+    ) -> Result<Synthetic, SyntheticError> {
+        let positive = |key, v: Option<u32>, default| match v {
+            Some(0) => Err(SyntheticError {
+                key,
+                why: "must be at least 1".into(),
+            }),
+            v => Ok(v.unwrap_or(default)),
+        };
+        let range_ratio = range_ratio.unwrap_or(0.0);
+        if !(0.0..1.0).contains(&range_ratio) {
+            return Err(SyntheticError {
+                key: "range_ratio",
+                why: format!("{range_ratio} is not from 0 up to 1"),
+            });
+        }
+        Ok(Synthetic {
+            input_len: positive("input_len", input_len, DEFAULT_INPUT_LEN)?,
+            output_len: positive("output_len", output_len, DEFAULT_OUTPUT_LEN)?,
+            range_ratio,
+            prefix_len: prefix_len.unwrap_or(0),
+            seed,
+        })
+    }
+
     pub fn records(&self, count: u64) -> Vec<Record> {
         let mut rng = SmallRng::seed_from_u64(self.seed);
         let prefix = words(&mut rng, self.prefix_len);

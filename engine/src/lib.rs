@@ -38,7 +38,7 @@ mod worker;
 
 pub use drive::{drive, Ran};
 pub use files::{write_csv, write_file, Rows, WriteError};
-pub use plan::{defaults as plan_defaults, DEFAULT_MODEL};
+pub use plan::DEFAULT_MODEL;
 pub use plan::{Clients, ClientsVia, Flags, Plan, PlanError, Target, TargetError, Variant};
 pub use schedule::{Arrival, Pacing, Phase, PhaseLoad, Schedule};
 pub use stats::{NodeStats, Stats};

@@ -161,14 +161,6 @@ pub fn stream_body(model: &str) -> String {
 /// The model named in requests loadgen writes, unless `--model` says.
 pub const DEFAULT_MODEL: &str = "mock-model";
 
-/// `--dataset random`'s defaults, as vLLM's.
-pub mod defaults {
-    pub const INPUT_LEN: u32 = 1024;
-    pub const OUTPUT_LEN: u32 = 128;
-    /// Requests sent without -n (vLLM's --num-prompts).
-    pub const PROMPTS: u64 = 1000;
-}
-
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub target: Target,
@@ -529,25 +521,15 @@ impl Flags {
             ));
         }
         if name == "random" {
-            let range_ratio = self.range_ratio.unwrap_or(0.0);
-            if !(0.0..1.0).contains(&range_ratio) {
-                return Err(err(
-                    "--range-ratio",
-                    format!("{range_ratio} is not from 0 up to 1"),
-                ));
-            }
-            let positive = |flag: &str, v: Option<u32>, default: u32| match v {
-                Some(0) => Err(err(flag, "must be at least 1")),
-                v => Ok(v.unwrap_or(default)),
-            };
-            let synthetic = dataset::Synthetic {
-                input_len: positive("--input-len", self.input_len, defaults::INPUT_LEN)?,
-                output_len: positive("--output-len", self.output_len, defaults::OUTPUT_LEN)?,
-                range_ratio,
-                prefix_len: self.prefix_len.unwrap_or(0),
-                seed: self.seed.unwrap_or(0),
-            };
-            let wanted = self.requests.unwrap_or(defaults::PROMPTS);
+            let synthetic = dataset::Synthetic::checked(
+                self.input_len,
+                self.output_len,
+                self.range_ratio,
+                self.prefix_len,
+                self.seed.unwrap_or(0),
+            )
+            .map_err(|e| err(&format!("--{}", e.key.replace('_', "-")), e.why))?;
+            let wanted = self.requests.unwrap_or(dataset::DEFAULT_PROMPTS);
             return Ok(Some(Records {
                 records: synthetic.records(wanted),
                 requests: wanted,

@@ -135,29 +135,20 @@ fn dataset(
     let d = spec.get_ref();
     let err = |why: String| loaded.error_at(Some(spec.span()), format!("[load.dataset] {why}"));
     let records = if d.file == "random" {
-        let ratio = d.range_ratio.unwrap_or(0.0);
-        if !(0.0..1.0).contains(&ratio) {
-            return Err(err(format!("range_ratio: {ratio} is not from 0 up to 1")));
-        }
-        dataset::Synthetic {
-            input_len: d
-                .input_len
-                .unwrap_or(engine::plan_defaults::INPUT_LEN)
-                .max(1),
-            output_len: d
-                .output_len
-                .unwrap_or(engine::plan_defaults::OUTPUT_LEN)
-                .max(1),
-            range_ratio: ratio,
-            prefix_len: d.prefix_len.unwrap_or(0),
-            seed: d.seed,
-        }
+        dataset::Synthetic::checked(
+            d.input_len,
+            d.output_len,
+            d.range_ratio,
+            d.prefix_len,
+            d.seed,
+        )
+        .map_err(|e| err(format!("{}: {}", e.key, e.why)))?
         .records(
             loaded
                 .scenario
                 .load
                 .requests
-                .unwrap_or(engine::plan_defaults::PROMPTS),
+                .unwrap_or(dataset::DEFAULT_PROMPTS),
         )
     } else {
         let synthetic = [
