@@ -21,6 +21,7 @@ pub mod dataset;
 mod drive;
 mod exchange;
 mod files;
+mod flags;
 #[cfg(test)]
 mod fuzz;
 mod http1;
@@ -38,8 +39,8 @@ mod worker;
 
 pub use drive::{drive, Ran};
 pub use files::{write_csv, write_file, Rows, WriteError};
-pub use plan::DEFAULT_MODEL;
-pub use plan::{Clients, ClientsVia, Flags, Plan, PlanError, Target, TargetError, Variant};
+pub use flags::{Flags, PlanError};
+pub use plan::{Clients, ClientsVia, Plan, Target, TargetError, Variant, DEFAULT_MODEL};
 pub use schedule::{Arrival, Pacing, Phase, PhaseLoad, Schedule};
 pub use stats::{NodeStats, Stats};
 pub use streams::{Slo, SloError, StreamStats};

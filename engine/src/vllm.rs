@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn names_and_figures_as_vllm_reports_them() {
-        let plan = crate::plan::Flags {
+        let plan = crate::Flags {
             url: "http://127.0.0.1:1/v1/chat/completions".into(),
             requests: Some(3),
             stream: true,
