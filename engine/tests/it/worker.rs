@@ -175,6 +175,27 @@ async fn open_loop_measures_from_the_schedule() {
     m.shutdown().await;
 }
 
+/// vLLM's `--max-concurrency` with `--rate`: arrivals keep the rate, but
+/// no more than N are in flight; the rest wait for a slot.
+#[tokio::test]
+async fn max_concurrency_caps_what_a_rate_puts_in_flight() {
+    let m = mock(1, &[("latency", "50ms")]).await;
+    let url = format!("http://{}/", m.addrs()[0]);
+    let (s, _) = run(Flags {
+        rate: Some(400.0),
+        concurrency: None,
+        max_concurrency: Some(3),
+        keepalive: true,
+        ..flags(url, 30, 1)
+    })
+    .await;
+    assert_eq!(s.complete, 30);
+    // 400/s of 50 ms answers would be 20 at once; the cap holds it to 3.
+    assert_eq!(s.peak_in_flight, 3);
+    assert!(s.lag.max() > 100_000, "arrivals waited for a slot");
+    m.shutdown().await;
+}
+
 /// The in-process balancer with `method` over `n` mock ports.
 async fn balanced(
     n: usize,
