@@ -85,7 +85,11 @@ impl Reply {
             stall_after,
             next: 0,
             first_at,
-            first: Some(Box::pin(crate::pace::wait_until(first_at.into_std()))),
+            // Unpaced streams (no ttft) skip the allocation.
+            first: (first_at > Instant::now()).then(|| {
+                Box::pin(crate::pace::wait_until(first_at.into_std()))
+                    as Pin<Box<dyn Future<Output = ()> + Send>>
+            }),
             gap,
             sleep: Box::pin(tokio::time::sleep_until(first_at)),
             finished: false,
