@@ -47,9 +47,17 @@ pub fn parse_head(
     head_request: bool,
     node_headers: &[&str],
 ) -> Result<Option<Head>, ParseError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(buf) {
+    // Left uninitialised: httparse fills what it uses, so no 2 KiB is
+    // zeroed per answer.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut headers,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(ParseError::Head(e.to_string())),
@@ -70,10 +78,8 @@ pub fn parse_head(
     for h in response.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            let n = n.ok_or_else(|| ParseError::Head("bad Content-Length".into()))?;
+            let n =
+                decimal(h.value).ok_or_else(|| ParseError::Head("bad Content-Length".into()))?;
             // Two different lengths: which one ends the body is a guess.
             if content_length.is_some_and(|first| first != n) {
                 return Err(ParseError::Head(
@@ -88,7 +94,12 @@ pub fn parse_head(
                 .any(|w| w.eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
             let v = h.value;
-            if v.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
+            // The usual values first; a list (`keep-alive, Upgrade`) is searched.
+            if v.eq_ignore_ascii_case(b"keep-alive") {
+                connection_close = false;
+            } else if v.eq_ignore_ascii_case(b"close")
+                || v.windows(5).any(|w| w.eq_ignore_ascii_case(b"close"))
+            {
                 connection_close = true;
             } else if v.windows(10).any(|w| w.eq_ignore_ascii_case(b"keep-alive")) {
                 connection_close = false;
@@ -127,6 +138,19 @@ pub fn parse_head(
         server,
         event_stream,
     }))
+}
+
+/// A Content-Length value: decimal digits, with optional spaces or tabs
+/// around them; `None` for anything else or a value past u64.
+fn decimal(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// Finds the end of a chunked body as its bytes arrive.
@@ -224,6 +248,23 @@ impl Chunked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_are_digits_alone() {
+        assert_eq!(decimal(b"0"), Some(0));
+        assert_eq!(decimal(b" 1234\t"), Some(1234));
+        assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b" ",
+            b"-1",
+            b"1 2",
+            b"0x10",
+            b"18446744073709551616",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
 
     const NODES: &[&str] = &["x-upstream", "x-backend"];
 

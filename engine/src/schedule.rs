@@ -197,6 +197,9 @@ impl Schedule {
 
     /// How many workers may be busy now, under concurrency phases.
     fn concurrency_now(&self) -> Option<usize> {
+        if self.phases.is_empty() {
+            return None; // no clock read on the hot path
+        }
         let mut end = Duration::ZERO;
         let elapsed = self.start.elapsed();
         for phase in &self.phases {
