@@ -29,6 +29,14 @@ async fn worker(
     let mut conn: Option<Conn> = None;
     let mut request = Vec::with_capacity(1024);
     let mut streaming = Streaming::default();
+    // One timer per worker, not one per request: it is moved only when it
+    // fires (or has fired) before the request in flight is due, and a
+    // request's deadline is never earlier than the one before it (the same
+    // -s from a later start), so it always fires by the deadline.
+    let mut watchdog = Box::pin(tokio::time::sleep(plan.timeout));
+    // Closed loop, the most in flight is the workers' count (see `run`);
+    // counting it per request would be two contended atomics.
+    let count_in_flight = plan.pacing != crate::schedule::Pacing::Closed || !plan.phases.is_empty();
     if plan.verbosity >= 4 {
         template.render(0, &mut request);
         eprintln!(
@@ -47,31 +55,52 @@ async fn worker(
             source: template.source(i),
         };
         streaming.reset();
-        let now = schedule.in_flight.fetch_add(1, Relaxed) + 1;
-        schedule.peak_in_flight.fetch_max(now, Relaxed);
-        let outcome = tokio::time::timeout(
-            plan.timeout,
-            once(&send, &node_headers, &mut conn, addr, start, &mut streaming),
-        )
-        .await;
-        schedule.in_flight.fetch_sub(1, Relaxed);
+        if count_in_flight {
+            let now = schedule.in_flight.fetch_add(1, Relaxed) + 1;
+            schedule.peak_in_flight.fetch_max(now, Relaxed);
+        }
+        let deadline = start + plan.timeout;
+        if watchdog.is_elapsed() {
+            watchdog.as_mut().reset(deadline.into());
+        }
+        // `None`: no whole answer by the deadline (-s).
+        let outcome = {
+            let exchange = once(&send, &node_headers, &mut conn, addr, start, &mut streaming);
+            tokio::pin!(exchange);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut exchange => break Some(r),
+                    () = watchdog.as_mut() => {
+                        if Instant::now() >= deadline {
+                            break None;
+                        }
+                        // It was set for an earlier request: now for this one.
+                        watchdog.as_mut().reset(deadline.into());
+                    }
+                }
+            }
+        };
+        if count_in_flight {
+            schedule.in_flight.fetch_sub(1, Relaxed);
+        }
         // Taken only to record, never across an await.
         let mut guard = shard.lock().unwrap_or_else(|e| e.into_inner());
         let stats = &mut *guard;
         let answer = match outcome {
-            Ok(Ok(_)) if streaming.active && streaming.sse.error.is_some() => {
+            Some(Ok(_)) if streaming.active && streaming.sse.error.is_some() => {
                 Err(Miss::StreamError)
             }
-            Ok(Ok(_)) if streaming.active && !streaming.sse.done => Err(Miss::StreamCut),
-            Ok(Ok(mut a)) => {
+            Some(Ok(_)) if streaming.active && !streaming.sse.done => Err(Miss::StreamCut),
+            Some(Ok(mut a)) => {
                 a.lag = due.map(|d| start.saturating_duration_since(d));
                 a.since_due = a.lag.map(|lag| lag + a.total);
                 Ok(a)
             }
-            Ok(Err(Miss::Receive)) if streaming.active => Err(Miss::StreamCut),
-            Ok(Err(miss)) => Err(miss),
-            Err(_) if streaming.active => Err(Miss::StreamStalled),
-            Err(_) => Err(Miss::Timeout),
+            Some(Err(Miss::Receive)) if streaming.active => Err(Miss::StreamCut),
+            Some(Err(miss)) => Err(miss),
+            None if streaming.active => Err(Miss::StreamStalled),
+            None => Err(Miss::Timeout),
         };
         match answer {
             Ok(a) => {
@@ -242,7 +271,13 @@ pub async fn run(
     if let Some(len) = schedule.document_length.get() {
         stats.document_length = Some(*len);
     }
-    stats.peak_in_flight = schedule.peak_in_flight.load(Relaxed);
+    stats.peak_in_flight = match plan.pacing {
+        // Every worker holds a request from its first ticket to the last.
+        crate::schedule::Pacing::Closed if plan.phases.is_empty() => {
+            (count as u64).min(stats.complete + stats.failed_transport())
+        }
+        _ => schedule.peak_in_flight.load(Relaxed),
+    };
     stats
 }
 
