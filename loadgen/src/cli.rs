@@ -63,6 +63,11 @@ pub struct Opts {
     /// of the per-node counts against it, exit 1 when it fails
     #[arg(long, value_name = "NODE=W,...")]
     expect_weights: Option<String>,
+    /// Threads that drive the load: 1 runs every connection on one thread
+    /// (as wrk -t1), more spread them over a work-stealing pool
+    /// [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Print help
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -175,6 +180,17 @@ impl Opts {
 
     pub fn quiet(&self) -> bool {
         self.quiet
+    }
+
+    /// `--threads`, checked.
+    pub fn threads(&self) -> Result<Option<usize>, PlanError> {
+        match self.threads {
+            Some(0) => Err(PlanError {
+                flag: "--threads".into(),
+                why: "must be at least 1".into(),
+            }),
+            t => Ok(t),
+        }
     }
 }
 

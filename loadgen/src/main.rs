@@ -14,18 +14,22 @@ fn main() -> ExitCode {
         Err(e) => return usage(&e),
     };
     let quiet = opts.quiet();
+    let threads = match opts.threads() {
+        Ok(t) => t,
+        Err(e) => return usage(&e),
+    };
     let checks = match opts.checks() {
         Ok(c) => c,
         Err(e) => return usage(&e),
     };
     if let Some(file) = opts.scenario() {
-        return scenario(file, opts.engine(), quiet, &checks);
+        return scenario(file, opts.engine(), quiet, &checks, threads);
     }
     let plan = match opts.plan() {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };
-    match runtime() {
+    match runtime(threads) {
         Ok(r) => exit(r.block_on(run(plan, checks, quiet))),
         Err(e) => usage(&e),
     }
@@ -37,8 +41,9 @@ fn scenario(
     engines: Option<&str>,
     quiet: bool,
     checks: &engine::Checks,
+    threads: Option<usize>,
 ) -> ExitCode {
-    match runtime() {
+    match runtime(threads) {
         Ok(r) => exit(
             r.block_on(scenario::run(file, engines, quiet, checks))
                 .map_err(Into::into),
@@ -48,14 +53,31 @@ fn scenario(
 }
 
 #[cfg(not(feature = "scenario"))]
-fn scenario(_: &std::path::Path, _: Option<&str>, _: bool, _: &engine::Checks) -> ExitCode {
+fn scenario(
+    _: &std::path::Path,
+    _: Option<&str>,
+    _: bool,
+    _: &engine::Checks,
+    _: Option<usize>,
+) -> ExitCode {
     usage(&"--scenario: this loadgen was built without the scenario feature; build it with default features")
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+/// One thread (`--threads 1`): every connection on it, no work stealing
+/// and no wake-ups across threads. More: tokio's work-stealing pool.
+fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
 }
 
 fn exit(outcome: anyhow::Result<Outcome>) -> ExitCode {

@@ -51,6 +51,10 @@ fn bad_usage_is_one_line_and_exit_2() {
         "--range-ratio: 1.5 is not from 0 up to 1",
     );
     usage_error(
+        &["--threads", "0", "http://127.0.0.1:1/"],
+        "--threads: must be at least 1",
+    );
+    usage_error(
         &["-c", "4", "--max-concurrency", "8", "http://127.0.0.1:1/"],
         "--max-concurrency: is -c by vLLM's name",
     );
@@ -461,5 +465,37 @@ async fn the_vllm_block_agrees_with_the_text_report() {
         (v["request_goodput"].as_f64().unwrap() - rps).abs() < 1e-6,
         "all met the SLO"
     );
+    m.shutdown().await;
+}
+
+/// `--threads 1` runs every connection on one thread, with the same report.
+#[tokio::test]
+async fn one_thread_drives_the_same_run() {
+    let m = mockbackend::Server::start(mockbackend::Config::ephemeral(2, Default::default()))
+        .await
+        .unwrap();
+    for threads in ["1", "3"] {
+        let args = [
+            "--threads",
+            threads,
+            "-k",
+            "-n",
+            "200",
+            "-c",
+            "8",
+            "--output",
+            "json",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("http://{}/", m.addrs()[0])])
+        .collect();
+        let (code, out) = loadgen(args).await;
+        assert_eq!(code, 0, "--threads {threads}: {out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["complete"], 200, "--threads {threads}");
+        assert_eq!(v["failed"]["total"], 0);
+        assert_eq!(v["keepalive_responses"], 200);
+    }
     m.shutdown().await;
 }
