@@ -73,3 +73,11 @@ http {
   scgi_temp_path $dir/scgi;
 CONF
 }
+
+# CPU clock ticks used so far by the given processes: field 14 of
+# /proc/PID/stat is user time, 15 system time (getconf CLK_TCK per second).
+cpu_ticks() { # field pids...
+    local f=$1
+    shift
+    for p in "$@"; do awk -v f="$f" '{print $f}' "/proc/$p/stat"; done | paste -sd+ | bc
+}

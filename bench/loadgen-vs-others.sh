@@ -5,14 +5,22 @@
 # (a server that waits 10 ms: reported p50 minus 10 ms) and its peak memory
 # as -n grows.
 #
-# Usage: bench/loadgen-vs-others.sh [seconds-per-round] [rounds] [connections]
+# wrk runs at -t1 and -t2 (on 2 cores -t1 is often the faster: the server
+# needs the other core) and loadgen is set against the better of the two.
+# Each tool's user CPU per request is read from /usr/bin/time.
+#
+# Usage: bench/loadgen-vs-others.sh [seconds-per-round] [rounds] [connection counts]
 # (oha is not a Debian package: `cargo install oha` puts it on PATH.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-need nginx:nginx wrk:wrk ab:apache2-utils curl:curl
+need nginx:nginx wrk:wrk ab:apache2-utils curl:curl bc:bc /usr/bin/time:time
 
-secs=${1:-5} rounds=${2:-3} conns=${3:-64}
+secs=${1:-3} rounds=${2:-3}
+read -ra conn_list <<<"${3:-32 256}"
+conns=${conn_list[0]}
+# One nginx worker, as in the issue's measurements: the other core is the client's.
+ngx_workers=1
 cargo build -q --release -p mockbackend -p loadgen
 work=$(mktemp -d)
 start_mock target/release/mockbackend 1
@@ -20,7 +28,7 @@ mock_pid=$MOCK_PID
 mock=http://127.0.0.1:${MOCK_PORTS[0]}/
 ngx_port=$(free_port 18095)
 mkdir -p "$work/ngx"
-{ nginx_prelude "$work/ngx"; cat <<CONF
+{ nginx_prelude "$work/ngx" | sed "s/^worker_processes auto;/worker_processes $ngx_workers;/"; cat <<CONF
   server {
     listen 127.0.0.1:$ngx_port backlog=4096;
     location / { default_type text/plain; return 200 "hello"; }
@@ -37,39 +45,62 @@ trap cleanup EXIT
 ngx=http://127.0.0.1:$ngx_port/
 
 have_oha=$(command -v oha >/dev/null && echo yes || echo no)
-run() { # tool url -> requests/s
-    case $1 in
-        loadgen) target/release/loadgen -q -k -t "$secs" -n 100000000 -c "$conns" "$2" | awk '/^Requests per second/ {print $4}' ;;
-        wrk) wrk -t2 -c"$conns" -d"${secs}s" "$2" | awk '/Requests\/sec/ {print $2}' ;;
-        ab) ab -q -k -t "$secs" -n 100000000 -c "$conns" "$2" 2>/dev/null | awk '/^Requests per second/ {print $4}' ;;
-        oha) oha --no-tui -z "${secs}s" -c "$conns" "$2" | awk '/Requests\/sec/ {print $2}' ;;
+# One round of a tool against a URL at $c connections: "requests/s user-µs/request".
+# User CPU is the client's own (from /usr/bin/time), per request it completed.
+run() { # tool url connections
+    local t=$1 url=$2 c=$3 out
+    out=$(mktemp)
+    case $t in
+        loadgen) /usr/bin/time -f 'cpu %U' target/release/loadgen -q -k -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        loadgen-t1) /usr/bin/time -f 'cpu %U' target/release/loadgen --threads 1 -q -k -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        wrk-t1) /usr/bin/time -f 'cpu %U' wrk -t1 -c"$c" -d"${secs}s" "$url" >"$out" 2>&1 ;;
+        wrk-t2) /usr/bin/time -f 'cpu %U' wrk -t2 -c"$c" -d"${secs}s" "$url" >"$out" 2>&1 ;;
+        ab) /usr/bin/time -f 'cpu %U' ab -q -k -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        oha) /usr/bin/time -f 'cpu %U' oha --no-tui -z "${secs}s" -c "$c" "$url" >"$out" 2>&1 ;;
     esac
+    awk -v secs="$secs" '
+        /^Requests per second/ {rps=$4}
+        /Requests\/sec/ {rps=$2}
+        /^cpu / {cpu=$2}
+        END {printf "%.0f %.2f\n", rps, (rps > 0) ? cpu * 1e6 / (rps * secs) : 0}' "$out"
+    rm -f "$out"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 
-tools=(loadgen wrk ab)
+# loadgen runs at its default (a thread per core) and with --threads 1, as
+# wrk at -t2 and -t1; each is set against the other's better.
+read -ra tools <<<"${TOOLS:-loadgen loadgen-t1 wrk-t1 wrk-t2 ab}"
 [ "$have_oha" = yes ] && tools+=(oha)
-oha_col=""; [ "$have_oha" = yes ] && oha_col=" loadgen/oha |"
-echo "| server | $(printf '%s | ' "${tools[@]}")loadgen/wrk | loadgen/ab |$oha_col"
-echo "|---|$(printf -- '---:|%.0s' "${tools[@]}")---:|---:|${oha_col:+---:|}"
+echo "| server | conns | $(printf '%s | ' "${tools[@]}")best loadgen / best wrk | best loadgen / oha | user µs/request ($(printf '%s ' "${tools[@]}" | sed 's/ $//')) |"
+echo "|---|---:|$(printf -- '---:|%.0s' "${tools[@]}")---:|---:|---|"
 for server in nginx mockbackend; do
     url=$ngx; [ "$server" = mockbackend ] && url=$mock
-    for t in "${tools[@]}"; do : >"$work/$t"; done
-    for _ in $(seq "$rounds"); do
-        for t in "${tools[@]}"; do run "$t" "$url" >>"$work/$t"; done
+    for c in "${conn_list[@]}"; do
+        for t in "${tools[@]}"; do : >"$work/$t.rps"; : >"$work/$t.cpu"; done
+        for _ in $(seq "$rounds"); do
+            for t in "${tools[@]}"; do
+                read -r rps cpu < <(run "$t" "$url" "$c")
+                echo "$rps" >>"$work/$t.rps"; echo "$cpu" >>"$work/$t.cpu"
+            done
+        done
+        declare -A med=()
+        row="| $server | $c |" cpus=""
+        for t in "${tools[@]}"; do
+            med[$t]=$(median <"$work/$t.rps" | cut -d. -f1)
+            row+=" ${med[$t]} |"
+            cpus+="$(median <"$work/$t.cpu") "
+        done
+        best_wrk=${med[wrk-t1]}; [ "${med[wrk-t2]}" -gt "$best_wrk" ] && best_wrk=${med[wrk-t2]}
+        best_lg=${med[loadgen]}; [ "${med[loadgen-t1]:-0}" -gt "$best_lg" ] && best_lg=${med[loadgen-t1]}
+        row+=" $(ratio "$best_lg" "$best_wrk") |"
+        if [ "$have_oha" = yes ]; then row+=" $(ratio "$best_lg" "${med[oha]}") |"; else row+=" - |"; fi
+        echo "$row ${cpus% } |"
     done
-    row="| $server |"
-    for t in "${tools[@]}"; do row+=" $(median <"$work/$t" | cut -d. -f1) |"; done
-    l=$(median <"$work/loadgen") w=$(median <"$work/wrk") a=$(median <"$work/ab")
-    row+=" $(printf '%.2f' "$(echo "$l / $w" | bc -l)") | $(printf '%.2f' "$(echo "$l / $a" | bc -l)") |"
-    if [ "$have_oha" = yes ]; then
-        o=$(median <"$work/oha")
-        row+=" $(printf '%.2f' "$(echo "$l / $o" | bc -l)") |"
-    fi
-    echo "$row"
 done
 echo
-echo "requests/s, medians of $rounds rounds of ${secs}s at $conns connections (keep-alive); oha: $have_oha."
+echo "requests/s, medians of $rounds alternating rounds of ${secs}s (keep-alive); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') with worker_processes $ngx_workers; $(nproc) cores; oha: $have_oha$([ "$have_oha" = yes ] && oha --version | sed 's/^/ /')."
+echo
 
 # p50 in ms against the 10 ms server, one connection: loadgen's HDR p50,
 # wrk's, and curl's over one kept-alive connection as the floor any client
