@@ -460,8 +460,15 @@ impl Flags {
 
 /// ab's seconds (`-t 2.5`): above 0 and finite.
 fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, PlanError> {
+    // A century is "never" for a load test, and any deadline from now
+    // stays within what a clock can hold.
+    const CENTURY: f64 = 100.0 * 365.0 * 86_400.0;
     match value {
         None => Ok(None),
+        Some(t) if t > CENTURY && t.is_finite() => Err(err(
+            flag,
+            format!("{t} seconds is over a century; give at most {CENTURY}"),
+        )),
         Some(t) if t > 0.0 && t.is_finite() => Ok(Some(Duration::from_secs_f64(t))),
         Some(t) => Err(err(flag, format!("{t} is not a number of seconds above 0"))),
     }

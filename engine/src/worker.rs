@@ -15,6 +15,10 @@ use crate::schedule::{PhaseLoad, Schedule};
 use crate::stats::Stats;
 use crate::streams::Finished;
 
+/// A timeout past this is never (30 years, tokio's own "far future"): a
+/// deadline from now must stay within what the clock holds.
+const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 /// One worker: take a ticket, send, measure, repeat.
 async fn worker(
     worker: usize,
@@ -59,7 +63,7 @@ async fn worker(
             let now = schedule.in_flight.fetch_add(1, Relaxed) + 1;
             schedule.peak_in_flight.fetch_max(now, Relaxed);
         }
-        let deadline = start + plan.timeout;
+        let deadline = start + plan.timeout.min(NEVER);
         if watchdog.is_elapsed() {
             watchdog.as_mut().reset(deadline.into());
         }

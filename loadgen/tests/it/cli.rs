@@ -51,6 +51,10 @@ fn bad_usage_is_one_line_and_exit_2() {
         "--range-ratio: 1.5 is not from 0 up to 1",
     );
     usage_error(
+        &["-s", "1e20", "http://127.0.0.1:1/"],
+        "-s: 100000000000000000000 seconds is over a century",
+    );
+    usage_error(
         &["--threads", "0", "http://127.0.0.1:1/"],
         "--threads: must be at least 1",
     );
