@@ -1,11 +1,13 @@
 //! Random answers against the HTTP/1 response reader, chunked framing and
 //! the event-stream reader, fed whole and in random pieces: a value or an
-//! error, never a panic, and never more body than was sent.
+//! error, never a panic, and never more body than was sent. And random
+//! dataset files against the dataset reader.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 
+use crate::dataset;
 use crate::http1::{parse_head, Chunked};
 use crate::sse::Stream;
 
@@ -24,6 +26,11 @@ const CHUNKED: &[&str] = &[
 const EVENTS: &[&str] = &[
     "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\" there\"}}],\"usage\":{\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
     ": keep-alive\r\n\r\nevent: error\ndata: {\"error\":{\"message\":\"overloaded\"}}\n\n",
+];
+
+const DATASETS: &[&str] = &[
+    "{\"prompt\": \"Tell me a story\", \"output_tokens\": 12}\n{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]}], \"max_tokens\": 3}\n",
+    "[{\"id\": \"a\", \"conversations\": [{\"from\": \"human\", \"value\": \"What is nginx?\"}, {\"from\": \"gpt\", \"value\": \"A proxy.\"}]}]",
 ];
 
 /// `data` in pieces cut at `cuts` (taken modulo its length).
@@ -82,5 +89,17 @@ proptest! {
             sse.feed(piece, Duration::from_millis(i as u64), &mut |_| {});
         }
         let _ = sse.tokens();
+    }
+
+    #[test]
+    fn no_dataset_file_makes_the_reader_panic(file in primitives::fuzz::bytes(DATASETS)) {
+        if let Ok(records) = dataset::parse(&file) {
+            prop_assert!(!records.is_empty());
+            for r in &records {
+                prop_assert!(r.output_tokens != Some(0));
+                let body = r.body(dataset::Endpoint::Chat, "m", true);
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&body).is_ok());
+            }
+        }
     }
 }

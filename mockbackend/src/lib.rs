@@ -30,6 +30,8 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod faults;
+#[cfg(test)]
+mod fuzz;
 pub mod latency;
 pub mod metrics;
 pub mod node;
