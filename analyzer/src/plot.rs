@@ -93,7 +93,7 @@ fn cdf(t: &Tally) -> Vec<(f64, f64)> {
     (0..=CDF_STEPS)
         .map(|i| f64::from(i) / f64::from(CDF_STEPS) * 0.99)
         .chain(TAIL)
-        .map(|q| (h.value_at_quantile(q).max(1) as f64 / 1000.0, q))
+        .map(|q| (h.value_at_quantile(q) as f64 / 1000.0, q))
         .collect()
 }
 
@@ -220,10 +220,17 @@ fn latency<DB: DrawingBackend>(
     field: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Drawn<DB> {
-    let (lo, hi) = series
+    let (lo, hi) = time_axis(series);
+    // A zero latency (a log logged to the millisecond says 0.000) has no
+    // place on a log axis: it is drawn at the left edge, "at or below".
+    let series: Vec<(String, Vec<(f64, f64)>)> = series
         .iter()
-        .flat_map(|(_, points)| points.iter().map(|p| p.0))
-        .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        .map(|(node, points)| {
+            let points = points.iter().map(|&(x, y)| (x.max(lo), y)).collect();
+            (node.clone(), points)
+        })
+        .collect();
+    let series = &series[..];
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!("Latency CDF per node ({field})"),
@@ -233,7 +240,7 @@ fn latency<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(64)
         // Log time: a fast median and a slow tail both stay readable.
-        .build_cartesian_2d((lo * 0.9..hi * 1.1).log_scale(), 0.0..1.0)?;
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)?;
     chart
         .configure_mesh()
         .x_desc("latency (ms)")
@@ -242,6 +249,20 @@ fn latency<DB: DrawingBackend>(
         .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
         .draw()?;
     lines(&mut chart, series)
+}
+
+/// The latency axis: from a little below the smallest latency above zero
+/// to a little above the largest (a curve that starts at 0 ms would
+/// otherwise stretch the axis three decades down to the 1 µs floor).
+fn time_axis(series: &[(String, Vec<(f64, f64)>)]) -> (f64, f64) {
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.0))
+        .fold((f64::MAX, 0.0f64), |(lo, hi), x| {
+            (if x > 0.0 { lo.min(x) } else { lo }, hi.max(x))
+        });
+    let lo = if lo == f64::MAX { 0.001 } else { lo };
+    (lo * 0.9, hi.max(lo) * 1.1)
 }
 
 fn over_time<DB: DrawingBackend>(
@@ -337,6 +358,32 @@ mod tests {
                 Chart::Cdf(..) => assert!(svg.contains("($request_time)")),
                 Chart::OverTime(_) => assert!(svg.contains("requests/s")),
             }
+        }
+    }
+
+    #[test]
+    fn the_time_axis_starts_at_the_smallest_latency_not_at_zero() {
+        let series = vec![(
+            "a".to_string(),
+            vec![(0.0, 0.0), (0.0, 0.4), (2.0, 0.5), (300.0, 1.0)],
+        )];
+        let (lo, hi) = time_axis(&series);
+        assert!((lo - 1.8).abs() < 1e-9, "{lo}");
+        assert!((hi - 330.0).abs() < 1e-9, "{hi}");
+        let nothing = vec![("a".to_string(), vec![(0.0, 1.0)])];
+        assert_eq!(time_axis(&nothing), (0.001 * 0.9, 0.001 * 1.1));
+        let svg = String::from_utf8(svg(&Chart::Cdf("t".into(), series)).unwrap()).unwrap();
+        // The axis labels: decades from 10 ms, none down at 0.001 ms.
+        let labels: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit_once('>').map(|(_, label)| label.trim()))
+            .collect();
+        assert!(
+            labels.contains(&"10") && labels.contains(&"100"),
+            "{labels:?}"
+        );
+        for tiny in ["0.001", "0.01", "0.1", "1"] {
+            assert!(!labels.contains(&tiny), "{tiny} in {labels:?}");
         }
     }
 

@@ -187,7 +187,32 @@ fn header(cx: &Context<'_>) -> Vec<&'static str> {
     header
 }
 
-fn cells(row: &Row<'_>, cx: &Context<'_>) -> Vec<String> {
+/// One precision per latency column, for every row: as many decimals as 3
+/// significant digits of the column's smallest value above zero need
+/// (`0.342` 3, `1.25` 2, `12.0` 1, `700` 0), so a column reads `0.00 / 1.00
+/// / 10.00 / 301.00`, not `0 / 1.00 / 10.0 / 301`.
+fn latency_decimals(rows: &[Row<'_>]) -> Vec<usize> {
+    PERCENTILES
+        .iter()
+        .map(|(_, p)| {
+            let smallest = rows
+                .iter()
+                .map(|r| r.tally.latency())
+                .filter(|h| !h.is_empty())
+                .map(|h| percentile(h, *p) as f64 / 1000.0)
+                .filter(|ms| *ms > 0.0)
+                .fold(f64::MAX, f64::min);
+            match smallest {
+                m if m >= 100.0 => 0,
+                m if m >= 10.0 => 1,
+                m if m >= 1.0 => 2,
+                _ => 3,
+            }
+        })
+        .collect()
+}
+
+fn cells(row: &Row<'_>, cx: &Context<'_>, decimals: &[usize]) -> Vec<String> {
     let t = row.tally;
     let mut cells = vec![
         row.node.to_string(),
@@ -205,7 +230,8 @@ fn cells(row: &Row<'_>, cx: &Context<'_>) -> Vec<String> {
     cells.extend(t.classes[1..].iter().map(u64::to_string));
     cells.push(t.errors.to_string());
     if cx.timing.is_some() {
-        cells.extend(PERCENTILES.iter().map(|(_, p)| millis(t.latency(), *p)));
+        let columns = PERCENTILES.iter().zip(decimals);
+        cells.extend(columns.map(|((_, p), d)| millis(t.latency(), *p, *d)));
     }
     cells
 }
@@ -216,8 +242,10 @@ fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
     let header = header(cx);
     table.set_header(header.clone());
     let empty = Tally::default();
-    for row in rows(s, cx.expected, &empty) {
-        table.add_row(cells(&row, cx));
+    let rows = rows(s, cx.expected, &empty);
+    let decimals = latency_decimals(&rows);
+    for row in &rows {
+        table.add_row(cells(row, cx, &decimals));
     }
     for i in 1..header.len() {
         if let Some(c) = table.column_mut(i) {
@@ -280,8 +308,10 @@ pub fn markdown(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
         .collect();
     let _ = writeln!(out, "| {} |", align.join(" | "));
     let empty = Tally::default();
-    for row in rows(s, cx.expected, &empty) {
-        let cells: Vec<String> = cells(&row, cx)
+    let rows = rows(s, cx.expected, &empty);
+    let decimals = latency_decimals(&rows);
+    for row in &rows {
+        let cells: Vec<String> = cells(row, cx, &decimals)
             .iter()
             .map(|c| c.replace('|', "\\|"))
             .collect();
@@ -297,31 +327,15 @@ pub fn markdown(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
     out
 }
 
-/// Three significant digits, the histograms' precision: `12.0`, `700`,
-/// `1.25`, `0.342`.
-fn significant(ms: f64) -> String {
-    if ms == 0.0 {
-        "0".to_string()
-    } else if ms >= 100.0 {
-        format!("{ms:.0}")
-    } else if ms >= 10.0 {
-        format!("{ms:.1}")
-    } else if ms >= 1.0 {
-        format!("{ms:.2}")
-    } else {
-        format!("{ms:.3}")
-    }
-}
-
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 
-fn millis(h: &Histogram<u64>, p: f64) -> String {
+fn millis(h: &Histogram<u64>, p: f64, decimals: usize) -> String {
     if h.is_empty() {
         return "-".to_string();
     }
-    significant(percentile(h, p) as f64 / 1000.0)
+    format!("{:.*}", decimals, percentile(h, p) as f64 / 1000.0)
 }
 
 #[cfg(test)]
@@ -397,6 +411,8 @@ mod tests {
             "40.0",
             "max of 10..40 ms"
         );
+        // One precision per column: a:1's 30 ms max and all's 40 ms alike.
+        assert_eq!(cells(row("a:1")).last().unwrap(), "30.0");
     }
 
     #[test]
