@@ -250,6 +250,12 @@ impl Flags {
         self.model.as_deref().unwrap_or(DEFAULT_MODEL)
     }
 
+    /// loadgen writes the body (--stream's chat request, a dataset's
+    /// records) because no -p or -u gives one: JSON, POSTed.
+    fn writes_json_body(&self) -> bool {
+        (self.stream || self.dataset.is_some()) && self.post.is_none() && self.put.is_none()
+    }
+
     /// --dataset and the flags that shape it: the records, and the
     /// requests to send without -n.
     fn dataset(&self) -> Result<Option<Records>, PlanError> {
@@ -301,10 +307,9 @@ impl Flags {
     /// -p, -u, -i, -m, and --stream's default body (a dataset's records
     /// are POSTed too).
     fn method_and_body(&self) -> Result<(Method, Option<Bytes>), PlanError> {
-        let wants_body = (self.stream || self.dataset.is_some()) && self.put.is_none();
-        let post = match (&self.post, wants_body) {
-            (None, true) => Some(Bytes::from(stream_body(self.model()))),
-            (post, _) => post.clone(),
+        let post = match self.writes_json_body() {
+            true => Some(Bytes::from(stream_body(self.model()))),
+            false => self.post.clone(),
         };
         let (mut method, body) = match (post, self.put.clone()) {
             (Some(_), Some(_)) => return Err(err("-u", "cannot be used with -p")),
@@ -346,13 +351,11 @@ impl Flags {
         add("-H", "user-agent", "ApacheBench/2.3")?;
         add("-H", "accept", "*/*")?;
         // --stream's and --dataset's bodies are JSON; ab's default type is text.
-        let default_type =
-            if (self.stream || self.dataset.is_some()) && self.post.is_none() && self.put.is_none()
-            {
-                "application/json"
-            } else {
-                "text/plain"
-            };
+        let default_type = if self.writes_json_body() {
+            "application/json"
+        } else {
+            "text/plain"
+        };
         match &self.content_type {
             Some(t) => add("-T", "content-type", t)?,
             None if has_body => add("-T", "content-type", default_type)?,

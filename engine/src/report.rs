@@ -304,7 +304,7 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
             out,
             "  goodput: {} of {} requests met the SLO ({:.1}%)",
             st.good,
-            stats.complete + stats.failed_transport(),
+            stats.sent(),
             100.0 * stats.goodput()
         );
     }
@@ -442,7 +442,7 @@ pub fn json(
         "non_2xx": stats.non_2xx,
         // Non-2xx answers and requests with no answer, of all requests;
         // ab's length failures are not errors of the service.
-        "error_rate": stats.errors_seen() as f64 / (stats.complete + stats.failed_transport()).max(1) as f64,
+        "error_rate": stats.errors_seen() as f64 / stats.sent().max(1) as f64,
         "keepalive_responses": stats.keepalive_responses,
         "bytes": {"received": stats.bytes_in, "body_received": stats.body_bytes_in, "sent": stats.bytes_out},
         "requests_per_second": stats.complete as f64 / secs,

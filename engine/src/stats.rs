@@ -136,6 +136,11 @@ impl Stats {
         self.failed_connect + self.failed_receive + self.failed_exceptions
     }
 
+    /// Requests sent: answered (any status, any length) or not.
+    pub fn sent(&self) -> u64 {
+        self.complete + self.failed_transport()
+    }
+
     /// What `error_rate` and `client_errors` count: answers that were not
     /// 2xx and requests that got no answer. A length that differs from
     /// the first answer's is ab's failure, not an error of the service.
@@ -145,7 +150,7 @@ impl Stats {
 
     /// Streams that met the SLO, of every request sent (failed ones too).
     pub fn goodput(&self) -> f64 {
-        self.streams.good as f64 / (self.complete + self.failed_transport()).max(1) as f64
+        self.streams.good as f64 / self.sent().max(1) as f64
     }
 
     /// Counts a request that got no answer, of `kind`; `detail` says what

@@ -53,7 +53,7 @@ impl Measurements for RunFigures<'_> {
         let s = self.stats;
         let seconds = |us: u64| us as f64 / 1e6;
         let h = || self.latency(node).filter(|h| !h.is_empty());
-        let attempts = (s.complete + s.failed_transport()) as f64;
+        let attempts = s.sent() as f64;
         let errors = s.errors_seen() as f64;
         // A node that never answered served nothing.
         let served = |n: &str| s.nodes.get(n).map_or(0, |n| n.requests) as f64;

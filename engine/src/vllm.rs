@@ -25,11 +25,10 @@ const PERCENTILES: [u32; 4] = [50, 90, 95, 99];
 pub fn block(plan: &Plan, stats: &Stats, elapsed: Duration) -> Value {
     let st = &stats.streams;
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let sent = stats.complete + stats.failed_transport();
     let completed = if st.streams > 0 {
         st.complete
     } else {
-        stats.complete - stats.non_2xx.min(stats.complete)
+        stats.complete.saturating_sub(stats.non_2xx)
     };
     let (input, output) = (st.input_tokens, st.output_tokens);
     let mut m = Map::new();
@@ -38,7 +37,7 @@ pub fn block(plan: &Plan, stats: &Stats, elapsed: Duration) -> Value {
     };
     put("duration", secs.into());
     put("completed", completed.into());
-    put("failed", sent.saturating_sub(completed).into());
+    put("failed", stats.sent().saturating_sub(completed).into());
     put("total_input_tokens", input.into());
     put("total_output_tokens", output.into());
     put("request_throughput", (completed as f64 / secs).into());

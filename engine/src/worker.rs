@@ -38,9 +38,7 @@ async fn worker(
     // request's deadline is never earlier than the one before it (the same
     // -s from a later start), so it always fires by the deadline.
     let mut watchdog = Box::pin(tokio::time::sleep(plan.timeout));
-    // Closed loop, the most in flight is the workers' count (see `run`);
-    // counting it per request would be two contended atomics.
-    let count_in_flight = plan.pacing != crate::schedule::Pacing::Closed || !plan.phases.is_empty();
+    let count_in_flight = !peak_is_worker_count(&plan);
     if plan.verbosity >= 4 {
         template.render(0, &mut request);
         eprintln!(
@@ -275,14 +273,19 @@ pub async fn run(
     if let Some(len) = schedule.document_length.get() {
         stats.document_length = Some(*len);
     }
-    stats.peak_in_flight = match plan.pacing {
-        // Every worker holds a request from its first ticket to the last.
-        crate::schedule::Pacing::Closed if plan.phases.is_empty() => {
-            (count as u64).min(stats.complete + stats.failed_transport())
-        }
-        _ => schedule.peak_in_flight.load(Relaxed),
+    stats.peak_in_flight = if peak_is_worker_count(&plan) {
+        (count as u64).min(stats.sent())
+    } else {
+        schedule.peak_in_flight.load(Relaxed)
     };
     stats
+}
+
+/// A closed loop with no phases: every worker holds a request from its
+/// first ticket to the last, so the most in flight is the workers' count
+/// and the workers need not count it (two contended atomics a request).
+fn peak_is_worker_count(plan: &Plan) -> bool {
+    plan.pacing == crate::schedule::Pacing::Closed && plan.phases.is_empty()
 }
 
 /// Where to connect: the target, or the `-X` proxy.
