@@ -18,7 +18,7 @@ use crate::plan::Variant;
 use crate::template::Text;
 
 /// Characters to a token: the rule mockbackend counts prompts by.
-pub const CHARS_PER_TOKEN: usize = 4;
+pub use primitives::CHARS_PER_TOKEN;
 
 /// The most synthetic prompts made; a longer run takes them again in turn.
 pub const MAX_SYNTHETIC: u64 = 10_000;
@@ -302,9 +302,9 @@ fn json_lines(text: &str) -> Result<Vec<Record>, DatasetError> {
     Ok(records)
 }
 
-/// As vLLM reads ShareGPT: the first turn is the prompt and the second, the
-/// answer, gives the output length (whoever `from` says spoke them) (here by the 4-characters rule);
-/// conversations of fewer than two turns are skipped.
+/// As vLLM reads ShareGPT: the first turn is the prompt and the second (the
+/// answer, whoever `from` says spoke it) gives the output length, here by
+/// the 4-characters rule; conversations of fewer than two turns are skipped.
 fn sharegpt(text: &str) -> Result<Vec<Record>, DatasetError> {
     let all: Vec<ShareGpt> = serde_json::from_str(text)
         .map_err(|e| DatasetError(format!("not a ShareGPT JSON array: {e}")))?;
@@ -313,10 +313,10 @@ fn sharegpt(text: &str) -> Result<Vec<Record>, DatasetError> {
         .filter_map(|c| {
             let mut turns = c.conversations.into_iter();
             let (first, second) = (turns.next()?, turns.next()?);
-            let answer = second.value.chars().count().div_ceil(CHARS_PER_TOKEN);
+            let answer = primitives::tokens_for_chars(second.value.chars().count());
             Some(Record {
                 prompt: Prompt::Text(first.value),
-                output_tokens: Some(u32::try_from(answer).unwrap_or(u32::MAX).max(1)),
+                output_tokens: Some(answer.max(1)),
             })
         })
         .collect())

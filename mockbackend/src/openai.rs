@@ -6,6 +6,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use primitives::tokens_for_chars;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `POST /v1/chat/completions`
@@ -87,10 +89,6 @@ pub struct Parsed {
     pub prefixes: Vec<(u64, u32)>,
 }
 
-/// The prompt-token rule: about 4 characters per token (OpenAI's rule of
-/// thumb for English), at least 1 for any text, counted per message.
-pub const CHARS_PER_TOKEN: usize = 4;
-
 /// A text prompt's prefix boundary, in characters (16 tokens).
 const TEXT_BLOCK: usize = 64;
 
@@ -155,7 +153,8 @@ pub fn parse(kind: Kind, body: &[u8], cx: Context<'_>) -> Result<Parsed, String>
     })
 }
 
-/// A prompt read piece by piece: its tokens by the 4-characters rule, and
+/// A prompt read piece by piece: its tokens by the 4-characters rule
+/// (`primitives::tokens_for_chars`, per message or batch prompt), and
 /// a running hash of it with the tokens so far at each boundary.
 #[derive(Default)]
 struct Prompt {
@@ -179,7 +178,7 @@ impl Prompt {
             }
             chars += t.chars().count();
         });
-        self.tokens = self.tokens.saturating_add(tokens_for(chars));
+        self.tokens = self.tokens.saturating_add(tokens_for_chars(chars));
         if self.hash {
             self.hasher.write_u8(0);
             self.prefixes.push((self.hasher.finish(), self.tokens));
@@ -199,21 +198,17 @@ impl Prompt {
                     self.hasher.write(c.encode_utf8(&mut utf8).as_bytes());
                     boundary = chars.is_multiple_of(TEXT_BLOCK);
                     if boundary {
-                        let so_far = self.tokens.saturating_add(tokens_for(chars));
+                        let so_far = self.tokens.saturating_add(tokens_for_chars(chars));
                         self.prefixes.push((self.hasher.finish(), so_far));
                     }
                 }
             }
-            self.tokens = self.tokens.saturating_add(tokens_for(chars));
+            self.tokens = self.tokens.saturating_add(tokens_for_chars(chars));
         });
         if self.hash && !boundary {
             self.prefixes.push((self.hasher.finish(), self.tokens));
         }
     }
-}
-
-fn tokens_for(chars: usize) -> u32 {
-    u32::try_from(chars.div_ceil(CHARS_PER_TOKEN)).unwrap_or(u32::MAX)
 }
 
 /// Every piece of text in a string, an array of strings, or chat content

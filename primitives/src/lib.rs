@@ -18,6 +18,7 @@ pub mod fuzz;
 mod net;
 #[cfg(feature = "signal")]
 mod signal;
+mod tokens;
 
 pub use duration::{format_duration, parse_duration, DurationError};
 #[cfg(feature = "flags")]
@@ -26,3 +27,4 @@ pub use flags::parse_flags;
 pub use net::{listen, Hooked, Hooks};
 #[cfg(feature = "signal")]
 pub use signal::{stop_signal, Signals};
+pub use tokens::{tokens_for_chars, CHARS_PER_TOKEN};
