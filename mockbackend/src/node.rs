@@ -58,7 +58,7 @@ impl Node {
         log: bool,
     ) -> Node {
         let label = profile.name.clone().unwrap_or_else(|| addr.to_string());
-        let profile_cache = profile.prefix_cache_size;
+        let cache_size = profile.prefix_cache_size;
         let rng = match seed {
             Some(s) => SmallRng::seed_from_u64(s.wrapping_add(index as u64)),
             None => SmallRng::from_os_rng(),
@@ -75,7 +75,7 @@ impl Node {
             faults: watch::Sender::new(FaultState::default()),
             faulted: AtomicBool::new(false),
             seq: AtomicU64::new(0),
-            prefix_cache: (profile_cache > 0).then(|| Mutex::new(PrefixCache::new(profile_cache))),
+            prefix_cache: (cache_size > 0).then(|| Mutex::new(PrefixCache::new(cache_size))),
             listening: Mutex::new(None),
         }
     }

@@ -26,7 +26,7 @@ pub struct ConversationSpec {
     pub header: String,
     #[serde(default = "chat_path")]
     pub path: String,
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub stream: bool,
     #[serde(default = "model")]
     pub model: String,
@@ -46,7 +46,7 @@ pub struct DatasetSpec {
     pub prefix_len: Option<u32>,
     #[serde(default = "chat_path")]
     pub path: String,
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub stream: bool,
     #[serde(default = "model")]
     pub model: String,
@@ -68,10 +68,6 @@ fn session_header() -> String {
 
 fn chat_path() -> String {
     "/v1/chat/completions".into()
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn model() -> String {
