@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::files::Rows;
 use crate::plan::Plan;
@@ -26,6 +26,8 @@ const INTERRUPT_GRACE: Duration = Duration::from_millis(700);
 pub struct Ran {
     pub stats: Stats,
     pub elapsed: Duration,
+    /// When it began, by the wall clock: shards' spans are joined by it.
+    pub started: SystemTime,
     /// Ctrl-C ended it early.
     pub interrupted: bool,
     /// It stopped at a receive error, as ab does without -r.
@@ -36,12 +38,28 @@ pub struct Ran {
 /// "Completed N requests" lines for logs); Ctrl-C stops sending and lets
 /// requests in flight finish, as ab does, so nothing measured is lost.
 pub async fn drive(plan: Arc<Plan>, addr: SocketAddr, rows: Arc<Rows>, quiet: bool) -> Ran {
+    if let Some(at) = plan.start_at {
+        if !wait_until(at, quiet).await {
+            return Ran {
+                stats: Stats::default(),
+                elapsed: Duration::ZERO,
+                started: SystemTime::now(),
+                interrupted: true,
+                stopped: false,
+            };
+        }
+    }
+    // The wall-clock time the schedule counts from: --start-at's when it
+    // is given (a late shard catches up rather than drifts).
+    let started = plan.start_at.unwrap_or_else(SystemTime::now);
     let schedule = Arc::new(Schedule::new(&plan));
+    let own = schedule.bounds().0;
     let progress = match (quiet, std::io::stderr().is_terminal()) {
         (true, _) => None,
         (false, true) => Some(tokio::spawn(progress_bar(schedule.clone()))),
-        (false, false) => heartbeat(plan.requests)
-            .map(|every| tokio::spawn(progress_lines(schedule.clone(), every))),
+        (false, false) => {
+            heartbeat(own).map(|every| tokio::spawn(progress_lines(schedule.clone(), every)))
+        }
     };
     let mut running = tokio::spawn(worker::run(
         plan.clone(),
@@ -70,15 +88,30 @@ pub async fn drive(plan: Arc<Plan>, addr: SocketAddr, rows: Arc<Rows>, quiet: bo
     if let Some(p) = progress {
         let _ = p.await;
     }
-    if !quiet && heartbeat(plan.requests).is_some() {
+    if !quiet && heartbeat(own).is_some() {
         eprintln!("Finished {} requests", stats.complete);
     }
     rows.flush();
     Ran {
         stats,
         elapsed,
+        started,
         interrupted,
         stopped: schedule.stop.load(Relaxed) && !interrupted,
+    }
+}
+
+/// Waits for `--start-at`; `false` when Ctrl-C came first.
+async fn wait_until(at: SystemTime, quiet: bool) -> bool {
+    let Ok(wait) = at.duration_since(SystemTime::now()) else {
+        return true; // past already: begin at once
+    };
+    if !quiet {
+        eprintln!("Waiting {:.1} s for --start-at", wait.as_secs_f64());
+    }
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        _ = primitives::stop_signal() => false,
     }
 }
 

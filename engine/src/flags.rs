@@ -13,6 +13,7 @@ use crate::dataset;
 use crate::plan::{parse_cidr, stream_body, Clients, ClientsVia, Plan, Target};
 use crate::plan::{DEFAULT_MODEL, DEFAULT_NODE_HEADERS, DEFAULT_TIMEOUT};
 use crate::schedule::{Arrival, ArrivalError, Pacing};
+use crate::shard::{self, Shard};
 use crate::streams::Slo;
 
 /// ab's flags as given, before checking, and the ones loadgen adds: what
@@ -138,6 +139,30 @@ pub struct Flags {
     /// with --rate (arrivals past it wait for a free slot)
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<usize>,
+    /// Make shard I of N of the run (I from 0): every Nth request from the
+    /// Ith, at the times the whole run would send it, with its part of -c
+    /// and its own range of the client pool; `loadgen merge` adds the
+    /// shards' --json files into the whole
+    #[arg(long, value_name = "I/N", conflicts_with = "shard_from_env")]
+    pub shard: Option<String>,
+    /// Take the shard's index from JOB_COMPLETION_INDEX (set in each pod of
+    /// a Kubernetes Indexed Job); with --shards N
+    #[arg(long, requires = "shards")]
+    pub shard_from_env: bool,
+    /// With --shard-from-env: how many shards make the run
+    #[arg(long, value_name = "N", requires = "shard_from_env")]
+    pub shards: Option<String>,
+    /// Begin at this time, RFC 3339 or seconds since the epoch (at most an
+    /// hour ahead): the shards of a run share it, so they begin together
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// JOB_COMPLETION_INDEX's value (set by the caller, which reads the
+    /// environment).
+    #[arg(skip)]
+    pub index_env: Option<String>,
+    /// The time now, for --start-at (set by the caller; `None`: the clock).
+    #[arg(skip)]
+    pub now: Option<std::time::SystemTime>,
 }
 
 /// A dataset's records, and the requests to send when -n does not say.
@@ -218,7 +243,9 @@ impl Flags {
                     .map_err(|e| err("--dataset", e.0))?
             }
         };
-        Ok(Plan {
+        let (shard, start_at) = (self.shard()?, self.start_at()?);
+        let shard_flag = self.shard_flag();
+        let plan = Plan {
             // Streamed answers and a dataset's differ in length by nature
             // (ids, times, token counts).
             variable_length: self.variable_length || self.stream || !mix.is_empty(),
@@ -243,7 +270,45 @@ impl Flags {
             body,
             timeout,
             keep_going: self.keep_going,
-        })
+            shard: None,
+            start_at,
+        };
+        match shard {
+            Some(s) => s.apply(plan).map_err(|why| err(shard_flag, why)),
+            None => Ok(plan),
+        }
+    }
+
+    /// --shard I/N, or --shard-from-env with --shards N.
+    fn shard(&self) -> Result<Option<Shard>, PlanError> {
+        let flag = self.shard_flag();
+        match (&self.shard, self.shard_from_env) {
+            (Some(text), _) => Shard::parse(text).map(Some),
+            (None, true) => {
+                let count = shard::shards(self.shards.as_deref().unwrap_or_default())
+                    .map_err(|why| err("--shards", why))?;
+                Shard::from_env(self.index_env.as_deref(), count).map(Some)
+            }
+            (None, false) => Ok(None),
+        }
+        .map_err(|why| err(flag, why))
+    }
+
+    fn shard_flag(&self) -> &'static str {
+        if self.shard_from_env {
+            "--shard-from-env"
+        } else {
+            "--shard"
+        }
+    }
+
+    fn start_at(&self) -> Result<Option<std::time::SystemTime>, PlanError> {
+        let now = self.now.unwrap_or_else(std::time::SystemTime::now);
+        self.start_at
+            .as_deref()
+            .map(|t| shard::start_at(t, now))
+            .transpose()
+            .map_err(|why| err("--start-at", why))
     }
 
     fn model(&self) -> &str {
@@ -457,6 +522,7 @@ impl Flags {
             base,
             size,
             stride: 1,
+            every: 1,
         }))
     }
 }

@@ -9,6 +9,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 
 use crate::schedule::{Arrival, Pacing, Phase};
+use crate::shard::Shard;
 use crate::streams::Slo;
 use crate::template::Text;
 
@@ -85,7 +86,7 @@ impl Target {
 
 /// Many client identities from one machine, so ip_hash and stickiness can
 /// be exercised on a loopback test bed: request `i` acts as client
-/// `base + i % size`.
+/// `base + (i / every) % size` (times the stride).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clients {
     pub via: ClientsVia,
@@ -94,6 +95,9 @@ pub struct Clients {
     /// The step between identities: 1 for a CIDR pool, 256 to put each
     /// client in its own /24 (ip_hash looks at three octets).
     pub stride: u32,
+    /// 1; N for shard I of N, whose requests are every Nth of the whole
+    /// run: its own range is then used evenly (see `Shard::apply`).
+    pub every: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +110,7 @@ pub enum ClientsVia {
 
 impl Clients {
     pub fn address(&self, i: u64) -> std::net::Ipv4Addr {
-        let k = (i % u64::from(self.size)) as u32;
+        let k = (i / u64::from(self.every.max(1)) % u64::from(self.size)) as u32;
         std::net::Ipv4Addr::from(self.base.wrapping_add(k.wrapping_mul(self.stride)))
     }
 }
@@ -196,6 +200,11 @@ pub struct Plan {
     pub arrival: Arrival,
     /// Streams that meet it count towards goodput.
     pub slo: Option<Slo>,
+    /// This run is one part of a sharded one (`--shard I/N`).
+    pub shard: Option<Shard>,
+    /// When the run begins (`--start-at`): the shards of one run share it,
+    /// so their schedules line up.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// ab's wait for each answer, `-s`.
@@ -248,6 +257,8 @@ impl Plan {
             due: Vec::new(),
             arrival: Arrival::Even,
             slo: None,
+            shard: None,
+            start_at: None,
         }
     }
 

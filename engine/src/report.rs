@@ -333,13 +333,7 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
 /// HdrHistogram's standard compressed V2 encoding, base64: what other HDR
 /// tools read, so runs from several machines can be merged.
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
-    use base64::prelude::{Engine as _, BASE64_STANDARD};
-    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-    let mut bytes = Vec::new();
-    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
-        Ok(_) => BASE64_STANDARD.encode(bytes),
-        Err(_) => String::new(),
-    }
+    crate::saved::histogram::encode(h)
 }
 
 fn latency_json(h: &Histogram<u64>) -> serde_json::Value {

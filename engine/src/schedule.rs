@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Gamma};
 
 use crate::plan::Plan;
+use crate::shard::Shard;
 
 /// How requests are started: as soon as a worker is free (ab's closed
 /// loop), or on a fixed schedule whatever the server does (open loop).
@@ -76,7 +77,7 @@ pub fn due_in_phases(phases: &[Phase], i: u64) -> Option<Duration> {
 /// How open-loop arrivals are spaced: evenly, or at random with gamma
 /// distributed gaps (shape 1 is a Poisson process; below 1 burstier, above
 /// 1 steadier), as vLLM's serving benchmark does.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Arrival {
     Even,
     Gamma { shape: f64, seed: u64 },
@@ -121,7 +122,9 @@ impl Arrival {
 /// run is stopped.
 pub struct Schedule {
     next: AtomicU64,
+    /// The whole run's requests; a shard sends every Nth of them.
     requests: u64,
+    shard: Option<Shard>,
     start: Instant,
     deadline: Option<Instant>,
     pacing: Pacing,
@@ -149,13 +152,20 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(plan: &Plan) -> Schedule {
-        let start = Instant::now();
+        // A shard that begins late (--start-at already past) counts its
+        // schedule from the shared time, so it catches up with the others.
+        let late = plan
+            .start_at
+            .and_then(|at| std::time::SystemTime::now().duration_since(at).ok());
+        let now = Instant::now();
+        let start = late.and_then(|l| now.checked_sub(l)).unwrap_or(now);
         let phased = (!plan.phases.is_empty())
             .then(|| start + plan.phases.iter().map(|p| p.duration).sum::<Duration>());
         let limit = plan.time_limit.map(|t| start + t);
         Schedule {
             next: AtomicU64::new(0),
             requests: plan.requests,
+            shard: plan.shard,
             start,
             deadline: match (limit, phased) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -166,12 +176,16 @@ impl Schedule {
             due: plan.due.clone(),
             arrivals: match (plan.arrival, plan.pacing) {
                 (Arrival::Gamma { shape, seed }, Pacing::Rate(rate)) => {
-                    Some(std::sync::Mutex::new(Arrivals {
+                    let mut arrivals = Arrivals {
                         next: 0.0,
                         rng: SmallRng::seed_from_u64(seed),
                         // Mean gap 1/rate whatever the shape.
                         gaps: Gamma::new(shape, 1.0 / (rate * shape)).ok(),
-                    }))
+                        rate,
+                    };
+                    // Shard I's first arrival is the whole run's Ith.
+                    arrivals.skip(plan.shard.map_or(0, |s| s.index));
+                    Some(std::sync::Mutex::new(arrivals))
                 }
                 _ => None,
             },
@@ -190,9 +204,11 @@ impl Schedule {
         self.start
     }
 
-    /// How many requests the run will send at most, and for how long.
+    /// How many requests the run (this shard) will send at most, and for
+    /// how long.
     pub fn bounds(&self) -> (u64, Option<Instant>) {
-        (self.requests, self.deadline)
+        let own = self.shard.map_or(self.requests, |s| s.part(self.requests));
+        (own, self.deadline)
     }
 
     /// How many workers may be busy now, under concurrency phases.
@@ -226,14 +242,17 @@ impl Schedule {
                 _ => break,
             }
         }
-        let i = self.next.fetch_add(1, Relaxed);
+        let j = self.next.fetch_add(1, Relaxed);
+        // The whole run's number for it: what its schedule, body and
+        // client identity follow.
+        let i = self.shard.map_or(j, |s| s.global(j));
         if i >= self.requests {
             return None;
         }
         let due = match self.pacing {
             Pacing::Closed => return Some((i, None)),
             Pacing::Rate(_) if !self.due.is_empty() => self.start + *self.due.get(i as usize)?,
-            Pacing::Rate(r) if self.arrivals.is_some() => {
+            Pacing::Rate(_) if self.arrivals.is_some() => {
                 let mut guard = self
                     .arrivals
                     .as_ref()?
@@ -241,10 +260,8 @@ impl Schedule {
                     .unwrap_or_else(|e| e.into_inner());
                 let a = &mut *guard;
                 let at = a.next;
-                a.next += match &a.gaps {
-                    Some(g) => g.sample(&mut a.rng),
-                    None => 1.0 / r,
-                };
+                // A shard's next arrival is N of the whole run's later.
+                a.skip(self.shard.map_or(1, |s| s.count));
                 self.start + Duration::from_secs_f64(at)
             }
             Pacing::Rate(_) if !self.phases.is_empty() => {
@@ -265,4 +282,17 @@ struct Arrivals {
     next: f64,
     rng: SmallRng,
     gaps: Option<Gamma<f64>>,
+    rate: f64,
+}
+
+impl Arrivals {
+    /// Moves on `n` arrivals.
+    fn skip(&mut self, n: u32) {
+        for _ in 0..n {
+            self.next += match &self.gaps {
+                Some(g) => g.sample(&mut self.rng),
+                None => 1.0 / self.rate,
+            };
+        }
+    }
 }

@@ -2,10 +2,12 @@
 //! end (histograms with `Histogram::add`): no sample list, so memory stays
 //! flat however many requests run.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use crate::streams::StreamStats;
 
@@ -29,14 +31,17 @@ pub fn micros(d: Duration) -> u64 {
 }
 
 /// One node's share of the answers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStats {
     pub requests: u64,
     pub errors: u64,
+    #[serde(with = "crate::saved::histogram")]
     pub total: Histogram<u64>,
 }
 
-#[derive(Debug, Clone)]
+/// Written whole, histograms included, in a run's `--json` (see
+/// `saved.rs`), so the runs of several processes add up exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stats {
     /// Requests that got a whole answer (any status), as ab's "Complete requests".
     pub complete: u64,
@@ -50,17 +55,24 @@ pub struct Stats {
     pub bytes_in: u64,
     pub body_bytes_in: u64,
     pub bytes_out: u64,
+    #[serde(with = "crate::saved::histogram")]
     pub total: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub connect: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub waiting: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub processing: Histogram<u64>,
     /// Open loop: latency from the time each request was due, which counts
     /// the wait a late schedule imposed (no coordinated omission).
+    #[serde(with = "crate::saved::histogram")]
     pub corrected: Histogram<u64>,
     /// Open loop: how late requests started against their schedule.
+    #[serde(with = "crate::saved::histogram")]
     pub lag: Histogram<u64>,
     pub statuses: BTreeMap<u16, u64>,
-    pub errors: BTreeMap<&'static str, u64>,
+    /// By kind; the kinds are the worker's words, borrowed, or read back.
+    pub errors: BTreeMap<Cow<'static, str>, u64>,
     pub nodes: BTreeMap<String, NodeStats>,
     /// The first answer's body length (the run's, set once the workers'
     /// figures are merged), and its Server header.
@@ -156,7 +168,7 @@ impl Stats {
     /// Counts a request that got no answer, of `kind`; `detail` says what
     /// happened, kept for the first one.
     pub fn error(&mut self, kind: &'static str, detail: impl FnOnce() -> String) {
-        *self.errors.entry(kind).or_default() += 1;
+        *self.errors.entry(Cow::Borrowed(kind)).or_default() += 1;
         if self.first_error.is_none() {
             self.first_error = Some(detail());
         }

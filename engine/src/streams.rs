@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use crate::sse::Stream;
 use crate::stats::{histogram, micros};
 
 /// `--slo 'ttft<500ms,tpot<50ms'`: what a stream must meet to count
 /// towards goodput.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Slo {
     pub ttft: Option<Duration>,
     pub tpot: Option<Duration>,
@@ -64,28 +65,36 @@ pub struct Finished<'a> {
     pub node: Option<&'a str>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStreams {
     pub streams: u64,
+    #[serde(with = "crate::saved::histogram")]
     pub ttft: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub tpot: Histogram<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamStats {
     /// Answers that were event streams.
     pub streams: u64,
     /// Of them, those that ended with `[DONE]`.
     pub complete: u64,
+    #[serde(with = "crate::saved::histogram")]
     pub ttft: Histogram<u64>,
     /// Time to the first content token: for a reasoning model, after its
     /// thinking; the same as `ttft` for any other.
+    #[serde(with = "crate::saved::histogram")]
     pub ttfc: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub itl: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub tpot: Histogram<u64>,
+    #[serde(with = "crate::saved::histogram")]
     pub e2e: Histogram<u64>,
     pub output_tokens: u64,
     /// Each whole stream's output tokens (a count, not microseconds).
+    #[serde(with = "crate::saved::histogram")]
     pub output_lengths: Histogram<u64>,
     /// Prompt tokens, from the servers' usage, and the streams that said.
     pub input_tokens: u64,

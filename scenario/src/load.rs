@@ -111,6 +111,7 @@ pub fn plan(loaded: &Loaded, mix: Mix) -> Result<Plan, ScenarioError> {
             base: u32::from(std::net::Ipv4Addr::new(10, 0, 0, 1)),
             size: n.max(1),
             stride: 256,
+            every: 1,
         });
     }
     Ok(plan)
