@@ -73,13 +73,6 @@ impl Shard {
         total / n + u64::from(u64::from(self.index) < total % n)
     }
 
-    /// Where this shard's part starts when `total` things are cut into
-    /// contiguous ranges (client identities).
-    fn offset(&self, total: u64) -> u64 {
-        let (i, n) = (u64::from(self.index), u64::from(self.count));
-        i * (total / n) + i.min(total % n)
-    }
-
     /// The single-process run's request number of this shard's `j`th.
     pub fn global(&self, j: u64) -> u64 {
         u64::from(self.index) + j * u64::from(self.count)
@@ -88,7 +81,11 @@ impl Shard {
     /// `plan` cut down to this shard's part: its requests are every Nth of
     /// the whole (the schedule deals them, so the plan keeps the whole
     /// count), its connections its part of -c and of each phase's, its
-    /// clients a range of the pool disjoint from every other shard's.
+    /// clients every Nth of the pool from the Ith, used in turn. Each
+    /// request then acts as the client it would in one process whenever
+    /// the pool holds at least the run's requests (request i is client i)
+    /// or N divides the pool; otherwise the shards' clients are still
+    /// disjoint, just met in another order.
     pub fn apply(&self, mut plan: Plan) -> Result<Plan, String> {
         let c = plan.concurrency as u64;
         if c < u64::from(self.count) {
@@ -112,12 +109,11 @@ impl Shard {
                 ));
             }
             *clients = Clients {
-                base: clients
-                    .base
-                    .wrapping_add((self.offset(size) as u32).wrapping_mul(clients.stride)),
+                base: (clients.base).wrapping_add(self.index.wrapping_mul(clients.stride)),
                 size: self.part(size) as u32,
+                stride: clients.stride.wrapping_mul(self.count),
                 every: self.count,
-                ..*clients
+                via: clients.via,
             };
         }
         plan.shard = Some(*self);
@@ -144,7 +140,7 @@ pub fn shards(text: &str) -> Result<u32, String> {
 /// that time, so late pods catch up rather than drift).
 pub fn start_at(text: &str, now: SystemTime) -> Result<SystemTime, String> {
     let at = match text.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 && s < 1e11 => {
+        Ok(s) if (0.0..1e11).contains(&s) => {
             SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s)
         }
         Ok(_) => return Err(format!("'{text}' is not a time")),
@@ -176,10 +172,6 @@ mod tests {
             let shards: Vec<Shard> = (0..n).map(|i| Shard::new(i, n).unwrap()).collect();
             let sum: u128 = shards.iter().map(|s| u128::from(s.part(total))).sum();
             assert_eq!(sum, u128::from(total), "{total} over {n}");
-            // Contiguous ranges: each starts where the one before ended.
-            for w in shards.windows(2) {
-                assert_eq!(w[0].offset(total) + w[0].part(total), w[1].offset(total));
-            }
         }
     }
 
@@ -213,37 +205,63 @@ mod tests {
         assert!(Shard::from_env(Some("x"), 4).is_err());
     }
 
-    #[test]
-    fn clients_are_disjoint_ranges_covering_the_pool() {
+    fn pool(size: u32) -> Plan {
         let mut plan = Plan::to(([127, 0, 0, 1], 80).into());
         plan.concurrency = 10;
         plan.clients = Some(Clients {
             via: ClientsVia::ForwardedFor,
             base: u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)),
-            size: 10,
+            size,
             stride: 256,
             every: 1,
         });
-        let mut all = Vec::new();
-        let mut connections = 0;
-        for i in 0..3 {
-            let p = Shard::new(i, 3).unwrap().apply(plan.clone()).unwrap();
-            connections += p.concurrency;
-            let c = p.clients.unwrap();
-            // Shard i's jth request is request i + 3j of the whole.
-            let mine: std::collections::BTreeSet<_> =
-                (0..20).map(|j| c.address(u64::from(i) + 3 * j)).collect();
-            assert_eq!(
-                mine.len(),
-                c.size as usize,
-                "every identity of its range is used"
-            );
-            all.extend(mine);
+        plan
+    }
+
+    /// Each shard's clients for its part of `requests`, with the whole
+    /// run's number of each request.
+    fn clients(plan: &Plan, n: u32, requests: u64) -> Vec<Vec<(u64, std::net::Ipv4Addr)>> {
+        (0..n)
+            .map(|i| {
+                let s = Shard::new(i, n).unwrap();
+                let c = s.apply(plan.clone()).unwrap().clients.unwrap();
+                let count = s.part(requests);
+                (0..count)
+                    .map(|j| (s.global(j), c.address(s.global(j))))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clients_are_disjoint_and_cover_the_pool() {
+        let plan = pool(10);
+        let whole = plan.clients.unwrap();
+        for n in [1, 3, 4] {
+            let mut all = Vec::new();
+            for mine in clients(&plan, n, 200) {
+                let set: std::collections::BTreeSet<_> = mine.iter().map(|(_, a)| *a).collect();
+                all.extend(set);
+            }
+            let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+            assert_eq!(all.len(), 10, "{n} shards: no client in two shards");
+            assert_eq!(distinct.len(), 10, "{n} shards: every client of the pool");
+            let shard = |i| Shard::new(i, n).unwrap().apply(plan.clone()).unwrap();
+            let connections: usize = (0..n).map(|i| shard(i).concurrency).sum();
+            assert_eq!(connections, 10);
         }
-        assert_eq!(connections, 10);
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), 10, "the ranges are disjoint and cover the pool");
+        // A pool as big as the run: each request is the client it is in
+        // one process.
+        for n in [1, 3, 4] {
+            for (i, address) in clients(&plan, n, 10).concat() {
+                assert_eq!(address, whole.address(i), "{n} shards, request {i}");
+            }
+        }
+        // A pool N divides: the same, however many requests.
+        let even = pool(12);
+        for (i, address) in clients(&even, 4, 500).concat() {
+            assert_eq!(address, even.clients.unwrap().address(i), "request {i}");
+        }
         assert!(Shard::new(0, 11).unwrap().apply(plan.clone()).is_err());
     }
 

@@ -240,6 +240,8 @@ fn unmeasured_why(t: &Threshold, stats: &Stats) -> String {
 /// How a run is judged and reported once it is over.
 #[derive(Debug, Clone, Default)]
 pub struct Checks {
+    /// The thresholds and weights as given, kept in --json for a merge.
+    pub asked: crate::saved::Asked,
     pub thresholds: Vec<Threshold>,
     pub expected: Option<Vec<(String, f64)>>,
     pub json_file: Option<PathBuf>,

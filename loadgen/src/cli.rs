@@ -9,6 +9,7 @@ use clap::Parser;
 
 use analyzer::parse_weights;
 use analyzer::{Metric, Threshold, Tool};
+use engine::saved::{Asked, Saved};
 use engine::{drive, report, Checks, Outcome, Ran};
 use engine::{judge, outcome, RunFigures};
 use engine::{write_csv, write_file, Rows};
@@ -95,6 +96,53 @@ pub struct Opts {
     url: Option<String>,
 }
 
+/// Where the report goes besides standard output.
+pub struct Files {
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub json_output: bool,
+}
+
+/// The thresholds and weights as given, parsed for `tool`; `slo`: whether
+/// the run has one (goodput needs it).
+pub fn checks(asked: Asked, tool: Tool, slo: bool, files: Files) -> Result<Checks, PlanError> {
+    let thresholds: Vec<Threshold> = asked
+        .thresholds
+        .iter()
+        .map(|t| Threshold::parse_for(t, tool))
+        .collect::<Result<_, _>>()
+        .map_err(|e| PlanError {
+            flag: format!("--threshold '{}'", e.expression),
+            why: e.why,
+        })?;
+    if !slo && tool == Tool::Loadgen {
+        if let Some(t) = thresholds.iter().find(|t| t.metric == Metric::Goodput) {
+            return Err(PlanError {
+                flag: format!("--threshold '{}'", t.source),
+                why: "goodput is the share of streams that met --slo; give one, e.g. --slo 'ttft<500ms'".into(),
+            });
+        }
+    }
+    let expected = match &asked.expect_weights {
+        None => None,
+        Some(w) => Some(parse_weights(w).map_err(|why| PlanError {
+            flag: "--expect-weights".into(),
+            why: why.to_string(),
+        })?),
+    };
+    Ok(Checks {
+        asked,
+        thresholds,
+        expected,
+        json_file: files.json,
+        junit: files.junit,
+        json_output: files.json_output,
+        csv: None,
+        gnuplot: None,
+        log: None,
+    })
+}
+
 fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<Bytes>, PlanError> {
     match path {
         None => Ok(None),
@@ -115,40 +163,20 @@ impl Opts {
         } else {
             Tool::Loadgen
         };
-        let thresholds: Vec<Threshold> = self
-            .threshold
-            .iter()
-            .map(|t| Threshold::parse_for(t, tool))
-            .collect::<Result<_, _>>()
-            .map_err(|e| PlanError {
-                flag: format!("--threshold '{}'", e.expression),
-                why: e.why,
-            })?;
-        if self.flags.slo.is_none() && tool == Tool::Loadgen {
-            if let Some(t) = thresholds.iter().find(|t| t.metric == Metric::Goodput) {
-                return Err(PlanError {
-                    flag: format!("--threshold '{}'", t.source),
-                    why: "goodput is the share of streams that met --slo; give one, e.g. --slo 'ttft<500ms'".into(),
-                });
-            }
-        }
-        let expected = match &self.expect_weights {
-            None => None,
-            Some(w) => Some(parse_weights(w).map_err(|why| PlanError {
-                flag: "--expect-weights".into(),
-                why: why.to_string(),
-            })?),
+        let asked = Asked {
+            thresholds: self.threshold.clone(),
+            expect_weights: self.expect_weights.clone(),
         };
-        Ok(Checks {
-            thresholds,
-            expected,
-            json_file: self.json.clone(),
+        let files = Files {
+            json: self.json.clone(),
             junit: self.junit.clone(),
             json_output: self.output == "json",
-            csv: self.csv.clone(),
-            gnuplot: self.gnuplot.clone(),
-            log: self.log.clone(),
-        })
+        };
+        let mut checks = checks(asked, tool, self.flags.slo.is_some(), files)?;
+        checks.csv = self.csv.clone();
+        checks.gnuplot = self.gnuplot.clone();
+        checks.log = self.log.clone();
+        Ok(checks)
     }
 
     pub fn plan(self) -> Result<Plan, PlanError> {
@@ -163,6 +191,7 @@ impl Opts {
             post: read("-p", &self.post)?,
             put: read("-u", &self.put)?,
             dataset_bytes: read("--dataset", &dataset_file)?,
+            index_env: std::env::var(engine::INDEX_VARIABLE).ok(),
             ..self.flags
         }
         .plan()
@@ -218,12 +247,20 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
         ));
     }
     let rows = Rows::open(checks.gnuplot.as_ref(), checks.log.as_ref())?;
+    let ran = drive(plan.clone(), addr, Arc::new(rows), quiet).await;
+    finish(&plan, &checks, ran)
+}
+
+/// The report on what was measured (a run's, or shards' merged), the files
+/// asked for, and the verdict.
+pub fn finish(plan: &Plan, checks: &Checks, ran: Ran) -> anyhow::Result<Outcome> {
     let Ran {
         stats,
         elapsed,
+        started,
         interrupted,
         stopped,
-    } = drive(plan.clone(), addr, Arc::new(rows), quiet).await;
+    } = ran;
     if let Some(path) = &checks.csv {
         write_csv(path, &stats.total)?;
     }
@@ -235,8 +272,13 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     };
     let judgement = judge(&figures, &checks.thresholds);
     let results = &judgement.checks;
-    let json = (checks.json_output || checks.json_file.is_some())
-        .then(|| report::json(&plan, &stats, elapsed, results));
+    let json = (checks.json_output || checks.json_file.is_some()).then(|| {
+        let mut json = report::json(plan, &stats, elapsed, results);
+        // Everything measured, so `loadgen merge` can add shards exactly.
+        let run = Saved::new(plan, &stats, started, elapsed, checks.asked.clone());
+        json["run"] = serde_json::to_value(&run).unwrap_or_default();
+        json
+    });
     if let (Some(path), Some(json)) = (&checks.json_file, &json) {
         write_file("--json", path, format!("{json:#}\n"))?;
     }
@@ -246,9 +288,9 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
     match json.filter(|_| checks.json_output) {
         Some(json) => say(&format!("{json:#}\n")),
         None => {
-            say(&report::ab(&plan, &stats, elapsed));
-            say(&report::beyond(&plan, &stats));
-            say(&report::streams(&plan, &stats, elapsed));
+            say(&report::ab(plan, &stats, elapsed));
+            say(&report::beyond(plan, &stats));
+            say(&report::streams(plan, &stats, elapsed));
             if !results.is_empty() {
                 say("\nChecks\n");
                 for c in results {
@@ -262,7 +304,7 @@ pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outc
 
 /// Writes to stdout; a reader that went away (`loadgen ... | head`) is not
 /// an error worth a panic.
-fn say(text: &str) {
+pub fn say(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

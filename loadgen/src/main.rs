@@ -2,6 +2,7 @@
 //! code out. The work is the engine crate's, and the scenario crate's.
 
 mod cli;
+mod merge;
 
 use std::process::ExitCode;
 
@@ -9,6 +10,13 @@ use cli::{run, Opts};
 use engine::Outcome;
 
 fn main() -> ExitCode {
+    // `loadgen merge RUN.json ...`; a URL is never the word merge.
+    if std::env::args().nth(1).as_deref() == Some("merge") {
+        return match primitives::parse_flags_from(std::env::args_os().skip(1)) {
+            Ok(opts) => exit(merge::run(opts)),
+            Err(e) => usage(&e),
+        };
+    }
     let opts: Opts = match primitives::parse_flags() {
         Ok(o) => o,
         Err(e) => return usage(&e),

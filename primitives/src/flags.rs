@@ -7,7 +7,15 @@ use clap::Parser;
 /// clap's error with its tip or the values allowed, without the usage
 /// block. Help and version print as usual and exit.
 pub fn parse_flags<T: Parser>() -> Result<T, String> {
-    T::try_parse().or_else(|e| match e.kind() {
+    parse_flags_from(std::env::args_os())
+}
+
+/// [`parse_flags`] on these arguments (the first is the command's name): a
+/// subcommand's, say.
+pub fn parse_flags_from<T: Parser>(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<T, String> {
+    T::try_parse_from(args).or_else(|e| match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
         _ => Err(one_line(&e.render().to_string())),
     })

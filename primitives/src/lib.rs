@@ -22,7 +22,7 @@ mod tokens;
 
 pub use duration::{format_duration, parse_duration, DurationError};
 #[cfg(feature = "flags")]
-pub use flags::parse_flags;
+pub use flags::{parse_flags, parse_flags_from};
 #[cfg(feature = "net")]
 pub use net::{listen, Hooked, Hooks};
 #[cfg(feature = "signal")]

@@ -7,3 +7,4 @@ mod fail_closed;
 mod golden;
 mod real;
 mod scenario;
+mod shards;
