@@ -8,8 +8,9 @@ use balancer::UpstreamSpec;
 use clap::Parser;
 
 use analyzer::evidence::{self, Missing};
-use analyzer::formats::{self, Chosen, Reader};
+use analyzer::formats::{self, Chosen};
 use analyzer::report::{self, Context};
+use analyzer::saved::{self, Read, Saved};
 use analyzer::{expect, export, jsonl, plot};
 use analyzer::{seed_alerts, Check, Input, Judged, Summarized, Summary, Threshold};
 use analyzer::{Kind, Metric, Timing, Tool};
@@ -18,11 +19,12 @@ use analyzer::{Kind, Metric, Timing, Tool};
 #[command(
     name = "analyzer",
     version,
-    about = "Reads upstream access logs; reports per-node distribution, latency percentiles and threshold breaches (exit 1 on a breach)."
+    about = "Reads upstream access logs; reports per-node distribution, latency percentiles and threshold breaches (exit 1 on a breach).",
+    after_help = "Logs read on several machines (one nginx each, or a log cut in pieces):\n  analyzer node-a.log --summary-out a.json    # on each machine\n  analyzer merge a.json b.json --threshold 'p(99)<500ms'    # judged as one log"
 )]
 pub struct Opts {
     /// Log files (plain or gzip); `-` reads standard input. Several are read
-    /// as one log.
+    /// as one log. After `merge`: summaries that --summary-out wrote.
     #[arg(value_name = "LOG", required = true)]
     pub logs: Vec<String>,
 
@@ -99,6 +101,16 @@ pub struct Opts {
     /// per node against expected), latency-cdf.* and over-time.*.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
+
+    /// Also write the log's whole summary here (per node counts and
+    /// histograms, clients, seconds), for `analyzer merge`.
+    #[arg(long, value_name = "FILE")]
+    pub summary_out: Option<PathBuf>,
+
+    /// `analyzer merge S.json ...`: the LOG arguments are summaries that
+    /// --summary-out wrote, judged together as one log.
+    #[arg(skip)]
+    pub merge: bool,
 }
 
 /// What to read and how to judge it, checked before any log is opened.
@@ -121,10 +133,23 @@ pub struct Plan {
     pub junit: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    pub summary_out: Option<PathBuf>,
+    /// The inputs are summaries to merge, not logs.
+    pub merge: bool,
 }
 
 impl Opts {
     pub fn plan(self) -> anyhow::Result<Plan> {
+        if self.merge {
+            let log_flags = [
+                (self.format != "auto", "--format"),
+                (self.log_format.is_some(), "--log-format"),
+                (!self.json_fields.is_empty(), "--json-field"),
+            ];
+            if let Some((_, flag)) = log_flags.iter().find(|(given, _)| *given) {
+                bail!("{flag}: merge reads summaries, which say how their logs were read");
+            }
+        }
         let config = match &self.nginx_conf {
             Some(path) => {
                 let name = path.display().to_string();
@@ -148,6 +173,7 @@ impl Opts {
                     detected: false,
                 })
             }
+            (None, _) if self.merge => None,
             (None, Some((c, _))) if self.format == "auto" => {
                 // The access_log that wrote the (first) file being read.
                 let log = self.logs.first().map_or("-", String::as_str);
@@ -193,6 +219,8 @@ impl Opts {
             junit: self.junit,
             markdown: self.markdown,
             plot: self.plot,
+            summary_out: self.summary_out,
+            merge: self.merge,
         })
     }
 }
@@ -253,30 +281,31 @@ struct Judgement {
 /// lines, or none in the format, is an error; a check that cannot be
 /// computed is reported, then `missing`.
 pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
-    let inputs: Vec<String> = plan.inputs.iter().map(Input::name).collect();
-    let Summarized {
+    let Saved {
+        inputs,
+        read,
         summary,
-        chosen,
-        first_lines,
-    } = analyzer::summarize(&plan.inputs, plan.format.clone())?;
-    evidence::lines_read(&summary, chosen.as_ref(), &first_lines, &inputs.join(", "))?;
-    let chosen = chosen.ok_or_else(|| anyhow!("no format could be chosen"))?;
+        ..
+    } = if plan.merge {
+        merged(&plan.inputs)?
+    } else {
+        logs(plan)?
+    };
     let Judgement {
         mut checks,
         notes,
         expected,
         missing,
-    } = judge(plan, &summary, &chosen);
+    } = judge(plan, &summary, &read);
     if let Some(m) = &missing {
         checks.push(Check::no_evidence(&m.0));
     }
-    let timing = chosen.reader.timing_in(&first_lines);
     let cx = Context {
         inputs: &inputs,
-        format: &chosen.name,
-        detected: chosen.detected,
-        timing: timing.as_deref(),
-        has_node: chosen.reader.has_node(),
+        format: &read.format,
+        detected: read.detected,
+        timing: read.timing.as_deref(),
+        has_node: read.has_node,
         expected: expected.as_deref(),
         notes: &notes,
     };
@@ -302,6 +331,11 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
             files.push((dir.join(format!("{stem}.png")), png));
         }
     }
+    if let Some(path) = &plan.summary_out {
+        let saved = Saved::new(inputs.clone(), read.clone(), summary.clone());
+        let text = serde_json::to_string(&saved).map_err(|e| anyhow!("--summary-out: {e}"))?;
+        files.push((path.clone(), format!("{text}\n").into()));
+    }
     Ok(Outcome {
         report: report::text(&summary, &cx, &checks),
         checks,
@@ -310,11 +344,47 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Every log read into one summary, with how it was read. A log with no
+/// lines, or none in the format, is an error.
+fn logs(plan: &Plan) -> anyhow::Result<Saved> {
+    let inputs: Vec<String> = plan.inputs.iter().map(Input::name).collect();
+    let Summarized {
+        summary,
+        chosen,
+        first_lines,
+    } = analyzer::summarize(&plan.inputs, plan.format.clone())?;
+    evidence::lines_read(&summary, chosen.as_ref(), &first_lines, &inputs.join(", "))?;
+    let chosen = chosen.ok_or_else(|| anyhow!("no format could be chosen"))?;
+    let read = Read::of(&chosen, &first_lines);
+    Ok(Saved::new(inputs, read, summary))
+}
+
+/// `analyzer merge`: the summaries --summary-out wrote, as one.
+fn merged(inputs: &[Input]) -> anyhow::Result<Saved> {
+    let mut parts = Vec::new();
+    for input in inputs {
+        let Input::File(path) = input else {
+            bail!("merge reads summary files, not standard input");
+        };
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| name.clone())?;
+        parts.push((
+            name.clone(),
+            Saved::parse(&name, &text).map_err(|e| anyhow!(e))?,
+        ));
+    }
+    let whole = saved::merge(parts).map_err(|e| anyhow!(e))?;
+    if whole.summary.lines == whole.summary.malformed {
+        bail!("the summaries hold no line in their format: nothing to judge");
+    }
+    Ok(whole)
+}
+
 /// The shares test and the thresholds on a log, each with the evidence it
 /// needs: a requested check that cannot be computed is `missing`.
-fn judge(plan: &Plan, summary: &Summary, chosen: &Chosen) -> Judgement {
+fn judge(plan: &Plan, summary: &Summary, read: &Read) -> Judgement {
     let mut notes = Vec::new();
-    let has_node = chosen.reader.has_node();
+    let has_node = read.has_node;
     let promised = plan.upstream.as_ref().map(|(spec, file)| {
         let e = expect::from_upstream(spec, file, summary);
         notes.push(e.describe());
@@ -349,17 +419,16 @@ fn judge(plan: &Plan, summary: &Summary, chosen: &Chosen) -> Judgement {
             notes,
             format!(
                 "{flag}: the shares check needs the node of each line, and format {} has no $upstream_addr; log `to: $upstream_addr` (lbkit's format has it)",
-                chosen.name
+                read.format
             ),
         );
     }
     let seen: Vec<&str> = summary.nodes.keys().map(String::as_str).collect();
     if has_node && seen.is_empty() {
-        let hint = match &chosen.reader {
-            Reader::Json(_) => {
-                "; if the node is under another key, name it: --json-field upstream_addr=KEY"
-            }
-            _ => "",
+        let hint = if read.json_lines {
+            "; if the node is under another key, name it: --json-field upstream_addr=KEY"
+        } else {
+            ""
         };
         return fail(
             notes,
@@ -409,7 +478,7 @@ fn judge(plan: &Plan, summary: &Summary, chosen: &Chosen) -> Judgement {
             Missing(format!(
                 "threshold '{}' cannot be computed: {}",
                 t.source,
-                unmeasured(t, summary, chosen)
+                unmeasured(t, summary, &read.format)
             ))
         })
         .or_else(|| {
@@ -431,7 +500,7 @@ fn judge(plan: &Plan, summary: &Summary, chosen: &Chosen) -> Judgement {
 pub const MALFORMED_DEFAULT: &str = "malformed<=1%";
 
 /// Why the log holds no figure for `t`.
-fn unmeasured(t: &Threshold, s: &Summary, chosen: &Chosen) -> String {
+fn unmeasured(t: &Threshold, s: &Summary, format: &str) -> String {
     if let Some(node) = &t.node {
         if !s.nodes.contains_key(node) {
             return format!("{node} served no request in the log");
@@ -442,18 +511,14 @@ fn unmeasured(t: &Threshold, s: &Summary, chosen: &Chosen) -> String {
         Metric::Percentile {
             of: Timing::RequestTime,
             ..
-        } => format!("no line of format {} has $request_time", chosen.name),
+        } => format!("no line of format {format} has $request_time"),
         Metric::Percentile {
             of: Timing::UpstreamTime,
             ..
-        } => format!(
-            "no line of format {} has $upstream_response_time",
-            chosen.name
-        ),
-        m if m.kind() == Kind::Latency => format!(
-            "no line of format {} says how long the request took; {timing}",
-            chosen.name
-        ),
+        } => format!("no line of format {format} has $upstream_response_time"),
+        m if m.kind() == Kind::Latency => {
+            format!("no line of format {format} says how long the request took; {timing}")
+        }
         Metric::Rps => {
             "the log's lines have no time ($time_local, $msec) or all share one instant".into()
         }

@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use serde::{Deserialize, Serialize};
+
 /// Requests and the nodes that served them, of one client.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientTally {
     pub requests: u64,
     /// The nodes that served this client, a bit each (see the summary's
@@ -51,7 +53,7 @@ impl Hasher for Fold {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Clients {
     v4: HashMap<u32, ClientTally, BuildHasherDefault<Fold>>,
     other: HashMap<String, ClientTally>,

@@ -29,6 +29,7 @@ mod metric;
 pub mod plot;
 mod read;
 pub mod report;
+pub mod saved;
 mod scan;
 mod summary;
 mod threshold;

@@ -4,10 +4,18 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::{run, Opts};
-use primitives::parse_flags;
+use primitives::{parse_flags, parse_flags_from};
 
 fn main() -> ExitCode {
-    let opts: Opts = match parse_flags() {
+    // `analyzer merge S.json ...`: the same flags, on summaries. A log
+    // named merge is ./merge.
+    let merge = std::env::args().nth(1).as_deref() == Some("merge");
+    let parsed = if merge {
+        parse_flags_from(std::env::args_os().skip(1)).map(|o: Opts| Opts { merge: true, ..o })
+    } else {
+        parse_flags()
+    };
+    let opts: Opts = match parsed {
         Ok(o) => o,
         Err(e) => return usage(&anyhow::anyhow!(e)),
     };

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 pub use crate::clients::{ClientTally, Clients};
 use crate::entry::Entry;
@@ -34,7 +35,7 @@ pub const OTHER_NODES: &str = "(other nodes)";
 const CLIENT_NODE_BITS: usize = 64;
 
 /// Requests, outcomes and times of one node, or of the whole log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tally {
     pub requests: u64,
     /// By status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
@@ -45,8 +46,10 @@ pub struct Tally {
     /// Answers whose body was cut short (see [`Entry::cut`]).
     pub cut: u64,
     /// `$request_time`, microseconds.
+    #[serde(with = "crate::saved::histogram")]
     pub request_time: Histogram<u64>,
     /// The answering attempt's `$upstream_response_time`, microseconds.
+    #[serde(with = "crate::saved::histogram")]
     pub upstream_time: Histogram<u64>,
     /// The node's place in [`Summary::node_order`]: its bit in clients'
     /// node sets.
@@ -137,8 +140,9 @@ impl Tally {
     }
 }
 
-/// Everything a log says.
-#[derive(Debug, Clone, Default)]
+/// Everything a log says; written whole by `--summary-out` (see
+/// `saved.rs`), so the summaries of a log's parts add up to the log's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     pub lines: u64,
     pub malformed: u64,

@@ -197,42 +197,9 @@ impl Saved {
     }
 }
 
-/// Histograms as HdrHistogram's compressed V2 encoding in base64: what
-/// other HDR tools read too. Read back, one grows as the ones it is added
-/// to do.
-pub mod histogram {
-    use base64::prelude::{Engine as _, BASE64_STANDARD};
-    use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
-    use hdrhistogram::Histogram;
-
-    pub fn encode(h: &Histogram<u64>) -> String {
-        let mut bytes = Vec::new();
-        match V2DeflateSerializer::new().serialize(h, &mut bytes) {
-            Ok(_) => BASE64_STANDARD.encode(bytes),
-            Err(_) => String::new(),
-        }
-    }
-
-    pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
-        let bytes = BASE64_STANDARD
-            .decode(text)
-            .map_err(|e| format!("a histogram is not base64: {e}"))?;
-        let mut h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut &bytes[..])
-            .map_err(|e| format!("a histogram does not decode: {e:?}"))?;
-        h.auto(true);
-        Ok(h)
-    }
-
-    pub fn serialize<S: serde::Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&encode(h))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
-        let text: String = serde::Deserialize::deserialize(d)?;
-        decode(&text).map_err(serde::de::Error::custom)
-    }
-}
+/// Histograms in HdrHistogram's V2 encoding, as the analyzer's summaries
+/// keep them.
+pub use analyzer::saved::histogram;
 
 /// Runs added into one: the shards of a run, or runs of the same load.
 #[derive(Debug, Clone)]

@@ -2,4 +2,5 @@
 
 mod cli;
 mod fail_closed;
+mod merge;
 mod nginx_fixtures;
