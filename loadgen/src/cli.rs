@@ -85,6 +85,9 @@ pub struct Opts {
         "gnuplot", "log", "stream", "slo", "arrival", "burstiness", "seed",
         "expect_weights", "dataset", "input_len", "output_len", "range_ratio",
         "prefix_len", "model", "max_concurrency",
+        // A scenario stages its own backends and balancer: there is no
+        // shared load for shards of it to split.
+        "shard", "shard_from_env", "shards", "start_at",
     ])]
     scenario: Option<PathBuf>,
     /// With --scenario: run it on these balancers instead of its own

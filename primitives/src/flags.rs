@@ -25,15 +25,32 @@ fn one_line(text: &str) -> String {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("bad arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
+    let rest: Vec<&str> = lines.collect();
+    // "the following required arguments were not provided:" lists them
+    // on the lines after, before the usage.
+    let listed: Vec<&str> = match first.ends_with(':') {
+        true => rest
+            .iter()
+            .take_while(|l| !l.starts_with("Usage:"))
+            .copied()
+            .collect(),
+        false => Vec::new(),
+    };
+    let listed = if listed.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", listed.join(", "))
+    };
     // What helps: a similar flag, or the values allowed.
-    let hints: String = lines
+    let hints: String = rest
+        .iter()
         .filter_map(|l| {
             l.strip_prefix("tip: ")
                 .or(l.strip_prefix('[').and_then(|l| l.strip_suffix(']')))
         })
         .map(|h| format!("; {h}"))
         .collect();
-    format!("{first}{hints} (see --help)")
+    format!("{first}{listed}{hints} (see --help)")
 }
 
 #[cfg(test)]
@@ -51,6 +68,11 @@ mod tests {
         assert_eq!(
             one_line(values),
             "invalid value 'xml' for '--output <FORMAT>'; possible values: text, json (see --help)"
+        );
+        let required = "error: the following required arguments were not provided:\n  --shards <N>\n\nUsage: loadgen --shard-from-env --shards <N> [URL]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(required),
+            "the following required arguments were not provided: --shards <N> (see --help)"
         );
     }
 }

@@ -62,6 +62,53 @@ fn bad_usage_is_one_line_and_exit_2() {
         &["-c", "4", "--max-concurrency", "8", "http://127.0.0.1:1/"],
         "--max-concurrency: is -c by vLLM's name",
     );
+    usage_error(
+        &[
+            "--shard",
+            "3/3",
+            "-c",
+            "3",
+            "-n",
+            "9",
+            "http://127.0.0.1:1/",
+        ],
+        "--shard: shard 3 of 3: the index counts from 0 to 2",
+    );
+    usage_error(
+        &[
+            "--shard",
+            "0/4",
+            "-c",
+            "2",
+            "-n",
+            "9",
+            "http://127.0.0.1:1/",
+        ],
+        "--shard: -c 2 cannot be shared by 4 shards",
+    );
+    usage_error(
+        &[
+            "--shard-from-env",
+            "--shards",
+            "3",
+            "-c",
+            "3",
+            "-n",
+            "9",
+            "http://127.0.0.1:1/",
+        ],
+        "--shard-from-env: JOB_COMPLETION_INDEX is not set",
+    );
+    usage_error(
+        &["--start-at", "tomorrow", "http://127.0.0.1:1/"],
+        "--start-at: 'tomorrow': write an RFC 3339 time",
+    );
+    usage_error(&["--shard-from-env", "http://127.0.0.1:1/"], "--shards");
+    usage_error(&["merge"], "RUN.json");
+    usage_error(
+        &["merge", "/nonexistent/shard-0.json"],
+        "/nonexistent/shard-0.json",
+    );
     let bad = std::env::temp_dir().join(format!("loadgen-bad-{}.jsonl", std::process::id()));
     std::fs::write(&bad, "{\"prompt\": \"ok\"}\n{\"prompt\": 7}\n").unwrap();
     usage_error(
