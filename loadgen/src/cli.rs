@@ -36,16 +36,8 @@ pub struct Opts {
     /// Do not show progress when doing more than 150 requests
     #[arg(short = 'q')]
     quiet: bool,
-    /// Also write the whole report as JSON here (with the merged latency
-    /// histogram in HdrHistogram's base64 V2 encoding)
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Also write JUnit XML here, one testcase per check, for CI test tabs
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// text (ab's report and more) or json (the JSON report instead)
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    output: String,
+    #[command(flatten)]
+    files: Files,
     /// Write a CSV of the time within which each percentage of requests was served
     #[arg(short = 'e', value_name = "csvfile")]
     csv: Option<PathBuf>,
@@ -99,11 +91,19 @@ pub struct Opts {
     url: Option<String>,
 }
 
-/// Where the report goes besides standard output.
+/// Where the report goes, a run's or a merge's.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Files {
+    /// Also write the whole report as JSON here (with every histogram in
+    /// HdrHistogram's base64 V2 encoding, for `loadgen merge`)
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write JUnit XML here, one testcase per check, for CI test tabs
+    #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    pub json_output: bool,
+    /// text (ab's report and more) or json (the JSON report instead)
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
 }
 
 /// The thresholds and weights as given, parsed for `tool`; `slo`: whether
@@ -137,9 +137,9 @@ pub fn checks(asked: Asked, tool: Tool, slo: bool, files: Files) -> Result<Check
         asked,
         thresholds,
         expected,
+        json_output: files.output == "json",
         json_file: files.json,
         junit: files.junit,
-        json_output: files.json_output,
         csv: None,
         gnuplot: None,
         log: None,
@@ -170,12 +170,7 @@ impl Opts {
             thresholds: self.threshold.clone(),
             expect_weights: self.expect_weights.clone(),
         };
-        let files = Files {
-            json: self.json.clone(),
-            junit: self.junit.clone(),
-            json_output: self.output == "json",
-        };
-        let mut checks = checks(asked, tool, self.flags.slo.is_some(), files)?;
+        let mut checks = checks(asked, tool, self.flags.slo.is_some(), self.files.clone())?;
         checks.csv = self.csv.clone();
         checks.gnuplot = self.gnuplot.clone();
         checks.log = self.log.clone();

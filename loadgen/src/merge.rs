@@ -31,15 +31,8 @@ pub struct MergeOpts {
     /// shards' own
     #[arg(long, value_name = "NODE=W,...")]
     expect_weights: Option<String>,
-    /// Also write the merged report as JSON here
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Also write JUnit XML here, one testcase per check
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// text or json
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    output: String,
+    #[command(flatten)]
+    report: Files,
 }
 
 /// Reads a run's --json file: its `run` block.
@@ -72,13 +65,8 @@ pub fn run(opts: MergeOpts) -> anyhow::Result<Outcome> {
             ))
         }
     };
-    let files = Files {
-        json: opts.json,
-        junit: opts.junit,
-        json_output: opts.output == "json",
-    };
     let slo = merged.settings.slo.is_some();
-    let checks = checks(asked, Tool::Loadgen, slo, files).map_err(|e| anyhow!("{e}"))?;
+    let checks = checks(asked, Tool::Loadgen, slo, opts.report).map_err(|e| anyhow!("{e}"))?;
     let plan = merged.settings.plan(merged.concurrency);
     if !checks.json_output {
         crate::cli::say(&format!(
