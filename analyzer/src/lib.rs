@@ -31,6 +31,7 @@ mod read;
 pub mod report;
 pub mod saved;
 mod scan;
+pub mod significance;
 mod summary;
 mod threshold;
 mod traefik;

@@ -17,6 +17,7 @@
 //! assert_eq!((plan.requests, plan.concurrency), (1000, 10));
 //! ```
 
+pub mod compare;
 pub mod dataset;
 mod drive;
 mod exchange;
@@ -34,6 +35,7 @@ mod shard;
 mod sse;
 mod stats;
 mod streams;
+pub mod sweep;
 mod template;
 mod verdict;
 pub mod vllm;

@@ -2,6 +2,7 @@
 //! code out. The work is the engine crate's, and the scenario crate's.
 
 mod cli;
+mod compare;
 mod merge;
 
 use std::process::ExitCode;
@@ -10,12 +11,19 @@ use cli::{run, Opts};
 use engine::Outcome;
 
 fn main() -> ExitCode {
-    // `loadgen merge RUN.json ...`; a URL is never the word merge.
-    if std::env::args().nth(1).as_deref() == Some("merge") {
-        return match primitives::parse_flags_from(std::env::args_os().skip(1)) {
-            Ok(opts) => exit(merge::run(opts)),
-            Err(e) => usage(&e),
-        };
+    // `loadgen merge RUN.json ...`, `loadgen compare BASE NEW`: a URL is
+    // never one of these words.
+    let args = || std::env::args_os().skip(1);
+    match std::env::args().nth(1).as_deref() {
+        Some("merge") => {
+            return primitives::parse_flags_from(args())
+                .map_or_else(|e| usage(&e), |o| exit(merge::run(o)))
+        }
+        Some("compare") => {
+            return primitives::parse_flags_from(args())
+                .map_or_else(|e| usage(&e), |o| exit(compare::run(o)))
+        }
+        _ => {}
     }
     let opts: Opts = match primitives::parse_flags() {
         Ok(o) => o,

@@ -3,9 +3,9 @@
 //! a chi-square test of homogeneity on the counts (do both split the
 //! requests alike?) and the same outcome for every check. Pure.
 
+use analyzer::significance::homogeneity;
 use analyzer::Check;
 use analyzer::ALPHA;
-use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// What the agreement check is called in reports, JSON and JUnit.
 pub const CHECK_NAME: &str = "engines agree";
@@ -16,40 +16,6 @@ pub struct Side<'a> {
     /// Requests per node, from its log (by backend name).
     pub counts: Vec<(String, u64)>,
     pub checks: &'a [Check],
-}
-
-/// The chi-square test of homogeneity of `rows` (one per engine) over the
-/// nodes any of them served: statistic, degrees of freedom, p-value.
-pub fn homogeneity(rows: &[Vec<u64>]) -> (f64, usize, f64) {
-    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let at = |r: &Vec<u64>, c: usize| r.get(c).copied().unwrap_or(0) as f64;
-    let columns: Vec<usize> = (0..width)
-        .filter(|c| rows.iter().any(|r| at(r, *c) > 0.0))
-        .collect();
-    let row_totals: Vec<f64> = rows
-        .iter()
-        .map(|r| columns.iter().map(|c| at(r, *c)).sum())
-        .collect();
-    let used: Vec<usize> = (0..rows.len()).filter(|i| row_totals[*i] > 0.0).collect();
-    let grand: f64 = row_totals.iter().sum();
-    if used.len() < 2 || columns.len() < 2 {
-        return (0.0, 0, 1.0);
-    }
-    let mut chi = 0.0;
-    for c in &columns {
-        let column: f64 = used.iter().map(|r| at(&rows[*r], *c)).sum();
-        for r in &used {
-            let expected = row_totals[*r] * column / grand;
-            let observed = at(&rows[*r], *c);
-            chi += (observed - expected).powi(2) / expected;
-        }
-    }
-    let df = (used.len() - 1) * (columns.len() - 1);
-    let p = match ChiSquared::new(df as f64) {
-        Ok(d) => 1.0 - d.cdf(chi),
-        Err(_) => f64::NAN,
-    };
-    (chi, df, p)
 }
 
 /// The side-by-side table, and the check that the engines agree.
@@ -193,18 +159,6 @@ mod tests {
 
     fn counts(c: &[(&str, u64)]) -> Vec<(String, u64)> {
         c.iter().map(|(n, k)| (n.to_string(), *k)).collect()
-    }
-
-    #[test]
-    fn homogeneity_matches_a_worked_example() {
-        // By hand: expected 30, 30, 40 in each row; chi-square
-        // 2 * (100/30 + 100/40) = 11.667 on 2 df, whose p is e^(-x/2).
-        let (chi, df, p) = homogeneity(&[vec![20, 30, 50], vec![40, 30, 30]]);
-        assert!((chi - 35.0 / 3.0).abs() < 1e-9, "{chi}");
-        assert_eq!(df, 2);
-        assert!((p - (-35.0f64 / 6.0).exp()).abs() < 1e-6, "{p}");
-        assert_eq!(homogeneity(&[vec![600, 400], vec![600, 400]]).2, 1.0);
-        assert_eq!(homogeneity(&[vec![600, 400], vec![]]), (0.0, 0, 1.0));
     }
 
     #[test]

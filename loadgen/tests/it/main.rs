@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod compare;
 mod fail_closed;
 mod golden;
 mod real;
