@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -10,6 +11,7 @@ use clap::Parser;
 use analyzer::parse_weights;
 use analyzer::{Metric, Threshold, Tool};
 use engine::saved::{Asked, Saved};
+use engine::sweep::Sweep;
 use engine::{drive, report, Checks, Outcome, Ran};
 use engine::{judge, outcome, RunFigures};
 use engine::{write_csv, write_file, Rows};
@@ -61,6 +63,23 @@ pub struct Opts {
     /// [default: the number of cores]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Find the capacity: steps of growing load, rate=LOW..HIGH (open loop;
+    /// -c bounds the connections, 256 by default) or concurrency=LOW..HIGH,
+    /// up to the highest at which every --threshold holds
+    #[arg(long, value_name = "WHAT=LOW..HIGH", conflicts_with_all = [
+        "requests", "time_limit", "rate", "max_concurrency", "shard", "shard_from_env",
+        "start_at", "csv", "gnuplot", "log",
+    ])]
+    sweep: Option<String>,
+    /// With --sweep: how long each step is measured [default: 5s]
+    #[arg(long, value_name = "TIME", requires = "sweep")]
+    step_duration: Option<String>,
+    /// With --sweep: the load each step runs first, not measured [default: 1s]
+    #[arg(long, value_name = "TIME", requires = "sweep")]
+    warmup: Option<String>,
+    /// With --sweep: exit 1 unless the capacity found is at least this
+    #[arg(long, value_name = "N", requires = "sweep")]
+    min_capacity: Option<f64>,
     /// Print help
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -79,7 +98,7 @@ pub struct Opts {
         "prefix_len", "model", "max_concurrency",
         // A scenario stages its own backends and balancer: there is no
         // shared load for shards of it to split.
-        "shard", "shard_from_env", "shards", "start_at",
+        "shard", "shard_from_env", "shards", "start_at", "sweep",
     ])]
     scenario: Option<PathBuf>,
     /// With --scenario: run it on these balancers instead of its own
@@ -90,6 +109,9 @@ pub struct Opts {
     #[arg(required_unless_present = "scenario")]
     url: Option<String>,
 }
+
+/// A rate sweep's connections unless -c says.
+const SWEEP_CONNECTIONS: usize = 256;
 
 /// Where the report goes, a run's or a merge's.
 #[derive(Debug, Clone, clap::Args)]
@@ -177,20 +199,63 @@ impl Opts {
         Ok(checks)
     }
 
+    /// `--sweep` and the flags that shape it.
+    pub fn sweep(&self) -> Result<Option<crate::sweep::Settings>, PlanError> {
+        let Some(text) = &self.sweep else {
+            return Ok(None);
+        };
+        let fail = |flag: &str, why: String| PlanError {
+            flag: flag.into(),
+            why,
+        };
+        let sweep = Sweep::parse(text).map_err(|why| fail("--sweep", why))?;
+        let time = |flag: &str, value: &Option<String>, default: Duration| match value {
+            None => Ok(default),
+            Some(t) => primitives::parse_duration(t)
+                .map_err(|e| fail(flag, format!("'{t}' {e}")))
+                .and_then(|d| match d > Duration::from_secs(600) {
+                    true => Err(fail(flag, format!("'{t}' is over 10 minutes a step"))),
+                    false => Ok(d),
+                }),
+        };
+        let step = time(
+            "--step-duration",
+            &self.step_duration,
+            Duration::from_secs(5),
+        )?;
+        if step.is_zero() {
+            return Err(fail("--step-duration", "must be above 0".into()));
+        }
+        Ok(Some(crate::sweep::Settings {
+            sweep,
+            step,
+            warmup: time("--warmup", &self.warmup, Duration::from_secs(1))?,
+            min_capacity: self.min_capacity,
+        }))
+    }
+
     pub fn plan(self) -> Result<Plan, PlanError> {
+        let sweeping = self.sweep.is_some();
         let dataset_file = self
             .flags
             .dataset
             .as_ref()
             .filter(|d| *d != "random")
             .map(PathBuf::from);
+        let mut flags = self.flags;
+        if sweeping {
+            // Each step sets its own load and length; these only pass the
+            // checks on a single run.
+            flags.requests = Some(u64::MAX / 2);
+            flags.concurrency = flags.concurrency.or(Some(SWEEP_CONNECTIONS));
+        }
         Flags {
             url: self.url.unwrap_or_default(),
             post: read("-p", &self.post)?,
             put: read("-u", &self.put)?,
             dataset_bytes: read("--dataset", &dataset_file)?,
             index_env: std::env::var(engine::INDEX_VARIABLE).ok(),
-            ..self.flags
+            ..flags
         }
         .plan()
     }
@@ -222,11 +287,19 @@ impl Opts {
 }
 
 /// Runs a plan, printing ab's report to stdout and progress to stderr, then
-/// the checks.
-pub async fn run(plan: Plan, checks: Checks, quiet: bool) -> anyhow::Result<Outcome> {
+/// the checks; or, with a sweep, the steps of one.
+pub async fn run(
+    plan: Plan,
+    checks: Checks,
+    quiet: bool,
+    sweep: Option<crate::sweep::Settings>,
+) -> anyhow::Result<Outcome> {
     let addr = engine::resolve(&plan)
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
+    if let Some(settings) = sweep {
+        return crate::sweep::run(plan, addr, &checks, &settings, quiet).await;
+    }
     let plan = Arc::new(plan);
     if !checks.json_output {
         say(&format!(

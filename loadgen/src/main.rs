@@ -4,6 +4,7 @@
 mod cli;
 mod compare;
 mod merge;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -41,12 +42,16 @@ fn main() -> ExitCode {
     if let Some(file) = opts.scenario() {
         return scenario(file, opts.engine(), quiet, &checks, threads);
     }
+    let sweep = match opts.sweep() {
+        Ok(s) => s,
+        Err(e) => return usage(&e),
+    };
     let plan = match opts.plan() {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };
     match runtime(threads) {
-        Ok(r) => exit(r.block_on(run(plan, checks, quiet))),
+        Ok(r) => exit(r.block_on(run(plan, checks, quiet, sweep))),
         Err(e) => usage(&e),
     }
 }

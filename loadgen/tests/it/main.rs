@@ -9,3 +9,4 @@ mod golden;
 mod real;
 mod scenario;
 mod shards;
+mod sweep;

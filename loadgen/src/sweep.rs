@@ -1,0 +1,315 @@
+//! `loadgen --sweep rate=50..5000 URL`: steps of growing load, each judged
+//! by the run's checks, until the highest load at which every check holds
+//! is found (the search is engine's sweep.rs). Each step runs its warm-up,
+//! then the measured part; a rate step also has to keep up with its rate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::sweep::{self, Sweep, Swept};
+use engine::{drive, judge, Checks, Outcome, Pacing, Plan, RunFigures, Stats};
+use engine::{write_file, Rows};
+
+use crate::cli::say;
+
+/// How a sweep runs, from its flags.
+pub struct Settings {
+    pub sweep: Sweep,
+    pub step: Duration,
+    pub warmup: Duration,
+    pub min_capacity: Option<f64>,
+}
+
+/// A rate step that delivers less than this share of its rate did not keep
+/// up, whatever the checks say: the load was not the load asked for.
+const KEPT_UP: f64 = 0.95;
+
+/// One step, measured and judged.
+struct Step {
+    load: f64,
+    achieved: f64,
+    stats: Stats,
+    p50_ms: f64,
+    p99_ms: f64,
+    held: bool,
+    /// Each check: its name, whether it held, what was measured.
+    checks: Vec<(String, bool, Option<f64>)>,
+}
+
+/// A plan making one step's load for `length`.
+fn step_plan(base: &Plan, sweep: &Sweep, load: f64, length: Duration) -> Plan {
+    let mut plan = base.clone();
+    plan.time_limit = Some(length);
+    match sweep.swept {
+        Swept::Rate => {
+            plan.pacing = Pacing::Rate(load);
+            plan.requests = (load * length.as_secs_f64()).ceil().max(1.0) as u64;
+            plan.concurrency = plan.concurrency.min(plan.requests as usize);
+        }
+        Swept::Concurrency => {
+            plan.pacing = Pacing::Closed;
+            plan.concurrency = load as usize;
+            // The step's time ends it, not a count.
+            plan.requests = u64::MAX / 2;
+        }
+    }
+    plan
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Runs the sweep, prints its table and the capacity found, writes --json.
+pub async fn run(
+    base: Plan,
+    addr: std::net::SocketAddr,
+    checks: &Checks,
+    settings: &Settings,
+    quiet: bool,
+) -> anyhow::Result<Outcome> {
+    let sweep = &settings.sweep;
+    if checks.thresholds.is_empty() && checks.expected.is_none() {
+        anyhow::bail!(
+            "--sweep: say what must hold at capacity, e.g. --threshold 'p(99)<500ms' --threshold 'error_rate<1%'"
+        );
+    }
+    let names: Vec<&str> = checks
+        .thresholds
+        .iter()
+        .map(|t| t.source.as_str())
+        .collect();
+    say(&format!(
+        "Sweep of {} from {} to {} against {}:{}{}: each step {:.1} s after {:.1} s of warm-up; it holds when {}{}\n\n",
+        sweep.swept.name(),
+        sweep.low,
+        sweep.high,
+        base.target.host,
+        base.target.port,
+        base.target.path,
+        settings.step.as_secs_f64(),
+        settings.warmup.as_secs_f64(),
+        names.join(", "),
+        match sweep.swept {
+            Swept::Rate => format!(" and it delivers {:.0}% of its rate", KEPT_UP * 100.0),
+            Swept::Concurrency => String::new(),
+        }
+    ));
+    let mut steps: Vec<Step> = Vec::new();
+    let mut done: Vec<(f64, bool)> = Vec::new();
+    let mut interrupted = false;
+    while let Some(load) = sweep.next(&done) {
+        if !settings.warmup.is_zero() {
+            let warm = step_plan(&base, sweep, load, settings.warmup);
+            let ran = drive(Arc::new(warm), addr, Arc::new(Rows::none()), true).await;
+            if ran.interrupted {
+                interrupted = true;
+                break;
+            }
+        }
+        let plan = step_plan(&base, sweep, load, settings.step);
+        let ran = drive(Arc::new(plan.clone()), addr, Arc::new(Rows::none()), quiet).await;
+        let figures = RunFigures {
+            stats: &ran.stats,
+            elapsed: ran.elapsed,
+            pacing: plan.pacing,
+            expected: checks.expected.as_deref(),
+        };
+        let judgement = judge(&figures, &checks.thresholds);
+        if let Some(m) = &judgement.missing {
+            anyhow::bail!("{}", m.0);
+        }
+        // A rate step's arrivals span the step: answers over that span are
+        // the rate delivered (the last answers' time after it is not load).
+        let span = match sweep.swept {
+            Swept::Rate => settings.step.min(ran.elapsed),
+            Swept::Concurrency => ran.elapsed,
+        };
+        let achieved = ran.stats.complete as f64 / span.as_secs_f64().max(1e-9);
+        let kept_up = sweep.swept == Swept::Concurrency || achieved >= KEPT_UP * load;
+        let latency = match plan.pacing {
+            Pacing::Rate(_) => &ran.stats.corrected,
+            Pacing::Closed => &ran.stats.total,
+        };
+        let step = Step {
+            load,
+            achieved,
+            p50_ms: ms(latency.value_at_quantile(0.5)),
+            p99_ms: ms(latency.value_at_quantile(0.99)),
+            held: judgement.held() && kept_up,
+            checks: (judgement.checks.iter())
+                .map(|c| (c.name.clone(), c.ok, c.measured))
+                .collect(),
+            stats: ran.stats,
+        };
+        say(&row(&step, steps.len() + 1, steps.is_empty()));
+        done.push((load, step.held));
+        steps.push(step);
+        if ran.interrupted {
+            interrupted = true;
+            break;
+        }
+    }
+    let capacity = sweep::capacity(&done);
+    let knee = sweep::knee(&steps.iter().map(|s| (s.load, s.p50_ms)).collect::<Vec<_>>());
+    let unit = match sweep.swept {
+        Swept::Rate => "requests/s",
+        Swept::Concurrency => "connections",
+    };
+    say(&nodes_legend(&steps));
+    say(&match capacity {
+        Some(c) => format!(
+            "\nCapacity: {c} {unit}, the highest {} at which every check held",
+            sweep.swept.name()
+        ),
+        None => format!(
+            "\nNo capacity: the first step, {} {unit}, already failed",
+            sweep.low
+        ),
+    });
+    say(&match knee {
+        Some(k) => format!("; latency climbs faster than load from {k} {unit}\n"),
+        None => "\n".into(),
+    });
+    let gate = settings.min_capacity.map(|min| {
+        let ok = capacity.is_some_and(|c| c >= min);
+        say(&format!(
+            "{} capacity >= {min} {unit}\n",
+            if ok { "✓" } else { "✗" }
+        ));
+        ok
+    });
+    if let Some(path) = &checks.json_file {
+        let json = json(sweep, &steps, capacity, knee, settings.min_capacity);
+        write_file("--json", path, format!("{json:#}\n"))?;
+    }
+    Ok(if interrupted {
+        Outcome::Interrupted
+    } else if capacity.is_none() || gate == Some(false) {
+        Outcome::Breached
+    } else {
+        Outcome::Done
+    })
+}
+
+/// Shares per node, in the order of every node any step saw.
+fn node_names(steps: &[Step]) -> Vec<String> {
+    let mut names: Vec<String> = steps
+        .iter()
+        .flat_map(|s| s.stats.nodes.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn shares(stats: &Stats, names: &[String]) -> Vec<f64> {
+    let answered: u64 = stats.nodes.values().map(|n| n.requests).sum();
+    (names.iter())
+        .map(|n| stats.nodes.get(n).map_or(0, |t| t.requests) as f64 / answered.max(1) as f64)
+        .collect()
+}
+
+fn row(step: &Step, number: usize, first: bool) -> String {
+    let mut out = String::new();
+    if first {
+        out.push_str(&format!(
+            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  {:<5} checks\n",
+            "step", "load", "achieved", "p50 ms", "p99 ms", "errors", "goodput", "held"
+        ));
+    }
+    let s = &step.stats;
+    let goodput = if s.streams.streams > 0 {
+        format!("{:.1}%", 100.0 * s.goodput())
+    } else {
+        "-".into()
+    };
+    let failed: Vec<&str> = (step.checks.iter())
+        .filter(|(_, ok, _)| !ok)
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    let checks = if failed.is_empty() {
+        "all held".to_string()
+    } else {
+        format!("failed: {}", failed.join(", "))
+    };
+    out.push_str(&format!(
+        "{:>4} {:>10.1} {:>10.1} {:>10.3} {:>10.3} {:>8} {:>8}  {:<5} {checks}\n",
+        number,
+        step.load,
+        step.achieved,
+        step.p50_ms,
+        step.p99_ms,
+        s.errors_seen(),
+        goodput,
+        if step.held { "✓" } else { "✗" },
+    ));
+    out
+}
+
+/// The share of each node at each step, when answers named their node.
+fn nodes_legend(steps: &[Step]) -> String {
+    let names = node_names(steps);
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nShare per node at each step:\n");
+    out.push_str(&format!("{:>10}", "load"));
+    for n in &names {
+        out.push_str(&format!(" {n:>22}"));
+    }
+    out.push('\n');
+    for s in steps {
+        out.push_str(&format!("{:>10.1}", s.load));
+        for share in shares(&s.stats, &names) {
+            out.push_str(&format!(" {:>21.1}%", share * 100.0));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn json(
+    sweep: &Sweep,
+    steps: &[Step],
+    capacity: Option<f64>,
+    knee: Option<f64>,
+    min_capacity: Option<f64>,
+) -> serde_json::Value {
+    let names = node_names(steps);
+    let steps: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| {
+            let nodes: serde_json::Map<String, serde_json::Value> = (names.iter().cloned())
+                .zip(shares(&s.stats, &names).into_iter().map(Into::into))
+                .collect();
+            serde_json::json!({
+                "load": s.load,
+                "achieved_per_second": s.achieved,
+                "p50_ms": s.p50_ms,
+                "p99_ms": s.p99_ms,
+                "requests": s.stats.sent(),
+                "errors": s.stats.errors_seen(),
+                "error_rate": s.stats.errors_seen() as f64 / s.stats.sent().max(1) as f64,
+                "goodput": (s.stats.streams.streams > 0).then(|| s.stats.goodput()),
+                "shares": nodes,
+                "held": s.held,
+                "checks": s.checks.iter().map(|(n, ok, m)| serde_json::json!({"check": n, "ok": ok, "measured": m})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "tool": "loadgen",
+        "version": env!("CARGO_PKG_VERSION"),
+        "sweep": {
+            "swept": sweep.swept.name(),
+            "low": sweep.low,
+            "high": sweep.high,
+            "steps": steps,
+            "capacity": capacity,
+            "knee": knee,
+            "min_capacity": min_capacity,
+            "ok": capacity.is_some() && min_capacity.is_none_or(|m| capacity.is_some_and(|c| c >= m)),
+        }
+    })
+}

@@ -1,0 +1,90 @@
+//! `--sweep`: against a backend that takes 8 requests at once, each for
+//! 50 ms, the capacity found is its 160 requests/s, within 10%.
+
+use std::process::{Command, Output};
+
+use crate::common::mock;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+async fn loadgen(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
+    // Past 8 in flight (no queue) the mock answers 503 at once.
+    let m = mock(1, &[("max_concurrency", "8"), ("latency", "50ms")]).await;
+    let url = format!("http://{}/", m.addrs()[0]);
+    let json = std::env::temp_dir().join(format!("lbkit-sweep-{}.json", std::process::id()));
+    let sweep = |range: &str, extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "-q",
+            "-k",
+            "--sweep",
+            range,
+            "--step-duration",
+            "1s",
+            "--warmup",
+            "300ms",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(url.clone());
+        loadgen(args)
+    };
+    let o = sweep(
+        "rate=20..1000",
+        &[
+            "--threshold",
+            "error_rate<1%",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let capacity = report["sweep"]["capacity"].as_f64().unwrap();
+    assert!(
+        (144.0..=176.0).contains(&capacity),
+        "capacity {capacity}: {out}"
+    );
+    let steps = report["sweep"]["steps"].as_array().unwrap();
+    assert!(steps.len() <= 16, "bounded: {} steps", steps.len());
+    // Every step past the capacity failed its checks; every one at or
+    // below it held.
+    for s in steps {
+        let (load, held) = (s["load"].as_f64().unwrap(), s["held"].as_bool().unwrap());
+        assert_eq!(held, load <= capacity, "{s}");
+        assert!(s["achieved_per_second"].as_f64().unwrap() > 0.0);
+    }
+    assert!(
+        out.contains(&format!("Capacity: {capacity} requests/s")),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&json);
+
+    // A CI gate: below --min-capacity is exit 1.
+    // (A narrow range: the capacity is found in a few steps.)
+    let gate = ["--threshold", "error_rate<1%", "--min-capacity", "400"];
+    let o = sweep("rate=100..200", &gate).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("✗ capacity >= 400"), "{out}");
+    // Nothing to hold: no sweep at all.
+    let o = sweep("rate=20..1000", &[]).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--sweep: say what must hold"), "{err}");
+}
