@@ -329,17 +329,10 @@ impl Comparison {
             "{:<24} {:<11} {:>12} {:>12} {:>9}  test",
             "scope", "metric", "base", "new", "change"
         );
-        for r in &self.rows {
+        for [scope, metric, base, new, change, test, mark] in self.cells() {
             let _ = writeln!(
                 out,
-                "{:<24} {:<11} {:>12} {:>12} {:>9}  {:<9} {}",
-                r.scope,
-                r.metric,
-                figure(r.unit, r.base),
-                figure(r.unit, r.new),
-                change(r),
-                p_value(r.test),
-                mark(r)
+                "{scope:<24} {metric:<11} {base:>12} {new:>12} {change:>9}  {test:<9} {mark}"
             );
         }
         let _ = writeln!(
@@ -359,20 +352,25 @@ impl Comparison {
         let _ = writeln!(out, "base: `{}`, new: `{}`\n", self.base, self.new);
         let _ = writeln!(out, "| scope | metric | base | new | change | test | |");
         let _ = writeln!(out, "|---|---|---:|---:|---:|---|---|");
-        for r in &self.rows {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                r.scope,
-                r.metric,
+        for cells in self.cells() {
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        out
+    }
+
+    /// Each row as the text and Markdown tables show it.
+    fn cells(&self) -> impl Iterator<Item = [String; 7]> + '_ {
+        self.rows.iter().map(|r| {
+            [
+                r.scope.clone(),
+                r.metric.to_string(),
                 figure(r.unit, r.base),
                 figure(r.unit, r.new),
                 change(r),
                 p_value(r.test),
-                mark(r)
-            );
-        }
-        out
+                mark(r).to_string(),
+            ]
+        })
     }
 }
 

@@ -2,20 +2,12 @@
 //! in which one node answers 20 ms slower is a significant regression on
 //! that node, and with --max-regression the exit code says so.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use mockbackend::{Control, Fault};
 
+use crate::binary::loadgen;
 use crate::common::{balancer, mock, servers};
-
-const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
-
-async fn loadgen(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noise_is_not_a_regression_and_a_slower_node_is() {
@@ -27,7 +19,7 @@ async fn noise_is_not_a_regression_and_a_slower_node_is() {
     let file = |n: &str| dir.join(n).display().to_string();
     let run = |out: String| {
         let args = ["-q", "-k", "-n", "400", "-c", "4", "--json", &out, &url];
-        loadgen(args.map(String::from).to_vec())
+        loadgen(args.map(String::from).to_vec(), None)
     };
     assert_eq!(run(file("base.json")).await.status.code(), Some(0));
     let slow = Control::Set {
@@ -39,7 +31,7 @@ async fn noise_is_not_a_regression_and_a_slower_node_is() {
     let compare = |new: &str, extra: &[&str]| {
         let mut args = vec!["compare".to_string(), file("base.json"), file(new)];
         args.extend(extra.iter().map(|s| s.to_string()));
-        loadgen(args)
+        loadgen(args, None)
     };
 
     let same = compare("base.json", &["--max-regression", "10%"]).await;
@@ -106,7 +98,7 @@ async fn noise_is_not_a_regression_and_a_slower_node_is() {
             "not JSON",
         ),
     ] {
-        let o = loadgen(args).await;
+        let o = loadgen(args, None).await;
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(

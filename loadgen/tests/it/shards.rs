@@ -4,13 +4,11 @@
 //! same per-node counts, the same verdicts.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::binary::loadgen;
 use crate::common::{balancer, mock, servers};
-
-const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
 
 struct Scratch(PathBuf);
 
@@ -31,20 +29,6 @@ impl Drop for Scratch {
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Runs loadgen off the test's runtime (the servers are on it).
-async fn loadgen(args: Vec<String>, index: Option<u32>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut c = Command::new(BIN);
-        c.args(&args);
-        if let Some(i) = index {
-            c.env("JOB_COMPLETION_INDEX", i.to_string());
-        }
-        c.output().unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 /// What two runs must share: requests, statuses, per-node counts, and each

@@ -1,17 +1,8 @@
 //! `--sweep`: against a backend that takes 8 requests at once, each for
 //! 50 ms, the capacity found is its 160 requests/s, within 10%.
 
-use std::process::{Command, Output};
-
+use crate::binary::loadgen;
 use crate::common::mock;
-
-const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
-
-async fn loadgen(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
@@ -34,7 +25,7 @@ async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
         .to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(url.clone());
-        loadgen(args)
+        loadgen(args, None)
     };
     let o = sweep(
         "rate=20..1000",
