@@ -281,27 +281,23 @@ struct Judgement {
 /// lines, or none in the format, is an error; a check that cannot be
 /// computed is reported, then `missing`.
 pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
-    let Saved {
-        inputs,
-        read,
-        summary,
-        ..
-    } = if plan.merge {
+    let saved = if plan.merge {
         merged(&plan.inputs)?
     } else {
         logs(plan)?
     };
+    let (inputs, read, summary) = (&saved.inputs, &saved.read, &saved.summary);
     let Judgement {
         mut checks,
         notes,
         expected,
         missing,
-    } = judge(plan, &summary, &read);
+    } = judge(plan, summary, read);
     if let Some(m) = &missing {
         checks.push(Check::no_evidence(&m.0));
     }
     let cx = Context {
-        inputs: &inputs,
+        inputs,
         format: &read.format,
         detected: read.detected,
         timing: read.timing.as_deref(),
@@ -311,19 +307,16 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     };
     let mut files = Vec::new();
     if let Some(path) = &plan.json {
-        files.push((path.clone(), export::json(&summary, &cx, &checks).into()));
+        files.push((path.clone(), export::json(summary, &cx, &checks).into()));
     }
     if let Some(path) = &plan.junit {
         files.push((path.clone(), export::junit("analyzer", &checks).into()));
     }
     if let Some(path) = &plan.markdown {
-        files.push((
-            path.clone(),
-            report::markdown(&summary, &cx, &checks).into(),
-        ));
+        files.push((path.clone(), report::markdown(summary, &cx, &checks).into()));
     }
     if let Some(dir) = &plan.plot {
-        for chart in plot::charts(&summary, &cx) {
+        for chart in plot::charts(summary, &cx) {
             let stem = chart.file_stem();
             let svg = plot::svg(&chart).map_err(|e| anyhow!("--plot: {stem}.svg: {e}"))?;
             let png = plot::png(&chart).map_err(|e| anyhow!("--plot: {stem}.png: {e}"))?;
@@ -332,12 +325,11 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     if let Some(path) = &plan.summary_out {
-        let saved = Saved::new(inputs.clone(), read.clone(), summary.clone());
         let text = serde_json::to_string(&saved).map_err(|e| anyhow!("--summary-out: {e}"))?;
         files.push((path.clone(), format!("{text}\n").into()));
     }
     Ok(Outcome {
-        report: report::text(&summary, &cx, &checks),
+        report: report::text(summary, &cx, &checks),
         checks,
         files,
         missing,

@@ -69,6 +69,11 @@ impl Saved {
     pub fn parse(name: &str, text: &str) -> Result<Saved, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+        Saved::from_value(name, value)
+    }
+
+    /// [`Saved::parse`] on JSON already read.
+    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Saved, String> {
         if value.get("tool").and_then(|t| t.as_str()) != Some(TOOL) {
             return Err(format!(
                 "{name}: not a summary; write one with analyzer --summary-out"

@@ -89,15 +89,15 @@ impl Side {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("{name}: not JSON: {e}"))?;
         if value.get("tool").and_then(|t| t.as_str()) == Some(analyzer::saved::TOOL) {
-            let saved = analyzer::saved::Saved::parse(name, text)?;
+            let saved = analyzer::saved::Saved::from_value(name, value)?;
             return Ok(Side::log(name, &saved));
         }
-        let run = value.get("run").ok_or_else(|| {
-            format!("{name}: neither a loadgen --json report nor an analyzer --summary-out file")
-        })?;
-        let saved: Saved = serde_json::from_value(run.clone())
-            .map_err(|e| format!("{name}: the run block does not read: {e}"))?;
-        Ok(Side::run(name, &saved))
+        if value.get("run").is_none() {
+            return Err(format!(
+                "{name}: neither a loadgen --json report nor an analyzer --summary-out file"
+            ));
+        }
+        Ok(Side::run(name, &Saved::from_report(name, &value)?))
     }
 }
 

@@ -192,6 +192,14 @@ impl Saved {
         }
     }
 
+    /// The run block of a loadgen --json report (`name` goes in each error).
+    pub fn from_report(name: &str, report: &serde_json::Value) -> Result<Saved, String> {
+        let run = report.get("run").ok_or_else(|| {
+            format!("{name}: no run block; write it with loadgen --json (this loadgen's)")
+        })?;
+        Saved::deserialize(run).map_err(|e| format!("{name}: the run block does not read: {e}"))
+    }
+
     pub fn shard(&self) -> Option<Shard> {
         self.shard.map(|(index, count)| Shard { index, count })
     }

@@ -41,11 +41,7 @@ fn read(path: &PathBuf) -> anyhow::Result<(String, Saved)> {
     let text = std::fs::read_to_string(path).with_context(|| name.clone())?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| anyhow!("{name}: not JSON: {e}"))?;
-    let run = json.get("run").ok_or_else(|| {
-        anyhow!("{name}: no run block; write it with loadgen --json (this loadgen's)")
-    })?;
-    let saved = serde_json::from_value(run.clone())
-        .map_err(|e| anyhow!("{name}: the run block does not read: {e}"))?;
+    let saved = Saved::from_report(&name, &json).map_err(|e| anyhow!(e))?;
     Ok((name, saved))
 }
 
