@@ -114,7 +114,7 @@ pub fn compare(sides: &[Side<'_>]) -> (String, Check) {
 }
 
 /// Rows as columns: the first left-aligned, the others right-aligned.
-fn layout(rows: &[Vec<String>]) -> String {
+pub(crate) fn layout(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width = |c: usize| {
         rows.iter()

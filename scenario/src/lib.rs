@@ -31,6 +31,7 @@ mod haproxy;
 mod haproxy_conf;
 mod judge;
 mod load;
+mod methods;
 mod nginx;
 mod nginx_conf;
 mod report;
@@ -62,8 +63,11 @@ pub async fn run(
     quiet: bool,
     extra: &Checks,
 ) -> Result<Outcome, ScenarioError> {
-    let loaded = spec::load(path, engines)?;
+    let mut loaded = spec::load(path, engines)?;
     expectations::check_extra(&loaded, &extra.thresholds)?;
+    if loaded.scenario.compare.is_some() {
+        return compare_methods(&mut loaded, quiet, extra).await;
+    }
     // Every engine is set up once before any load, so a config one of them
     // refuses (nginx -t) is exit 2 with nothing run.
     for &engine in loaded.engines.iter().skip(1) {
@@ -72,7 +76,7 @@ pub async fn run(
     let mut runs = Vec::new();
     for &engine in &loaded.engines {
         let before = runs.last().map(|r: &EngineRun| &r.stage);
-        let one = run_on(&loaded, engine, before, quiet, extra).await?;
+        let one = run_on(&loaded, engine, before, quiet, extra, None).await?;
         let interrupted = one.interrupted;
         runs.push(one);
         if interrupted {
@@ -102,6 +106,76 @@ pub async fn run(
     Ok(ended)
 }
 
+/// `[compare] methods`: the scenario under each method in turn, on its
+/// one engine, each reported as a run is; then the methods side by side
+/// and the best by the objective.
+async fn compare_methods(
+    loaded: &mut Loaded,
+    quiet: bool,
+    extra: &Checks,
+) -> Result<Outcome, ScenarioError> {
+    let compare = loaded.scenario.compare.as_ref().expect("checked").get_ref();
+    let methods = compare.methods.clone();
+    let expect_best = compare.expect_best.clone();
+    let objective = compare.objective.as_deref().unwrap_or("mean");
+    let objective = methods::Objective::parse(objective).expect("checked");
+    let engine = loaded.engines[0];
+    let mut runs: Vec<EngineRun> = Vec::new();
+    for m in &methods {
+        loaded.scenario.balancer.method = Some(m.clone());
+        let before = runs.last().map(|r| &r.stage);
+        let one = run_on(loaded, engine, before, quiet, extra, Some(m)).await?;
+        let interrupted = one.interrupted;
+        runs.push(one);
+        if interrupted {
+            break;
+        }
+    }
+    loaded.scenario.balancer.method = None;
+    let loaded = &*loaded;
+    let judged: Vec<report::Judged<'_>> = runs.iter().map(|r| r.judged(loaded)).collect();
+    for (i, j) in judged.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!("{}", report::text(j, true));
+    }
+    // Each method's own outcome first: an interruption or missing evidence
+    // in any run is the comparison's.
+    let each = report::outcome_each(&judged);
+    let rows: Vec<methods::Row> = judged.iter().map(report::method_row).collect();
+    let order = methods::rank(&rows, objective);
+    let verdict = methods::verdict(&rows, &order, objective, &expect_best);
+    let title = report::title(loaded);
+    println!("\nScenario: {title}, the methods side by side\n");
+    print!("{}", methods::table(&rows, &order, objective));
+    println!();
+    let ended = match each {
+        Some(o) => o,
+        None if runs.len() < methods.len() => Outcome::Interrupted,
+        None => match verdict {
+            methods::Verdict::Best(_) => Outcome::Done,
+            methods::Verdict::NoFigure => Outcome::Missing(format!(
+                "[compare] objective: {} needs streams, and the load had none",
+                objective.describe()
+            )),
+            _ => Outcome::Breached,
+        },
+    };
+    println!(
+        "{}",
+        methods::line(&title, &rows, &order, objective, &verdict)
+    );
+    let best = match verdict {
+        methods::Verdict::Best(b) | methods::Verdict::Unexpected(b) => {
+            Some(rows[b].method.as_str())
+        }
+        _ => None,
+    };
+    report::method_files(&judged, &rows, &order, objective, best, &ended, extra)?;
+    Ok(ended)
+}
+
 /// One engine's run of the scenario, kept for the report.
 struct EngineRun {
     stage: Stage,
@@ -111,6 +185,8 @@ struct EngineRun {
     log: Option<analyzer::Summary>,
     verdict: judge::Verdict,
     interrupted: bool,
+    /// The method it ran under, in a comparison of methods.
+    method: Option<String>,
 }
 
 impl EngineRun {
@@ -124,6 +200,7 @@ impl EngineRun {
             happened: &self.happened.lines,
             verdict: &self.verdict,
             interrupted: self.interrupted,
+            method: self.method.as_deref(),
         }
     }
 }
@@ -136,6 +213,7 @@ async fn run_on(
     before: Option<&Stage>,
     quiet: bool,
     extra: &Checks,
+    method: Option<&str>,
 ) -> Result<EngineRun, ScenarioError> {
     let mut plan = load::plan(loaded, requests::build(loaded)?)?;
     let mut stage = Stage::start(loaded, engine, before).await?;
@@ -170,6 +248,7 @@ async fn run_on(
         log,
         verdict,
         interrupted,
+        method: method.map(str::to_string),
     })
 }
 

@@ -13,6 +13,7 @@ use engine::{Outcome, Plan, Ran};
 use crate::agree::Side;
 use crate::error::ScenarioError;
 use crate::judge::Verdict;
+use crate::methods::{Objective, Row};
 use crate::spec::{Engine, Loaded};
 use crate::stage::Stage;
 
@@ -51,6 +52,8 @@ pub struct Judged<'a> {
     pub happened: &'a [String],
     pub verdict: &'a Verdict,
     pub interrupted: bool,
+    /// The method it ran under, in a comparison of methods.
+    pub method: Option<&'a str>,
 }
 
 /// The engine a run was on, as the report names it.
@@ -58,15 +61,22 @@ fn engine(j: &Judged<'_>) -> &'static str {
     j.stage.engine.map_or("target", Engine::name)
 }
 
+/// What tells one run from the others in a report: its method in a
+/// comparison of methods, else its engine.
+fn label<'a>(j: &Judged<'a>) -> &'a str {
+    j.method.unwrap_or_else(|| engine(j))
+}
+
 /// One balancer's whole report, ending in its verdict line; `several`:
-/// one of several engines, named in the title.
+/// one of several runs (engines or methods), named in the title.
 pub fn text(j: &Judged<'_>, several: bool) -> String {
     let (loaded, stage, plan, ran, happened, v) =
         (j.loaded, j.stage, j.plan, j.ran, j.happened, j.verdict);
     let s = &loaded.scenario;
-    let title = match several {
-        true => format!("{} on {}", title(loaded), engine(j)),
-        false => title(loaded),
+    let title = match (several, j.method) {
+        (true, Some(m)) => format!("{} with {m}", title(loaded)),
+        (true, None) => format!("{} on {}", title(loaded), engine(j)),
+        (false, _) => title(loaded),
     };
     let checks = &v.judgement.checks;
     let mut out = String::new();
@@ -207,6 +217,134 @@ pub fn side_by_side(
     out
 }
 
+/// The first run that ended without a verdict (interrupted, no answer,
+/// missing evidence), as the whole comparison's outcome.
+pub fn outcome_each(judged: &[Judged<'_>]) -> Option<Outcome> {
+    judged
+        .iter()
+        .map(|j| engine::outcome(j.interrupted, false, &j.verdict.judgement))
+        .find(|o| !matches!(o, Outcome::Done | Outcome::Breached))
+}
+
+/// What one method did, for the comparison of methods.
+pub fn method_row(j: &Judged<'_>) -> Row {
+    let stats = &j.ran.stats;
+    let latency = match j.plan.pacing {
+        engine::Pacing::Rate(_) => &stats.corrected,
+        engine::Pacing::Closed => &stats.total,
+    };
+    let ms = |us: u64| us as f64 / 1000.0;
+    let at = |h: &hdrhistogram::Histogram<u64>, q: f64| ms(h.value_at_quantile(q));
+    let counts = side(j).counts;
+    let answered: u64 = counts.iter().map(|(_, c)| c).sum();
+    let streams = &stats.streams;
+    let checks = &j.verdict.judgement.checks;
+    Row {
+        method: label(j).to_string(),
+        shares: (counts.iter())
+            .map(|(n, c)| (n.clone(), *c as f64 / answered.max(1) as f64))
+            .collect(),
+        mean_ms: latency.mean() / 1000.0,
+        p50_ms: at(latency, 0.5),
+        p90_ms: at(latency, 0.9),
+        p99_ms: at(latency, 0.99),
+        ttft_ms: (!streams.ttft.is_empty())
+            .then(|| (at(&streams.ttft, 0.5), at(&streams.ttft, 0.99))),
+        tpot_ms: (!streams.tpot.is_empty()).then(|| at(&streams.tpot, 0.5)),
+        sent: stats.sent(),
+        errors: stats.errors_seen(),
+        throughput: stats.complete as f64 / j.ran.elapsed.as_secs_f64().max(1e-9),
+        goodput: (streams.streams > 0).then(|| stats.goodput()),
+        checks_held: checks.iter().filter(|c| c.ok).count(),
+        checks: checks.len(),
+        failed: (checks.iter())
+            .filter(|c| !c.ok)
+            .map(|c| c.name.clone())
+            .collect(),
+    }
+}
+
+/// The JSON and JUnit files of a comparison of methods: each method's run,
+/// the rows best first, and the best; in JUnit each method's checks and
+/// the comparison's own.
+pub fn method_files(
+    judged: &[Judged<'_>],
+    rows: &[Row],
+    order: &[usize],
+    objective: Objective,
+    best: Option<&str>,
+    ended: &Outcome,
+    extra: &Checks,
+) -> Result<(), ScenarioError> {
+    let Some(first) = judged.first() else {
+        return Ok(());
+    };
+    let loaded = first.loaded;
+    let title = title(loaded);
+    let ok = matches!(ended, Outcome::Done);
+    if let Some(path) = &extra.json_file {
+        let runs: Vec<serde_json::Value> = (judged.iter())
+            .map(|j| {
+                let mut run = run_json(j);
+                run["method"] = label(j).into();
+                run
+            })
+            .collect();
+        let ranked: Vec<serde_json::Value> = (order.iter())
+            .map(|&i| {
+                let r = &rows[i];
+                serde_json::json!({
+                    "method": r.method,
+                    "objective": objective.of(r),
+                    "shares": r.shares.iter().map(|(n, v)| (n.clone(), (*v).into())).collect::<serde_json::Map<String, serde_json::Value>>(),
+                    "mean_ms": r.mean_ms, "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms,
+                    "ttft_p50_ms": r.ttft_ms.map(|t| t.0), "ttft_p99_ms": r.ttft_ms.map(|t| t.1),
+                    "tpot_p50_ms": r.tpot_ms,
+                    "requests": r.sent, "errors": r.errors, "requests_per_second": r.throughput,
+                    "goodput": r.goodput, "checks_held": r.checks_held, "checks": r.checks,
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "tool": "loadgen",
+            "scenario": title,
+            "file": loaded.file.display().to_string(),
+            "ok": ok,
+            "compare": {
+                "objective": objective.describe(),
+                "best": best,
+                "ranked": ranked,
+            },
+            "methods": runs,
+        });
+        write_file("--json", path, format!("{json:#}\n"))?;
+    }
+    if let Some(path) = &extra.junit {
+        let suite = format!("scenario {title}");
+        let mut checks: Vec<Check> = judged
+            .iter()
+            .flat_map(|j| {
+                j.verdict.judgement.checks.iter().map(|c| Check {
+                    name: format!("{}: {}", label(j), c.name),
+                    ..c.clone()
+                })
+            })
+            .collect();
+        checks.push(Check {
+            name: "best method".into(),
+            ok,
+            measured: None,
+            line: format!(
+                "best by {}: {}",
+                objective.describe(),
+                best.unwrap_or("none")
+            ),
+        });
+        write_file("--junit", path, analyzer::export::junit(&suite, &checks))?;
+    }
+    Ok(())
+}
+
 /// How the scenario ends over every engine it ran on: an interruption or
 /// missing evidence on any first; then, for a scenario that must fail,
 /// caught only when caught on every engine; else held only when every
@@ -285,7 +423,7 @@ pub fn files(
                 .iter()
                 .flat_map(|j| {
                     j.verdict.judgement.checks.iter().map(|c| Check {
-                        name: format!("{}: {}", engine(j), c.name),
+                        name: format!("{}: {}", label(j), c.name),
                         ..c.clone()
                     })
                 })

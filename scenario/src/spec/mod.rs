@@ -40,6 +40,23 @@ pub struct Scenario {
     pub events: Vec<Spanned<Event>>,
     #[serde(default)]
     pub expect: Expect,
+    /// The same scenario under each of several balancing methods.
+    pub compare: Option<Spanned<Compare>>,
+}
+
+/// `[compare]`: run the scenario's load, backends and events under each
+/// method in turn, and name the best by the objective.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compare {
+    /// nginx method lines, as `[balancer] method` takes them.
+    pub methods: Vec<String>,
+    /// What "best" means: mean (default), p50, p90, p99, ttft_p50,
+    /// ttft_p99, throughput, goodput, errors.
+    pub objective: Option<String>,
+    /// The methods that may come out best; otherwise exit 1.
+    #[serde(default)]
+    pub expect_best: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -514,6 +531,10 @@ fn parse_with(file: &str, text: &str, engines_flag: Option<&str>) -> Result<Pars
     let s = &scenario;
     let engines = engines(s, key).map_err(|(span, why)| at(span, why))?;
     expectations::config_problems(s, &engines).map_err(|(span, why)| at(span, why))?;
+    if let Some(c) = &s.compare {
+        compare_problem(s, c.get_ref(), &engines)
+            .map_err(|why| at(Some(c.span()), format!("[compare] {why}")))?;
+    }
     let load = &s.load;
     if load.requests.is_none()
         && load.duration.is_none()
@@ -607,6 +628,42 @@ fn parse_with(file: &str, text: &str, engines_flag: Option<&str>) -> Result<Pars
         }
     }
     Ok((scenario, names, profiles, events, engines))
+}
+
+/// What is wrong with `[compare]`, if anything.
+fn compare_problem(s: &Scenario, c: &Compare, engines: &[Engine]) -> Result<(), String> {
+    if c.methods.len() < 2 {
+        return Err("methods: name at least two methods to compare".into());
+    }
+    for (i, m) in c.methods.iter().enumerate() {
+        m.parse::<balancer::Method>()
+            .map_err(|why| format!("methods: {m:?}: {why}"))?;
+        if c.methods[..i].contains(m) {
+            return Err(format!("methods: {m:?} is listed twice"));
+        }
+        if engines.contains(&Engine::Nginx) && m.starts_with("least_time") {
+            return Err(format!("methods: {m:?}: open-source nginx has no least_time; compare on engine = \"reference\""));
+        }
+    }
+    if let Some(o) = &c.objective {
+        crate::methods::Objective::parse(o).map_err(|why| format!("objective: {why}"))?;
+    }
+    if let Some(b) = c.expect_best.iter().find(|b| !c.methods.contains(b)) {
+        return Err(format!("expect_best: {b:?} is not one of the methods"));
+    }
+    let refused = [
+        ("[balancer] method", s.balancer.method.is_some()),
+        ("[balancer] config", s.balancer.config.is_some()),
+        ("[balancer] target", s.balancer.target.is_some()),
+        ("expect_failure", s.expect_failure),
+        ("several engines", engines.len() > 1),
+    ];
+    if let Some((key, _)) = refused.iter().find(|(_, on)| *on) {
+        return Err(format!(
+            "methods: {key} cannot go with a comparison of methods on one balancer"
+        ));
+    }
+    Ok(())
 }
 
 /// The `[balancer] engine` list (given as `key`), checked.
