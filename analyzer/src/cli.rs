@@ -304,6 +304,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
         has_node: read.has_node,
         expected: expected.as_deref(),
         notes: &notes,
+        names: &[],
     };
     let mut files = Vec::new();
     if let Some(path) = &plan.json {

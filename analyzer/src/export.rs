@@ -209,6 +209,7 @@ mod tests {
             has_node: true,
             expected: Some(&expected),
             notes: &[],
+            names: &[],
         };
         let v: Value = serde_json::from_str(&json(&s, &cx, &[check("x", false)])).unwrap();
         assert_eq!(v["ok"], false);

@@ -21,6 +21,20 @@ pub struct Context<'a> {
     /// Lines about what the log is judged against (the config's promise,
     /// stickiness), printed under the table.
     pub notes: &'a [String],
+    /// Nodes' names by address (a scenario's `[[backend]] name`), shown
+    /// beside the address.
+    pub names: &'a [(String, String)],
+}
+
+impl Context<'_> {
+    /// A node as tables and charts show it: `heavy 127.0.0.1:8001` when it
+    /// has a name, else its address.
+    pub fn node(&self, addr: &str) -> String {
+        match self.names.iter().find(|(a, _)| a == addr) {
+            Some((_, name)) => format!("{name} {addr}"),
+            None => addr.to_string(),
+        }
+    }
 }
 
 const PERCENTILES: [(&str, f64); 6] = [
@@ -101,7 +115,7 @@ pub fn text(s: &Summary, cx: &Context<'_>, checks: &[Check]) -> String {
     for note in cx.notes {
         let _ = writeln!(out, "{note}");
     }
-    out.push_str(&over_time_table(s));
+    out.push_str(&over_time_table(s, cx));
     if let Some(rate) = s.rate() {
         let _ = writeln!(out, "Rate: {:.1} requests/s {}", rate.per_second, rate.how);
     }
@@ -214,11 +228,11 @@ fn latency_decimals(rows: &[Row<'_>]) -> Vec<usize> {
 
 fn cells(row: &Row<'_>, cx: &Context<'_>, decimals: &[usize]) -> Vec<String> {
     let t = row.tally;
-    let mut cells = vec![
-        row.node.to_string(),
-        t.requests.to_string(),
-        percent(row.share),
-    ];
+    let node = match row.node {
+        "all" => "all".to_string(),
+        addr => cx.node(addr),
+    };
+    let mut cells = vec![node, t.requests.to_string(), percent(row.share)];
     if let Some(e) = row.expected {
         let deviation = match row.deviation() {
             Some(d) if row.node != "all" => format!("{:+.1}%", d * 100.0),
@@ -260,7 +274,7 @@ pub const TIME_BUCKETS: usize = 10;
 
 /// Requests per second by node over the log's time, when it covers more
 /// than a few seconds: a node that died and came back shows as a dip.
-fn over_time_table(s: &Summary) -> String {
+fn over_time_table(s: &Summary, cx: &Context<'_>) -> String {
     let spans = s.over_time(TIME_BUCKETS);
     if spans.len() < 2 {
         return String::new();
@@ -268,7 +282,7 @@ fn over_time_table(s: &Summary) -> String {
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED);
     let mut header = vec!["from".to_string(), "seconds".to_string()];
-    header.extend(s.nodes.keys().cloned());
+    header.extend(s.nodes.keys().map(|n| cx.node(n)));
     table.set_header(header);
     let first = spans[0].0;
     for (start, seconds, rates) in &spans {
@@ -370,6 +384,7 @@ mod tests {
             has_node: true,
             expected,
             notes: &[],
+            names: &[],
         }
     }
 

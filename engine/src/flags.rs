@@ -272,6 +272,7 @@ impl Flags {
             keep_going: self.keep_going,
             shard: None,
             start_at,
+            node_names: Vec::new(),
         };
         match shard {
             Some(s) => s.apply(plan).map_err(|why| err(shard_flag, why)),

@@ -205,6 +205,8 @@ pub struct Plan {
     /// When the run begins (`--start-at`): the shards of one run share it,
     /// so their schedules line up.
     pub start_at: Option<std::time::SystemTime>,
+    /// Nodes' names by address (a scenario's backends), for reports.
+    pub node_names: Vec<(String, String)>,
 }
 
 /// ab's wait for each answer, `-s`.
@@ -259,6 +261,16 @@ impl Plan {
             slo: None,
             shard: None,
             start_at: None,
+            node_names: Vec::new(),
+        }
+    }
+
+    /// A node as reports show it: `heavy 127.0.0.1:8001` when it has a
+    /// name, else as it was given.
+    pub fn node_label(&self, node: &str) -> String {
+        match self.node_names.iter().find(|(a, _)| a == node) {
+            Some((_, name)) => format!("{name} {node}"),
+            None => node.to_string(),
         }
     }
 

@@ -217,7 +217,7 @@ pub fn beyond(plan: &Plan, stats: &Stats) -> String {
             let _ = writeln!(
                 out,
                 "  {:<24} {:>9} {:>6.1}% {:>9} {:>9} {:>9} {:>7}",
-                name,
+                plan.node_label(name),
                 n.requests,
                 100.0 * n.requests as f64 / answered.max(1) as f64,
                 ms(n.total.value_at_quantile(0.5)),

@@ -218,6 +218,9 @@ async fn run_on(
     let mut plan = load::plan(loaded, requests::build(loaded)?)?;
     let mut stage = Stage::start(loaded, engine, before).await?;
     plan.aim(stage.target);
+    plan.node_names = (stage.addrs.iter().cloned())
+        .zip(loaded.names.iter().cloned())
+        .collect();
     let plan = Arc::new(plan);
     if !quiet {
         eprintln!(

@@ -21,7 +21,12 @@ use crate::stage::Stage;
 const LOG_NAME: &str = "the balancer's access log";
 
 /// How the analyzer's report of the balancer's log describes it.
-fn context<'a>(stage: &Stage, v: &'a Verdict, inputs: &'a [String]) -> Context<'a> {
+fn context<'a>(
+    stage: &Stage,
+    v: &'a Verdict,
+    inputs: &'a [String],
+    names: &'a [(String, String)],
+) -> Context<'a> {
     let (format, timing) = stage.log_format;
     Context {
         inputs,
@@ -31,7 +36,15 @@ fn context<'a>(stage: &Stage, v: &'a Verdict, inputs: &'a [String]) -> Context<'
         has_node: true,
         expected: v.expected.as_deref(),
         notes: &v.notes,
+        names,
     }
+}
+
+/// Each backend's address as the log names it, and its scenario name.
+fn names(j: &Judged<'_>) -> Vec<(String, String)> {
+    (j.stage.addrs.iter().cloned())
+        .zip(j.loaded.names.iter().cloned())
+        .collect()
 }
 
 /// The scenario's title: its name, else its file.
@@ -108,7 +121,8 @@ pub fn text(j: &Judged<'_>, several: bool) -> String {
         }
     }
     let inputs = [LOG_NAME.to_string()];
-    let cx = context(j.stage, v, &inputs);
+    let names = names(j);
+    let cx = context(j.stage, v, &inputs, &names);
     match j.log {
         Some(sum) => {
             out.push('\n');
@@ -444,7 +458,8 @@ fn run_json(j: &Judged<'_>) -> serde_json::Value {
     let v = j.verdict;
     let checks = &v.judgement.checks;
     let inputs = [LOG_NAME.to_string()];
-    let cx = context(j.stage, v, &inputs);
+    let names = names(j);
+    let cx = context(j.stage, v, &inputs, &names);
     serde_json::json!({
         "engine": engine(j),
         "balancer": j.stage.about,
