@@ -11,7 +11,7 @@ use analyzer::evidence::{self, Missing};
 use analyzer::formats::{self, Chosen};
 use analyzer::report::{self, Context};
 use analyzer::saved::{self, Read, Saved};
-use analyzer::{expect, export, jsonl, plot};
+use analyzer::{expect, export, html, jsonl, plot};
 use analyzer::{seed_alerts, Check, Input, Judged, Summarized, Summary, Threshold};
 use analyzer::{Kind, Metric, Timing, Tool};
 
@@ -107,6 +107,12 @@ pub struct Opts {
     #[arg(long, value_name = "FILE")]
     pub summary_out: Option<PathBuf>,
 
+    /// Also write a self-contained HTML report here: the verdict, charts
+    /// (shares, latency CDF and distribution, requests over time) and
+    /// tables, with nothing loaded from elsewhere.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// `analyzer merge S.json ...`: the LOG arguments are summaries that
     /// --summary-out wrote, judged together as one log.
     #[arg(skip)]
@@ -134,6 +140,7 @@ pub struct Plan {
     pub markdown: Option<PathBuf>,
     pub plot: Option<PathBuf>,
     pub summary_out: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     /// The inputs are summaries to merge, not logs.
     pub merge: bool,
 }
@@ -220,6 +227,7 @@ impl Opts {
             markdown: self.markdown,
             plot: self.plot,
             summary_out: self.summary_out,
+            html: self.html,
             merge: self.merge,
         })
     }
@@ -328,6 +336,16 @@ pub fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     if let Some(path) = &plan.summary_out {
         let text = serde_json::to_string(&saved).map_err(|e| anyhow!("--summary-out: {e}"))?;
         files.push((path.clone(), format!("{text}\n").into()));
+    }
+    if let Some(path) = &plan.html {
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        let verdict = match &missing {
+            Some(m) => (false, format!("✗ no verdict: {}", m.0)),
+            None => html::checks_verdict(failed, checks.len()),
+        };
+        let page = html::log_page(summary, &cx, &checks, verdict);
+        let text = html::render(&page).map_err(|e| anyhow!("--html: {e}"))?;
+        files.push((path.clone(), text.into()));
     }
     Ok(Outcome {
         report: report::text(summary, &cx, &checks),

@@ -23,6 +23,7 @@ pub mod formats;
 #[cfg(test)]
 mod fuzz;
 mod haproxy;
+pub mod html;
 pub mod jsonl;
 mod judged;
 mod metric;

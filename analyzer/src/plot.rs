@@ -13,6 +13,7 @@ use plotters::prelude::*;
 
 use crate::report::{rows, Context};
 use crate::summary::{Summary, Tally};
+use hdrhistogram::Histogram;
 
 const SIZE: (u32, u32) = (900, 540);
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
@@ -29,8 +30,30 @@ pub enum Chart {
     /// Per node: (latency in ms, fraction of requests at or below it); and
     /// the field the latency came from.
     Cdf(String, Vec<(String, Vec<(f64, f64)>)>),
-    /// Per node: (seconds since the first line, requests per second).
-    OverTime(Vec<(String, Vec<(f64, f64)>)>),
+    /// Per node: (seconds since the first line, requests per second); and
+    /// what happened when (a scenario's events), marked on the time axis.
+    OverTime(Vec<(String, Vec<(f64, f64)>)>, Vec<(f64, String)>),
+    /// The latency distribution: (bin's low end ms, high end ms, requests),
+    /// bins evenly spaced on a log axis; and the field it came from.
+    Histogram(String, Vec<(f64, f64, u64)>),
+    /// Any other set of curves (stream timings' CDFs, a sweep's latency
+    /// against load, two runs' CDFs).
+    Lines(Lines),
+}
+
+/// A chart of curves, with marks (a capacity, a knee) on the x axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lines {
+    pub stem: &'static str,
+    pub title: String,
+    pub x: String,
+    pub y: String,
+    /// Log x (latencies), else linear.
+    pub log_x: bool,
+    /// y is a fraction, labelled as a percentage (a CDF).
+    pub percent_y: bool,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    pub marks: Vec<(f64, String)>,
 }
 
 impl Chart {
@@ -38,7 +61,9 @@ impl Chart {
         match self {
             Chart::Shares(_) => "share",
             Chart::Cdf(..) => "latency-cdf",
-            Chart::OverTime(_) => "over-time",
+            Chart::OverTime(..) => "over-time",
+            Chart::Histogram(..) => "latency-histogram",
+            Chart::Lines(l) => l.stem,
         }
     }
 }
@@ -55,14 +80,14 @@ pub fn charts(s: &Summary, cx: &Context<'_>) -> Vec<Chart> {
     let mut out = vec![Chart::Shares(
         nodes
             .iter()
-            .map(|r| (r.node.to_string(), r.share, r.expected))
+            .map(|r| (cx.node(r.node), r.share, r.expected))
             .collect(),
     )];
     if let Some(field) = cx.timing {
         let series: Vec<_> = nodes
             .iter()
             .filter(|r| !r.tally.latency().is_empty())
-            .map(|r| (r.node.to_string(), cdf(r.tally)))
+            .map(|r| (cx.node(r.node), cdf(r.tally)))
             .collect();
         if !series.is_empty() {
             out.push(Chart::Cdf(field.to_string(), series));
@@ -80,21 +105,56 @@ pub fn charts(s: &Summary, cx: &Context<'_>) -> Vec<Chart> {
                     .iter()
                     .map(|(start, _, rates)| ((start - first) as f64, rates[column]))
                     .collect();
-                (node.clone(), points)
+                (cx.node(node), points)
             })
             .collect();
-        out.push(Chart::OverTime(series));
+        out.push(Chart::OverTime(series, Vec::new()));
     }
     out
 }
 
 fn cdf(t: &Tally) -> Vec<(f64, f64)> {
-    let h = t.latency();
+    cdf_of(t.latency())
+}
+
+/// A histogram of microseconds as CDF points: (ms, fraction at or below).
+pub fn cdf_of(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     (0..=CDF_STEPS)
         .map(|i| f64::from(i) / f64::from(CDF_STEPS) * 0.99)
         .chain(TAIL)
         .map(|q| (h.value_at_quantile(q) as f64 / 1000.0, q))
         .collect()
+}
+
+/// Bins of a latency histogram the chart shows.
+const BINS: usize = 40;
+
+/// A histogram of microseconds in [`BINS`] bins evenly spaced on a log
+/// axis from its smallest value above zero to its largest (zeros fall in
+/// the first): (low ms, high ms, count). Empty for an empty histogram.
+pub fn bins_of(h: &Histogram<u64>) -> Vec<(f64, f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let lo = (h.iter_recorded())
+        .map(|v| v.value_iterated_to())
+        .find(|v| *v > 0)
+        .unwrap_or(1) as f64;
+    let hi = (h.max() as f64).max(lo * 1.01);
+    let step = (hi / lo).ln() / BINS as f64;
+    let mut bins: Vec<(f64, f64, u64)> = (0..BINS)
+        .map(|i| {
+            let a = lo * (step * i as f64).exp();
+            let b = lo * (step * (i + 1) as f64).exp();
+            (a / 1000.0, b / 1000.0, 0)
+        })
+        .collect();
+    for v in h.iter_recorded() {
+        let x = (v.value_iterated_to() as f64).max(lo);
+        let i = (((x / lo).ln() / step) as usize).min(BINS - 1);
+        bins[i].2 += v.count_at_value();
+    }
+    bins
 }
 
 /// The chart as an SVG document.
@@ -149,7 +209,9 @@ fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
     match chart {
         Chart::Shares(nodes) => shares(area, nodes),
         Chart::Cdf(field, series) => latency(area, field, series),
-        Chart::OverTime(series) => over_time(area, series),
+        Chart::OverTime(series, marks) => over_time(area, series, marks),
+        Chart::Histogram(field, bins) => histogram(area, field, bins),
+        Chart::Lines(l) => curves(area, l),
     }
 }
 
@@ -268,6 +330,7 @@ fn time_axis(series: &[(String, Vec<(f64, f64)>)]) -> (f64, f64) {
 fn over_time<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     series: &[(String, Vec<(f64, f64)>)],
+    marks: &[(f64, String)],
 ) -> Drawn<DB> {
     let (end, top) = series
         .iter()
@@ -288,7 +351,118 @@ fn over_time<DB: DrawingBackend>(
         .y_label_formatter(&|v| format!("{v:.0}"))
         .y_desc("requests/s")
         .draw()?;
+    marked(&mut chart, marks, top * 1.15)?;
     lines(&mut chart, series)
+}
+
+/// Vertical lines at each mark, labelled at the top.
+fn marked<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    marks: &[(f64, String)],
+    top: f64,
+) -> Drawn<DB> {
+    let grey = RGBColor(120, 120, 120);
+    for (i, (x, label)) in marks.iter().enumerate() {
+        // Neighbouring marks' labels on alternate lines, not on each other.
+        let y = top * if i % 2 == 0 { 0.97 } else { 0.91 };
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*x, 0.0), (*x, top)],
+            grey.stroke_width(1),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            label.clone(),
+            (*x, y),
+            ("sans-serif", 13).into_font().color(&grey),
+        )))?;
+    }
+    Ok(())
+}
+
+fn histogram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    field: &str,
+    bins: &[(f64, f64, u64)],
+) -> Drawn<DB> {
+    let lo = bins.first().map_or(0.001, |b| b.0);
+    let hi = bins.last().map_or(1.0, |b| b.1).max(lo * 1.01);
+    let top = bins.iter().map(|b| b.2).max().unwrap_or(0) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("Latency distribution ({field})"),
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..(top * 1.1).max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (ms)")
+        .y_desc("requests")
+        .x_label_formatter(&|v| format!("{v}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    chart.draw_series(
+        bins.iter()
+            .map(|&(a, b, n)| Rectangle::new([(a, 0.0), (b, n as f64)], BLUE.mix(0.6).filled())),
+    )?;
+    Ok(())
+}
+
+fn curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, l: &Lines) -> Drawn<DB> {
+    let xs = || l.series.iter().flat_map(|(_, p)| p.iter().map(|p| p.0));
+    let ys = l.series.iter().flat_map(|(_, p)| p.iter().map(|p| p.1));
+    let top = if l.percent_y {
+        1.0
+    } else {
+        (ys.fold(0.0f64, f64::max) * 1.15).max(1.0)
+    };
+    let y_format = |v: &f64| match l.percent_y {
+        true => format!("{:.0}%", v * 100.0),
+        false => format!("{v}"),
+    };
+    let caption = (l.title.as_str(), ("sans-serif", 22));
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption.0, caption.1)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64);
+    if l.log_x {
+        let (lo, hi) = time_axis(&l.series);
+        let series: Vec<(String, Vec<(f64, f64)>)> = (l.series.iter())
+            .map(|(n, p)| (n.clone(), p.iter().map(|&(x, y)| (x.max(lo), y)).collect()))
+            .collect();
+        let mut chart = builder.build_cartesian_2d((lo..hi).log_scale(), 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc(l.x.as_str())
+            .y_desc(l.y.as_str())
+            .x_label_formatter(&|v| format!("{v}"))
+            .y_label_formatter(&y_format)
+            .draw()?;
+        marked(&mut chart, &l.marks, top)?;
+        lines(&mut chart, &series)
+    } else {
+        let lo = xs()
+            .fold(f64::MAX, f64::min)
+            .min(l.marks.iter().map(|m| m.0).fold(f64::MAX, f64::min));
+        let hi = xs()
+            .fold(0.0f64, f64::max)
+            .max(l.marks.iter().map(|m| m.0).fold(0.0, f64::max));
+        let lo = if lo == f64::MAX { 0.0 } else { lo };
+        let pad = ((hi - lo) * 0.05).max(0.5);
+        let mut chart = builder.build_cartesian_2d((lo - pad).max(0.0)..hi + pad, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc(l.x.as_str())
+            .y_desc(l.y.as_str())
+            .x_label_formatter(&|v| format!("{v}"))
+            .y_label_formatter(&y_format)
+            .draw()?;
+        marked(&mut chart, &l.marks, top)?;
+        lines(&mut chart, &l.series)
+    }
 }
 
 fn lines<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
@@ -338,10 +512,10 @@ mod tests {
                     vec![(1.0, 0.0), (5.0, 0.5), (80.0, 1.0)],
                 )],
             ),
-            Chart::OverTime(vec![(
-                "a".into(),
-                vec![(0.0, 10.0), (1.0, 0.0), (2.0, 12.0)],
-            )]),
+            Chart::OverTime(
+                vec![("a".into(), vec![(0.0, 10.0), (1.0, 0.0), (2.0, 12.0)])],
+                vec![(1.0, "kill a".into())],
+            ),
         ]
     }
 
@@ -356,7 +530,10 @@ mod tests {
                     assert!(svg.contains("expected"));
                 }
                 Chart::Cdf(..) => assert!(svg.contains("($request_time)")),
-                Chart::OverTime(_) => assert!(svg.contains("requests/s")),
+                Chart::OverTime(..) => {
+                    assert!(svg.contains("requests/s") && svg.contains("kill a"))
+                }
+                _ => {}
             }
         }
     }
@@ -385,6 +562,25 @@ mod tests {
         for tiny in ["0.001", "0.01", "0.1", "1"] {
             assert!(!labels.contains(&tiny), "{tiny} in {labels:?}");
         }
+    }
+
+    #[test]
+    fn histogram_bins_hold_every_value_once() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in [0, 0, 1000, 2000, 2000, 50_000, 900_000] {
+            h.record(v).unwrap();
+        }
+        let bins = bins_of(&h);
+        assert_eq!(bins.len(), BINS);
+        assert_eq!(bins.iter().map(|b| b.2).sum::<u64>(), 7);
+        // Zeros fall in the first bin, which starts at the smallest value
+        // above zero: no decades wasted below it.
+        assert_eq!(bins[0].2, 3);
+        assert!((bins[0].0 - 1.0).abs() < 0.01, "{:?}", bins[0]);
+        assert!(bins[BINS - 1].1 >= 899.0 && bins[BINS - 1].2 == 1);
+        assert!(bins_of(&Histogram::<u64>::new(3).unwrap()).is_empty());
+        let svg = svg(&Chart::Histogram("$request_time".into(), bins)).unwrap();
+        assert!(String::from_utf8(svg).unwrap().contains("<rect"));
     }
 
     #[test]

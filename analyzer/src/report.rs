@@ -250,6 +250,19 @@ fn cells(row: &Row<'_>, cx: &Context<'_>, decimals: &[usize]) -> Vec<String> {
     cells
 }
 
+/// The per-node table's header and cells, as the terminal shows them: for
+/// other renderings (HTML).
+pub fn table_cells(s: &Summary, cx: &Context<'_>) -> (Vec<String>, Vec<Vec<String>>) {
+    let empty = Tally::default();
+    let rows = rows(s, cx.expected, &empty);
+    let decimals = latency_decimals(&rows);
+    let header = header(cx).into_iter().map(str::to_string).collect();
+    (
+        header,
+        rows.iter().map(|r| cells(r, cx, &decimals)).collect(),
+    )
+}
+
 fn nodes_table(s: &Summary, cx: &Context<'_>) -> String {
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED);

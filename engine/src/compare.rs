@@ -358,6 +358,62 @@ impl Comparison {
         out
     }
 
+    /// The comparison's HTML page: the verdict, the two runs' latency CDFs
+    /// (overall and per node) and each node's share, then the table.
+    pub fn page(&self, base: &Side, new: &Side) -> analyzer::html::Page {
+        use analyzer::html::{Block, Page, Section};
+        use analyzer::plot::{cdf_of, Chart};
+        let mut series = vec![
+            ("base".to_string(), cdf_of(&base.latency)),
+            ("new".to_string(), cdf_of(&new.latency)),
+        ];
+        for (node, b) in &base.nodes {
+            if let Some(n) = new.nodes.get(node) {
+                series.push((format!("base {node}"), cdf_of(&b.latency)));
+                series.push((format!("new {node}"), cdf_of(&n.latency)));
+            }
+        }
+        series.retain(|(_, points)| points.iter().any(|p| p.0 > 0.0));
+        let mut blocks = Vec::new();
+        if !series.is_empty() {
+            blocks.push(Block::Chart(Chart::Cdf("base and new".into(), series)));
+        }
+        let share = |side: &Side, node: &str| {
+            let all: u64 = side.nodes.values().map(|n| n.requests).sum();
+            side.nodes
+                .get(node)
+                .map_or(0.0, |n| n.requests as f64 / all.max(1) as f64)
+        };
+        if !new.nodes.is_empty() {
+            // New's share per node, with base's drawn as the mark to meet.
+            let shares = (new.nodes.keys())
+                .map(|n| (n.clone(), share(new, n), Some(share(base, n))))
+                .collect();
+            blocks.push(Block::Chart(Chart::Shares(shares)));
+        }
+        let head = ["scope", "metric", "base", "new", "change", "test", ""];
+        blocks.push(Block::Table(
+            head.map(String::from).to_vec(),
+            self.cells().map(|c| c.to_vec()).collect(),
+        ));
+        blocks.push(Block::Note(format!(
+            "Latency: Mann-Whitney U on the histograms; error rate: two-proportion z-test; shares: chi-square of homogeneity ({}). Significant: p < {}. In the share chart the bar is new and the line is base.",
+            p_value(self.shares),
+            significance::ALPHA
+        )));
+        let verdict = self.verdict();
+        Page {
+            title: "loadgen compare".into(),
+            about: vec![format!("base: {}", self.base), format!("new: {}", self.new)],
+            verdict: Some((!verdict.starts_with('✗'), verdict)),
+            checks: Vec::new(),
+            sections: vec![Section {
+                heading: "Base against new".into(),
+                blocks,
+            }],
+        }
+    }
+
     /// Each row as the text and Markdown tables show it.
     fn cells(&self) -> impl Iterator<Item = [String; 7]> + '_ {
         self.rows.iter().map(|r| {

@@ -25,6 +25,7 @@ mod files;
 mod flags;
 #[cfg(test)]
 mod fuzz;
+pub mod html;
 mod http1;
 mod plan;
 pub mod report;

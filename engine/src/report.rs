@@ -318,7 +318,7 @@ pub fn streams(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
             let _ = writeln!(
                 out,
                 "  {:<24} {:>8} {:>12} {:>12} {:>12} {:>12}",
-                name,
+                plan.node_label(name),
                 n.streams,
                 ms(n.ttft.value_at_quantile(0.5)),
                 ms(n.ttft.value_at_quantile(0.95)),

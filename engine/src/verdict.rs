@@ -246,6 +246,8 @@ pub struct Checks {
     pub expected: Option<Vec<(String, f64)>>,
     pub json_file: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    /// A self-contained HTML report.
+    pub html: Option<PathBuf>,
     /// Print JSON instead of the text report.
     pub json_output: bool,
     pub csv: Option<PathBuf>,

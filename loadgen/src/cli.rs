@@ -123,6 +123,10 @@ pub struct Files {
     /// Also write JUnit XML here, one testcase per check, for CI test tabs
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write a self-contained HTML report here: the verdict, charts
+    /// and tables, with nothing loaded from elsewhere
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// text (ab's report and more) or json (the JSON report instead)
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -162,6 +166,7 @@ pub fn checks(asked: Asked, tool: Tool, slo: bool, files: Files) -> Result<Check
         json_output: files.output == "json",
         json_file: files.json,
         junit: files.junit,
+        html: files.html,
         csv: None,
         gnuplot: None,
         log: None,
@@ -356,6 +361,13 @@ pub fn finish(plan: &Plan, checks: &Checks, ran: Ran) -> anyhow::Result<Outcome>
     if let Some(path) = &checks.junit {
         write_file("--junit", path, analyzer::export::junit("loadgen", results))?;
     }
+    let ended = outcome(interrupted, stopped, &judgement);
+    if let Some(path) = &checks.html {
+        let expected = checks.expected.as_deref();
+        let page = engine::html::run_page(plan, &stats, elapsed, &judgement, &ended, expected);
+        let text = analyzer::html::render(&page).map_err(|e| anyhow::anyhow!("--html: {e}"))?;
+        write_file("--html", path, text)?;
+    }
     match json.filter(|_| checks.json_output) {
         Some(json) => say(&format!("{json:#}\n")),
         None => {
@@ -370,7 +382,7 @@ pub fn finish(plan: &Plan, checks: &Checks, ran: Ran) -> anyhow::Result<Outcome>
             }
         }
     }
-    Ok(outcome(interrupted, stopped, &judgement))
+    Ok(ended)
 }
 
 /// Writes to stdout; a reader that went away (`loadgen ... | head`) is not

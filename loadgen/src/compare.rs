@@ -30,6 +30,9 @@ pub struct CompareOpts {
     /// Also write the comparison as Markdown here (a CI job's summary)
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Also write a self-contained HTML report here
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 fn side(path: &PathBuf) -> anyhow::Result<Side> {
@@ -55,6 +58,11 @@ pub fn run(opts: CompareOpts) -> anyhow::Result<Outcome> {
     let comparison = compare(&base, &new, max);
     if let Some(path) = &opts.markdown {
         write_file("--markdown", path, comparison.markdown())?;
+    }
+    if let Some(path) = &opts.html {
+        let page = comparison.page(&base, &new);
+        let text = analyzer::html::render(&page).map_err(|e| anyhow!("--html: {e}"))?;
+        write_file("--html", path, text)?;
     }
     crate::cli::say(&comparison.text());
     let regressed = comparison.regressions().next().is_some();

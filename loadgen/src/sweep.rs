@@ -179,6 +179,23 @@ pub async fn run(
         ));
         ok
     });
+    if let Some(path) = &checks.html {
+        let ok = capacity.is_some() && gate != Some(false);
+        let line = match (capacity, settings.min_capacity) {
+            (Some(c), Some(min)) => format!(
+                "{} capacity {c} {unit} (at least {min} asked)",
+                if ok { "✓" } else { "✗" }
+            ),
+            (Some(c), None) => format!("✓ capacity {c} {unit}"),
+            (None, _) => format!(
+                "✗ no capacity: the first step, {} {unit}, already failed",
+                sweep.low
+            ),
+        };
+        let page = page(&base, sweep, &steps, (capacity, knee), (ok, line));
+        let text = analyzer::html::render(&page).map_err(|e| anyhow::anyhow!("--html: {e}"))?;
+        write_file("--html", path, text)?;
+    }
     if let Some(path) = &checks.json_file {
         let json = json(sweep, &steps, capacity, knee, settings.min_capacity);
         write_file("--json", path, format!("{json:#}\n"))?;
@@ -210,14 +227,13 @@ fn shares(stats: &Stats, names: &[String]) -> Vec<f64> {
         .collect()
 }
 
-fn row(step: &Step, number: usize, first: bool) -> String {
-    let mut out = String::new();
-    if first {
-        out.push_str(&format!(
-            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  {:<5} checks\n",
-            "step", "load", "achieved", "p50 ms", "p99 ms", "errors", "goodput", "held"
-        ));
-    }
+/// The step table's columns, for the terminal and the HTML page.
+const COLUMNS: [&str; 8] = [
+    "step", "load", "achieved", "p50 ms", "p99 ms", "errors", "goodput", "held",
+];
+
+/// One step's cells, then its checks' word.
+fn cells(step: &Step, number: usize) -> (Vec<String>, String) {
     let s = &step.stats;
     let goodput = if s.streams.streams > 0 {
         format!("{:.1}%", 100.0 * s.goodput())
@@ -233,18 +249,129 @@ fn row(step: &Step, number: usize, first: bool) -> String {
     } else {
         format!("failed: {}", failed.join(", "))
     };
-    out.push_str(&format!(
-        "{:>4} {:>10.1} {:>10.1} {:>10.3} {:>10.3} {:>8} {:>8}  {:<5} {checks}\n",
-        number,
-        step.load,
-        step.achieved,
-        step.p50_ms,
-        step.p99_ms,
-        s.errors_seen(),
+    let cells = vec![
+        number.to_string(),
+        format!("{:.1}", step.load),
+        format!("{:.1}", step.achieved),
+        format!("{:.3}", step.p50_ms),
+        format!("{:.3}", step.p99_ms),
+        s.errors_seen().to_string(),
         goodput,
-        if step.held { "✓" } else { "✗" },
-    ));
+        if step.held { "✓" } else { "✗" }.to_string(),
+    ];
+    (cells, checks)
+}
+
+fn row(step: &Step, number: usize, first: bool) -> String {
+    let line = |c: &[String], checks: &str| {
+        format!(
+            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  {:<5} {checks}\n",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+        )
+    };
+    let mut out = String::new();
+    if first {
+        out.push_str(&line(&COLUMNS.map(String::from), "checks"));
+    }
+    let (c, checks) = cells(step, number);
+    out.push_str(&line(&c, &checks));
     out
+}
+
+/// The sweep's HTML page: the verdict, latency against load with the
+/// capacity and knee marked, the delivered rate, and the step table.
+fn page(
+    base: &Plan,
+    sweep: &Sweep,
+    steps: &[Step],
+    found: (Option<f64>, Option<f64>),
+    verdict: (bool, String),
+) -> analyzer::html::Page {
+    use analyzer::html::{Block, Page, Section};
+    use analyzer::plot::{Chart, Lines};
+    let (capacity, knee) = found;
+    let unit = sweep.swept.name();
+    let mut marks = Vec::new();
+    if let Some(c) = capacity {
+        marks.push((c, format!("capacity {c}")));
+    }
+    if let Some(k) = knee {
+        marks.push((k, format!("knee {k}")));
+    }
+    let by_load = |f: &dyn Fn(&Step) -> f64| {
+        let mut points: Vec<(f64, f64)> = steps.iter().map(|s| (s.load, f(s))).collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points
+    };
+    let latency = Chart::Lines(Lines {
+        stem: "sweep-latency",
+        title: format!("Latency against {unit}"),
+        x: unit.into(),
+        y: "ms".into(),
+        log_x: false,
+        percent_y: false,
+        series: vec![
+            ("p50".into(), by_load(&|s| s.p50_ms)),
+            ("p99".into(), by_load(&|s| s.p99_ms)),
+        ],
+        marks: marks.clone(),
+    });
+    let delivered = Chart::Lines(Lines {
+        stem: "sweep-delivered",
+        title: format!("Requests per second delivered against {unit}"),
+        x: unit.into(),
+        y: "requests/s".into(),
+        log_x: false,
+        percent_y: false,
+        series: vec![("achieved".into(), by_load(&|s| s.achieved))],
+        marks,
+    });
+    let names = node_names(steps);
+    let mut share_head = vec!["load".to_string()];
+    share_head.extend(names.iter().cloned());
+    let share_rows = (steps.iter())
+        .map(|s| {
+            let mut row = vec![format!("{:.1}", s.load)];
+            row.extend(
+                shares(&s.stats, &names)
+                    .iter()
+                    .map(|v| format!("{:.1}%", v * 100.0)),
+            );
+            row
+        })
+        .collect();
+    let mut head: Vec<String> = COLUMNS.map(String::from).to_vec();
+    head.push("checks".into());
+    let rows = (steps.iter().enumerate())
+        .map(|(i, s)| {
+            let (mut c, checks) = cells(s, i + 1);
+            c.push(checks);
+            c
+        })
+        .collect();
+    let t = &base.target;
+    let mut blocks = vec![
+        Block::Chart(latency),
+        Block::Chart(delivered),
+        Block::Table(head, rows),
+    ];
+    if !names.is_empty() {
+        blocks.push(Block::Note("Share per node at each step:".into()));
+        blocks.push(Block::Table(share_head, share_rows));
+    }
+    Page {
+        title: format!(
+            "loadgen sweep of {unit} {}..{} against http://{}:{}{}",
+            sweep.low, sweep.high, t.host, t.port, t.path
+        ),
+        about: vec![format!("{} steps", steps.len())],
+        verdict: Some(verdict),
+        checks: Vec::new(),
+        sections: vec![Section {
+            heading: "The sweep".into(),
+            blocks,
+        }],
+    }
 }
 
 /// The share of each node at each step, when answers named their node.

@@ -15,14 +15,20 @@ use crate::stage::Stage;
 pub struct Events {
     task: tokio::task::JoinHandle<()>,
     revived: Arc<Mutex<Vec<(usize, f64)>>>,
-    happened: Arc<Mutex<Vec<String>>>,
+    happened: Arc<Mutex<Vec<Applied>>>,
 }
+
+/// One event as it went: when (seconds from the start), the report's
+/// line, and what was done when it worked.
+type Applied = (f64, String, Option<String>);
 
 /// What the events did: a line each, and each revive's backend and time
 /// (Unix seconds).
 pub struct Happened {
     pub lines: Vec<String>,
     pub revived: Vec<(usize, f64)>,
+    /// Each event that was applied: seconds from the start, and what.
+    pub marks: Vec<(f64, String)>,
 }
 
 impl Events {
@@ -49,9 +55,13 @@ impl Events {
     /// Stops the events still due (the load is over) and says what happened.
     pub fn finish(self) -> Happened {
         self.task.abort();
+        let happened = taken(&self.happened);
         Happened {
-            lines: taken(&self.happened),
+            lines: happened.iter().map(|(_, line, _)| line.clone()).collect(),
             revived: taken(&self.revived),
+            marks: (happened.into_iter())
+                .filter_map(|(at, _, done)| Some((at, done?)))
+                .collect(),
         }
     }
 }
@@ -103,7 +113,7 @@ async fn events(
     local: Vec<usize>,
     addrs: Vec<String>,
     revived: Arc<Mutex<Vec<(usize, f64)>>>,
-    happened: Arc<Mutex<Vec<String>>>,
+    happened: Arc<Mutex<Vec<Applied>>>,
 ) {
     let start = Instant::now();
     for d in due.iter() {
@@ -130,6 +140,8 @@ async fn events(
                 r.push((d.backend, now));
             }
         }
+        let at = start.elapsed().as_secs_f64();
+        let done = result.is_ok().then(|| d.action.clone());
         let line = match result {
             Ok(()) => format!("{:>6.1}s  {}", start.elapsed().as_secs_f64(), d.action),
             Err(e) => format!(
@@ -139,7 +151,7 @@ async fn events(
             ),
         };
         if let Ok(mut h) = happened.lock() {
-            h.push(line);
+            h.push((at, line, done));
         }
     }
 }

@@ -29,6 +29,7 @@ mod figures;
 mod fuzz;
 mod haproxy;
 mod haproxy_conf;
+mod html;
 mod judge;
 mod load;
 mod methods;
@@ -85,11 +86,19 @@ pub async fn run(
     }
     let judged: Vec<report::Judged<'_>> = runs.iter().map(|r| r.judged(&loaded)).collect();
     let several = loaded.engines.len() > 1;
+    let mut last = String::new();
     for (i, j) in judged.iter().enumerate() {
         if i > 0 {
             println!();
         }
-        print!("{}", report::text(j, several));
+        let text = report::text(j, several);
+        print!("{text}");
+        last = text
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
     }
     let compared = (several && judged.len() > 1).then(|| {
         let sides: Vec<agree::Side<'_>> = judged.iter().map(report::side).collect();
@@ -97,12 +106,24 @@ pub async fn run(
     });
     let agreement = compared.as_ref().map(|(_, check)| check);
     let ended = report::outcome(&loaded, &judged, agreement);
+    let mut side_by_side = None;
     if let Some((table, check)) = &compared {
         println!();
         let text = report::side_by_side(&loaded, &judged, table, check, &ended);
         print!("{text}");
+        last = text
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        side_by_side = Some(("The engines side by side".to_string(), text));
     }
     report::files(&judged, agreement, &ended, extra)?;
+    if let Some(path) = &extra.html {
+        let verdict = (matches!(ended, Outcome::Done), last);
+        report::html_file(path, &html::page(&judged, side_by_side, verdict))?;
+    }
     Ok(ended)
 }
 
@@ -148,7 +169,8 @@ async fn compare_methods(
     let verdict = methods::verdict(&rows, &order, objective, &expect_best);
     let title = report::title(loaded);
     println!("\nScenario: {title}, the methods side by side\n");
-    print!("{}", methods::table(&rows, &order, objective));
+    let table = methods::table(&rows, &order, objective);
+    print!("{table}");
     println!();
     let ended = match each {
         Some(o) => o,
@@ -162,10 +184,16 @@ async fn compare_methods(
             _ => Outcome::Breached,
         },
     };
-    println!(
-        "{}",
-        methods::line(&title, &rows, &order, objective, &verdict)
-    );
+    let last = match &ended {
+        Outcome::Interrupted => {
+            format!("✗ scenario {title}: interrupted; the figures above cover what ran")
+        }
+        Outcome::Missing(why) | Outcome::NoAnswer(why) => {
+            format!("✗ scenario {title}: no verdict: {why}")
+        }
+        _ => methods::line(&title, &rows, &order, objective, &verdict),
+    };
+    println!("{last}");
     let best = match verdict {
         methods::Verdict::Best(b) | methods::Verdict::Unexpected(b) => {
             Some(rows[b].method.as_str())
@@ -173,6 +201,11 @@ async fn compare_methods(
         _ => None,
     };
     report::method_files(&judged, &rows, &order, objective, best, &ended, extra)?;
+    if let Some(path) = &extra.html {
+        let compared = Some(("The methods side by side".to_string(), table));
+        let verdict = (matches!(ended, Outcome::Done), last);
+        report::html_file(path, &html::page(&judged, compared, verdict))?;
+    }
     Ok(ended)
 }
 
@@ -198,6 +231,7 @@ impl EngineRun {
             ran: &self.ran,
             log: self.log.as_ref(),
             happened: &self.happened.lines,
+            marks: &self.happened.marks,
             verdict: &self.verdict,
             interrupted: self.interrupted,
             method: self.method.as_deref(),

@@ -18,10 +18,10 @@ use crate::spec::{Engine, Loaded};
 use crate::stage::Stage;
 
 /// What the report calls the balancer's log.
-const LOG_NAME: &str = "the balancer's access log";
+pub(crate) const LOG_NAME: &str = "the balancer's access log";
 
 /// How the analyzer's report of the balancer's log describes it.
-fn context<'a>(
+pub(crate) fn context<'a>(
     stage: &Stage,
     v: &'a Verdict,
     inputs: &'a [String],
@@ -41,7 +41,7 @@ fn context<'a>(
 }
 
 /// Each backend's address as the log names it, and its scenario name.
-fn names(j: &Judged<'_>) -> Vec<(String, String)> {
+pub(crate) fn names(j: &Judged<'_>) -> Vec<(String, String)> {
     (j.stage.addrs.iter().cloned())
         .zip(j.loaded.names.iter().cloned())
         .collect()
@@ -63,6 +63,8 @@ pub struct Judged<'a> {
     pub log: Option<&'a Summary>,
     /// A line per event that happened.
     pub happened: &'a [String],
+    /// And when each was applied, for charts.
+    pub marks: &'a [(f64, String)],
     pub verdict: &'a Verdict,
     pub interrupted: bool,
     /// The method it ran under, in a comparison of methods.
@@ -76,7 +78,7 @@ fn engine(j: &Judged<'_>) -> &'static str {
 
 /// What tells one run from the others in a report: its method in a
 /// comparison of methods, else its engine.
-fn label<'a>(j: &Judged<'a>) -> &'a str {
+pub(crate) fn label<'a>(j: &Judged<'a>) -> &'a str {
     j.method.unwrap_or_else(|| engine(j))
 }
 
@@ -446,6 +448,14 @@ pub fn files(
         };
         write_file("--junit", path, analyzer::export::junit(&suite, &checks))?;
     }
+    Ok(())
+}
+
+/// Writes `--html`.
+pub fn html_file(path: &std::path::Path, page: &analyzer::html::Page) -> Result<(), ScenarioError> {
+    let text =
+        analyzer::html::render(page).map_err(|why| ScenarioError::Log(format!("--html: {why}")))?;
+    write_file("--html", path, text)?;
     Ok(())
 }
 

@@ -297,9 +297,12 @@ fn json_junit_and_markdown_files_for_ci() {
     );
     let out = |name: &str| log.dir.join(name).to_str().unwrap().to_string();
     let (json, junit, md) = (out("r.json"), out("r.xml"), out("r.md"));
+    let html = out("r.html");
     let o = analyzer(
         &[
             log.arg(),
+            "--html",
+            &html,
             "--json",
             &json,
             "--junit",
@@ -366,6 +369,21 @@ fn json_junit_and_markdown_files_for_ci() {
     assert!(md.starts_with("### analyzer: ✓ passed"), "{md}");
     assert!(md.contains("| 127.0.0.1:8002 | 40 | 40.0% |"), "{md}");
     assert!(md.contains("- ✓ error_rate<50%"), "{md}");
+
+    // One page: the verdict, every check, the charts each drawn with
+    // data, the table; nothing loaded from elsewhere.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<div class=\"verdict ok\">✓ all 4 checks held</div>"));
+    assert!(page.contains("<li class=\"ok\">✓ p(50)&lt;100ms"), "{page}");
+    assert!(
+        page.contains("<td>127.0.0.1:8002</td><td>40</td>"),
+        "{page}"
+    );
+    assert!(analyzer::html::external_references(&page).is_empty());
+    let marks = analyzer::html::chart_marks(&page);
+    // Shares, latency CDF, requests over time, latency distribution.
+    assert_eq!(marks.len(), 4, "{marks:?}");
+    assert!(marks.iter().all(|m| *m > 0), "{marks:?}");
 
     let o = analyzer(&[log.arg(), "--json", "/nonexistent/dir/r.json"], None);
     assert_eq!(o.status.code(), Some(2));

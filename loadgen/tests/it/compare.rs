@@ -40,9 +40,17 @@ async fn noise_is_not_a_regression_and_a_slower_node_is() {
     assert!(out.contains("✓ no significant change"), "{out}");
 
     let md = file("summary.md");
+    let html = file("compare.html");
     let worse = compare(
         "slower.json",
-        &["--max-regression", "10%", "--markdown", &md],
+        &[
+            "--max-regression",
+            "10%",
+            "--markdown",
+            &md,
+            "--html",
+            &html,
+        ],
     )
     .await;
     let out = String::from_utf8_lossy(&worse.stdout);
@@ -69,6 +77,14 @@ async fn noise_is_not_a_regression_and_a_slower_node_is() {
         markdown.starts_with("### ✗ significant regression"),
         "{markdown}"
     );
+
+    // The page: both runs' CDFs and shares, the table, the verdict.
+    let page = crate::html::check_page(
+        std::path::Path::new(&html),
+        2,
+        &["✗ significant regression", "REGRESSION"],
+    );
+    assert!(page.contains("<div class=\"verdict fail\">"));
 
     // Reported, not failed, without a bound.
     let reported = compare("slower.json", &[]).await;

@@ -7,6 +7,7 @@ mod common;
 mod compare;
 mod fail_closed;
 mod golden;
+mod html;
 mod methods;
 mod real;
 mod scenario;

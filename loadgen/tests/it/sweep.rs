@@ -6,10 +6,19 @@ use crate::common::mock;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
-    // Past 8 in flight (no queue) the mock answers 503 at once.
-    let m = mock(1, &[("max_concurrency", "8"), ("latency", "50ms")]).await;
+    // Past 8 in flight requests queue: beyond 160/s the queue grows, and
+    // latency (from when each request was due) with it. (Without a queue
+    // the mock answers 503 past 8, and the capacity found depends on the
+    // latency's tail on the machine, not on the backend's throughput.)
+    let settings = [
+        ("max_concurrency", "8"),
+        ("queue", "1000"),
+        ("latency", "50ms"),
+    ];
+    let m = mock(1, &settings).await;
     let url = format!("http://{}/", m.addrs()[0]);
     let json = std::env::temp_dir().join(format!("lbkit-sweep-{}.json", std::process::id()));
+    let html = json.with_extension("html");
     let sweep = |range: &str, extra: &[&str]| {
         let mut args: Vec<String> = [
             "-q",
@@ -32,8 +41,12 @@ async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
         &[
             "--threshold",
             "error_rate<1%",
+            "--threshold",
+            "p(99)<100ms",
             "--json",
             json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
         ],
     )
     .await;
@@ -64,7 +77,12 @@ async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
         out.contains(&format!("Capacity: {capacity} requests/s")),
         "{out}"
     );
+    // The page: latency and delivered rate against load, the capacity
+    // marked, the step table.
+    let capacity_line = format!("✓ capacity {capacity} requests/s");
+    crate::html::check_page(&html, 2, &[&capacity_line, "Latency against rate"]);
     let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&html);
 
     // A CI gate: below --min-capacity is exit 1.
     // (A narrow range: the capacity is found in a few steps.)
