@@ -156,7 +156,7 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    fn new(flag: &str, path: &Path, source: std::io::Error) -> WriteError {
+    pub fn new(flag: &str, path: &Path, source: std::io::Error) -> WriteError {
         WriteError {
             flag: flag.to_string(),
             path: path.to_path_buf(),

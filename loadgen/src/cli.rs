@@ -205,7 +205,7 @@ impl Opts {
     }
 
     /// `--sweep` and the flags that shape it.
-    pub fn sweep(&self) -> Result<Option<crate::sweep::Settings>, PlanError> {
+    pub fn sweep(&self) -> Result<Option<engine::sweep::Settings>, PlanError> {
         let Some(text) = &self.sweep else {
             return Ok(None);
         };
@@ -231,7 +231,7 @@ impl Opts {
         if step.is_zero() {
             return Err(fail("--step-duration", "must be above 0".into()));
         }
-        Ok(Some(crate::sweep::Settings {
+        Ok(Some(engine::sweep::Settings {
             sweep,
             step,
             warmup: time("--warmup", &self.warmup, Duration::from_secs(1))?,
@@ -297,13 +297,18 @@ pub async fn run(
     plan: Plan,
     checks: Checks,
     quiet: bool,
-    sweep: Option<crate::sweep::Settings>,
+    sweep: Option<engine::sweep::Settings>,
 ) -> anyhow::Result<Outcome> {
     let addr = engine::resolve(&plan)
         .await
         .map_err(|e| anyhow::anyhow!("{}: cannot resolve: {e}", plan.target.host))?;
     if let Some(settings) = sweep {
-        return crate::sweep::run(plan, addr, &checks, &settings, quiet).await;
+        if checks.thresholds.is_empty() && checks.expected.is_none() {
+            anyhow::bail!(
+                "--sweep: say what must hold at capacity, e.g. --threshold 'p(99)<500ms' --threshold 'error_rate<1%'"
+            );
+        }
+        return Ok(engine::sweep::run(plan, addr, &checks, &settings, quiet).await?);
     }
     let plan = Arc::new(plan);
     if !checks.json_output {

@@ -4,7 +4,6 @@
 mod cli;
 mod compare;
 mod merge;
-mod sweep;
 
 use std::process::ExitCode;
 

@@ -43,6 +43,7 @@ mod stage;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use engine::Rows;
 use engine::Target;
@@ -68,6 +69,9 @@ pub async fn run(
     expectations::check_extra(&loaded, &extra.thresholds)?;
     if loaded.scenario.compare.is_some() {
         return compare_methods(&mut loaded, quiet, extra).await;
+    }
+    if loaded.scenario.sweep.is_some() {
+        return sweep(&loaded, quiet, extra).await;
     }
     // Every engine is set up once before any load, so a config one of them
     // refuses (nginx -t) is exit 2 with nothing run.
@@ -207,6 +211,75 @@ async fn compare_methods(
         report::html_file(path, &html::page(&judged, compared, verdict))?;
     }
     Ok(ended)
+}
+
+/// Connections a rate sweep runs on unless `[load] concurrency` says, as
+/// loadgen's `--sweep`: enough that a slow step does not hold arrivals.
+const SWEEP_CONNECTIONS: usize = 256;
+
+/// `[sweep]`: the scenario's backends and balancer staged once, then the
+/// steps of the sweep through it, each judged by `[expect] thresholds`
+/// (and `--threshold`) on what clients saw.
+async fn sweep(loaded: &Loaded, quiet: bool, extra: &Checks) -> Result<Outcome, ScenarioError> {
+    let spec = loaded.scenario.sweep.as_ref().expect("checked").get_ref();
+    let sweep = spec.sweep().expect("checked");
+    let settings = engine::sweep::Settings {
+        sweep,
+        step: spec.step_duration.map_or(Duration::from_secs(5), |d| d.0),
+        warmup: spec.warmup.map_or(Duration::from_secs(1), |d| d.0),
+        min_capacity: spec.min_capacity,
+    };
+    let mut plan = load::plan(loaded, requests::build(loaded)?)?;
+    let mut stage = Stage::start(loaded, loaded.engines[0], None).await?;
+    plan.aim(stage.target);
+    plan.node_names = (stage.addrs.iter().cloned())
+        .zip(loaded.names.iter().cloned())
+        .collect();
+    if sweep.swept == engine::sweep::Swept::Rate {
+        plan.concurrency = loaded
+            .scenario
+            .load
+            .concurrency
+            .unwrap_or(SWEEP_CONNECTIONS);
+    }
+    // Clients name a node by its address: a threshold names it as the
+    // scenario does.
+    let by_address = |t: &analyzer::Threshold| {
+        let mut t = t.clone();
+        if let Some(i) = t
+            .node
+            .as_ref()
+            .and_then(|n| loaded.names.iter().position(|m| m == n))
+        {
+            t.node = Some(stage.addrs[i].clone());
+        }
+        t
+    };
+    let file = loaded
+        .scenario
+        .expect
+        .thresholds
+        .iter()
+        .map(|t| &t.get_ref().0);
+    let checks = Checks {
+        thresholds: file.chain(&extra.thresholds).map(by_address).collect(),
+        json_file: extra.json_file.clone(),
+        html: extra.html.clone(),
+        ..Checks::default()
+    };
+    if !quiet {
+        eprintln!(
+            "scenario {}: {} backends, {} at {}",
+            report::title(loaded),
+            stage.addrs.len(),
+            stage.about,
+            stage.target
+        );
+    }
+    let target = stage.target;
+    let ended = engine::sweep::run(plan, target, &checks, &settings, true).await;
+    stage.halt().await;
+    Ok(ended?)
 }
 
 /// One engine's run of the scenario, kept for the report.

@@ -453,8 +453,8 @@ pub fn files(
 
 /// Writes `--html`.
 pub fn html_file(path: &std::path::Path, page: &analyzer::html::Page) -> Result<(), ScenarioError> {
-    let text =
-        analyzer::html::render(page).map_err(|why| ScenarioError::Log(format!("--html: {why}")))?;
+    let text = analyzer::html::render(page)
+        .map_err(|why| engine::WriteError::new("--html", path, std::io::Error::other(why)))?;
     write_file("--html", path, text)?;
     Ok(())
 }

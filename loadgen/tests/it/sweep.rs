@@ -97,3 +97,79 @@ async fn a_rate_sweep_finds_the_capacity_of_a_bounded_backend() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--sweep: say what must hold"), "{err}");
 }
+
+/// `[sweep]` in a scenario: its backends and balancer staged once, the
+/// steps through them. The library's capacity-sweep.toml is sized to run
+/// out at 160 requests/s (weights 3:1 on backends of 6 and 2 at 50 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_sweeps_its_own_balancer() {
+    let dir = std::env::temp_dir().join(format!("lbkit-scenario-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("sweep.json");
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/capacity-sweep.toml");
+    let args = [
+        "--scenario",
+        file.to_str().unwrap(),
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let o = loadgen(args.map(String::from).to_vec(), None).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let capacity = report["sweep"]["capacity"].as_f64().unwrap();
+    assert!(
+        (144.0..=176.0).contains(&capacity),
+        "capacity {capacity}: {out}"
+    );
+    // Each step's shares follow the weights, and the text names the
+    // backends as the scenario does.
+    for s in report["sweep"]["steps"].as_array().unwrap() {
+        let shares: Vec<f64> = s["shares"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(shares.iter().any(|v| (v - 0.75).abs() < 0.02), "{s}");
+    }
+    assert!(
+        out.contains("heavy 127.0.0.1:") && out.contains("light 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("✓ capacity >= 140"), "{out}");
+
+    // What a sweep cannot go with is refused before anything starts.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bad = dir.join("bad.toml");
+    for (change, says) in [
+        (
+            "[load]\nrequests = 100",
+            "[sweep] [load] requests cannot go with a sweep",
+        ),
+        (
+            "[load]\n[[event]]\nat = \"1s\"\nbackend = \"light\"\naction = \"kill\"",
+            "[sweep] [[event]] cannot go with a sweep",
+        ),
+        (
+            "[load]",
+            "'retries == 0': retries is read from the balancer's access log",
+        ),
+    ] {
+        let t = text.replacen("[load]", change, 1);
+        // The last case: a threshold only the balancer's log can measure.
+        let t = match change {
+            "[load]" => t.replace("\"client_errors == 0\"", "\"retries == 0\""),
+            _ => t,
+        };
+        std::fs::write(&bad, t).unwrap();
+        let o = loadgen(vec!["--scenario".into(), bad.display().to_string()], None).await;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,37 @@ pub struct Scenario {
     pub expect: Expect,
     /// The same scenario under each of several balancing methods.
     pub compare: Option<Spanned<Compare>>,
+    /// A capacity sweep of the scenario's balancer instead of one load.
+    pub sweep: Option<Spanned<SweepSpec>>,
+}
+
+/// `[sweep]`: steps of growing load through the scenario's balancer, each
+/// judged by `[expect] thresholds` on what clients saw.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Requests per second, `LOW..HIGH`.
+    pub rate: Option<String>,
+    /// Connections, `LOW..HIGH`.
+    pub concurrency: Option<String>,
+    /// How long each step is measured (5s).
+    pub step_duration: Option<Dur>,
+    /// How long each step runs first, not measured (1s).
+    pub warmup: Option<Dur>,
+    /// The capacity must be at least this (exit 1).
+    pub min_capacity: Option<f64>,
+}
+
+impl SweepSpec {
+    /// The search, checked.
+    pub fn sweep(&self) -> Result<engine::sweep::Sweep, String> {
+        let text = match (&self.rate, &self.concurrency) {
+            (Some(r), None) => format!("rate={r}"),
+            (None, Some(c)) => format!("concurrency={c}"),
+            _ => return Err("give rate = \"LOW..HIGH\" or concurrency = \"LOW..HIGH\"".into()),
+        };
+        engine::sweep::Sweep::parse(&text)
+    }
 }
 
 /// `[compare]`: run the scenario's load, backends and events under each
@@ -535,8 +566,13 @@ fn parse_with(file: &str, text: &str, engines_flag: Option<&str>) -> Result<Pars
         compare_problem(s, c.get_ref(), &engines)
             .map_err(|why| at(Some(c.span()), format!("[compare] {why}")))?;
     }
+    if let Some(w) = &s.sweep {
+        sweep_problem(s, w.get_ref(), &engines)
+            .map_err(|why| at(Some(w.span()), format!("[sweep] {why}")))?;
+    }
     let load = &s.load;
-    if load.requests.is_none()
+    if s.sweep.is_none()
+        && load.requests.is_none()
         && load.duration.is_none()
         && load.phases.is_empty()
         && load.replay.is_none()
@@ -662,6 +698,48 @@ fn compare_problem(s: &Scenario, c: &Compare, engines: &[Engine]) -> Result<(), 
         return Err(format!(
             "methods: {key} cannot go with a comparison of methods on one balancer"
         ));
+    }
+    Ok(())
+}
+
+/// What is wrong with `[sweep]`, if anything.
+fn sweep_problem(s: &Scenario, w: &SweepSpec, engines: &[Engine]) -> Result<(), String> {
+    w.sweep()?;
+    if w.step_duration.is_some_and(|d| d.0.is_zero()) {
+        return Err("step_duration: must be above 0".into());
+    }
+    if w.min_capacity.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+        return Err("min_capacity: must be a number above 0".into());
+    }
+    let load = &s.load;
+    let refused = [
+        ("[load] requests", load.requests.is_some()),
+        ("[load] duration", load.duration.is_some()),
+        ("[load] rate", load.rate.is_some()),
+        ("[[load.phase]]", !load.phases.is_empty()),
+        ("[load] replay", load.replay.is_some()),
+        ("[[event]]", !s.events.is_empty()),
+        ("[compare]", s.compare.is_some()),
+        ("expect_failure", s.expect_failure),
+        ("several engines", engines.len() > 1),
+    ];
+    if let Some((key, _)) = refused.iter().find(|(_, on)| *on) {
+        return Err(format!(
+            "{key} cannot go with a sweep: the sweep sets the load, step by step"
+        ));
+    }
+    if s.expect.thresholds.is_empty() {
+        return Err("say what must hold at capacity: [expect] thresholds = [\"p(99) < 500ms\", \"client_errors == 0\"]".into());
+    }
+    for t in &s.expect.thresholds {
+        let t = &t.get_ref().0;
+        if t.metric.needs_log() {
+            return Err(format!(
+                "'{}': {} is read from the balancer's access log, which spans every step; a step is judged by what clients saw",
+                t.source,
+                t.metric.name()
+            ));
+        }
     }
     Ok(())
 }

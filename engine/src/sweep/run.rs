@@ -1,16 +1,24 @@
-//! `loadgen --sweep rate=50..5000 URL`: steps of growing load, each judged
-//! by the run's checks, until the highest load at which every check holds
-//! is found (the search is engine's sweep.rs). Each step runs its warm-up,
-//! then the measured part; a rate step also has to keep up with its rate.
+//! A sweep run (`loadgen --sweep rate=50..5000 URL`, a scenario's
+//! `[sweep]`): steps of growing load, each judged by the run's checks,
+//! until the highest load at which every check holds is found (the search
+//! is in this module's parent). Each step runs its warm-up, then the
+//! measured part; a rate step also has to keep up with its rate.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::sweep::{self, Sweep, Swept};
-use engine::{drive, judge, Checks, Outcome, Pacing, Plan, RunFigures, Stats};
-use engine::{write_file, Rows};
+use super::{Sweep, Swept};
+use crate::files::{write_file, Rows, WriteError};
+use crate::verdict::{judge, Checks, Outcome, RunFigures};
+use crate::{drive, Pacing, Plan, Stats};
 
-use crate::cli::say;
+/// Prints as the step is done; a reader that went away is not an error.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
 
 /// How a sweep runs, from its flags.
 pub struct Settings {
@@ -60,20 +68,18 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// Runs the sweep, prints its table and the capacity found, writes --json.
+/// Runs the sweep, prints its table and the capacity found, writes --json
+/// and --html. The checks must say what holds (`loadgen` refuses a sweep
+/// without any before it starts); a check a step cannot compute ends the
+/// sweep with no verdict.
 pub async fn run(
     base: Plan,
     addr: std::net::SocketAddr,
     checks: &Checks,
     settings: &Settings,
     quiet: bool,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, WriteError> {
     let sweep = &settings.sweep;
-    if checks.thresholds.is_empty() && checks.expected.is_none() {
-        anyhow::bail!(
-            "--sweep: say what must hold at capacity, e.g. --threshold 'p(99)<500ms' --threshold 'error_rate<1%'"
-        );
-    }
     let names: Vec<&str> = checks
         .thresholds
         .iter()
@@ -117,7 +123,7 @@ pub async fn run(
         };
         let judgement = judge(&figures, &checks.thresholds);
         if let Some(m) = &judgement.missing {
-            anyhow::bail!("{}", m.0);
+            return Ok(Outcome::Missing(m.0.clone()));
         }
         // A rate step's arrivals span the step: answers over that span are
         // the rate delivered (the last answers' time after it is not load).
@@ -150,13 +156,13 @@ pub async fn run(
             break;
         }
     }
-    let capacity = sweep::capacity(&done);
-    let knee = sweep::knee(&steps.iter().map(|s| (s.load, s.p50_ms)).collect::<Vec<_>>());
+    let capacity = super::capacity(&done);
+    let knee = super::knee(&steps.iter().map(|s| (s.load, s.p50_ms)).collect::<Vec<_>>());
     let unit = match sweep.swept {
         Swept::Rate => "requests/s",
         Swept::Concurrency => "connections",
     };
-    say(&nodes_legend(&steps));
+    say(&nodes_legend(&steps, &base));
     say(&match capacity {
         Some(c) => format!(
             "\nCapacity: {c} {unit}, the highest {} at which every check held",
@@ -193,7 +199,8 @@ pub async fn run(
             ),
         };
         let page = page(&base, sweep, &steps, (capacity, knee), (ok, line));
-        let text = analyzer::html::render(&page).map_err(|e| anyhow::anyhow!("--html: {e}"))?;
+        let text = analyzer::html::render(&page)
+            .map_err(|e| WriteError::new("--html", path, std::io::Error::other(e)))?;
         write_file("--html", path, text)?;
     }
     if let Some(path) = &checks.json_file {
@@ -328,7 +335,7 @@ fn page(
     });
     let names = node_names(steps);
     let mut share_head = vec!["load".to_string()];
-    share_head.extend(names.iter().cloned());
+    share_head.extend(names.iter().map(|n| base.node_label(n)));
     let share_rows = (steps.iter())
         .map(|s| {
             let mut row = vec![format!("{:.1}", s.load)];
@@ -375,7 +382,7 @@ fn page(
 }
 
 /// The share of each node at each step, when answers named their node.
-fn nodes_legend(steps: &[Step]) -> String {
+fn nodes_legend(steps: &[Step], base: &Plan) -> String {
     let names = node_names(steps);
     if names.is_empty() {
         return String::new();
@@ -383,13 +390,13 @@ fn nodes_legend(steps: &[Step]) -> String {
     let mut out = String::from("\nShare per node at each step:\n");
     out.push_str(&format!("{:>10}", "load"));
     for n in &names {
-        out.push_str(&format!(" {n:>22}"));
+        out.push_str(&format!(" {:>28}", base.node_label(n)));
     }
     out.push('\n');
     for s in steps {
         out.push_str(&format!("{:>10.1}", s.load));
         for share in shares(&s.stats, &names) {
-            out.push_str(&format!(" {:>21.1}%", share * 100.0));
+            out.push_str(&format!(" {:>27.1}%", share * 100.0));
         }
         out.push('\n');
     }

@@ -5,6 +5,9 @@
 //! that failed is halved until it is within 3% (or the steps run out).
 //! Pure: the caller runs each step and says whether it held.
 
+mod run;
+pub use run::{run, Settings};
+
 /// What is swept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Swept {
