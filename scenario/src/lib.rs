@@ -97,12 +97,7 @@ pub async fn run(
         }
         let text = report::text(j, several);
         print!("{text}");
-        last = text
-            .trim_end()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string();
+        last = last_line(&text);
     }
     let compared = (several && judged.len() > 1).then(|| {
         let sides: Vec<agree::Side<'_>> = judged.iter().map(report::side).collect();
@@ -115,12 +110,7 @@ pub async fn run(
         println!();
         let text = report::side_by_side(&loaded, &judged, table, check, &ended);
         print!("{text}");
-        last = text
-            .trim_end()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string();
+        last = last_line(&text);
         side_by_side = Some(("The engines side by side".to_string(), text));
     }
     report::files(&judged, agreement, &ended, extra)?;
@@ -213,6 +203,15 @@ async fn compare_methods(
     Ok(ended)
 }
 
+/// A report's last line: its verdict.
+fn last_line(text: &str) -> String {
+    text.trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Connections a rate sweep runs on unless `[load] concurrency` says, as
 /// loadgen's `--sweep`: enough that a slow step does not hold arrivals.
 const SWEEP_CONNECTIONS: usize = 256;
@@ -230,11 +229,7 @@ async fn sweep(loaded: &Loaded, quiet: bool, extra: &Checks) -> Result<Outcome, 
         min_capacity: spec.min_capacity,
     };
     let mut plan = load::plan(loaded, requests::build(loaded)?)?;
-    let mut stage = Stage::start(loaded, loaded.engines[0], None).await?;
-    plan.aim(stage.target);
-    plan.node_names = (stage.addrs.iter().cloned())
-        .zip(loaded.names.iter().cloned())
-        .collect();
+    let mut stage = staged(loaded, loaded.engines[0], None, &mut plan, quiet).await?;
     if sweep.swept == engine::sweep::Swept::Rate {
         plan.concurrency = loaded
             .scenario
@@ -267,15 +262,6 @@ async fn sweep(loaded: &Loaded, quiet: bool, extra: &Checks) -> Result<Outcome, 
         html: extra.html.clone(),
         ..Checks::default()
     };
-    if !quiet {
-        eprintln!(
-            "scenario {}: {} backends, {} at {}",
-            report::title(loaded),
-            stage.addrs.len(),
-            stage.about,
-            stage.target
-        );
-    }
     let target = stage.target;
     let ended = engine::sweep::run(plan, target, &checks, &settings, true).await;
     stage.halt().await;
@@ -323,21 +309,8 @@ async fn run_on(
     method: Option<&str>,
 ) -> Result<EngineRun, ScenarioError> {
     let mut plan = load::plan(loaded, requests::build(loaded)?)?;
-    let mut stage = Stage::start(loaded, engine, before).await?;
-    plan.aim(stage.target);
-    plan.node_names = (stage.addrs.iter().cloned())
-        .zip(loaded.names.iter().cloned())
-        .collect();
+    let mut stage = staged(loaded, engine, before, &mut plan, quiet).await?;
     let plan = Arc::new(plan);
-    if !quiet {
-        eprintln!(
-            "scenario {}: {} backends, {} at {}",
-            report::title(loaded),
-            stage.addrs.len(),
-            stage.about,
-            stage.target
-        );
-    }
     let events = Events::start(loaded, &stage);
     let ran = drive(plan.clone(), stage.target, Arc::new(Rows::none()), quiet).await;
     let happened = events.finish();
@@ -360,6 +333,32 @@ async fn run_on(
         interrupted,
         method: method.map(str::to_string),
     })
+}
+
+/// Stages the scenario on `engine` and points `plan` at its balancer, the
+/// backends named as the scenario names them.
+async fn staged(
+    loaded: &Loaded,
+    engine: Engine,
+    before: Option<&Stage>,
+    plan: &mut engine::Plan,
+    quiet: bool,
+) -> Result<Stage, ScenarioError> {
+    let stage = Stage::start(loaded, engine, before).await?;
+    plan.aim(stage.target);
+    plan.node_names = (stage.addrs.iter().cloned())
+        .zip(loaded.names.iter().cloned())
+        .collect();
+    if !quiet {
+        eprintln!(
+            "scenario {}: {} backends, {} at {}",
+            report::title(loaded),
+            stage.addrs.len(),
+            stage.about,
+            stage.target
+        );
+    }
+    Ok(stage)
 }
 
 /// `http://host:port[/...]` to a loopback socket address.

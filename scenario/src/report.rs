@@ -337,15 +337,7 @@ pub fn method_files(
     }
     if let Some(path) = &extra.junit {
         let suite = format!("scenario {title}");
-        let mut checks: Vec<Check> = judged
-            .iter()
-            .flat_map(|j| {
-                j.verdict.judgement.checks.iter().map(|c| Check {
-                    name: format!("{}: {}", label(j), c.name),
-                    ..c.clone()
-                })
-            })
-            .collect();
+        let mut checks = labelled_checks(judged);
         checks.push(Check {
             name: "best method".into(),
             ok,
@@ -435,20 +427,27 @@ pub fn files(
         let suite = format!("scenario {title}");
         let checks: Vec<Check> = match agreement {
             None if judged.len() == 1 => first.verdict.judgement.checks.clone(),
-            _ => judged
-                .iter()
-                .flat_map(|j| {
-                    j.verdict.judgement.checks.iter().map(|c| Check {
-                        name: format!("{}: {}", label(j), c.name),
-                        ..c.clone()
-                    })
-                })
-                .chain(agreement.cloned())
-                .collect(),
+            _ => {
+                let mut checks = labelled_checks(judged);
+                checks.extend(agreement.cloned());
+                checks
+            }
         };
         write_file("--junit", path, analyzer::export::junit(&suite, &checks))?;
     }
     Ok(())
+}
+
+/// Every run's checks, each named by its run (`nginx: p(99)<500ms`).
+fn labelled_checks(judged: &[Judged<'_>]) -> Vec<Check> {
+    (judged.iter())
+        .flat_map(|j| {
+            j.verdict.judgement.checks.iter().map(|c| Check {
+                name: format!("{}: {}", label(j), c.name),
+                ..c.clone()
+            })
+        })
+        .collect()
 }
 
 /// Writes `--html`.
