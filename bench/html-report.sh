@@ -38,9 +38,11 @@ q "$bin/loadgen" -q -k --sweep rate=100..800 --step-duration 1s --warmup 300ms \
     --threshold 'p(99)<50ms' --html "$out/sweep.html" "$url"
 q "$bin/loadgen" --scenario scenarios/failover-recovery.toml --engine reference -q --html "$out/scenario.html"
 
-browser=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
+profile=$(mktemp -d)
+trap 'kill $MOCK_PID $BAL_PID 2>/dev/null || true; rm -rf "$profile"' EXIT
+browser=(chromium --headless --no-sandbox --disable-gpu --disable-quic --disable-background-networking
     --disable-component-update --disable-sync --disable-extensions --no-first-run
-    --hide-scrollbars --host-resolver-rules="MAP * ~NOTFOUND")
+    --user-data-dir="$profile" --hide-scrollbars --host-resolver-rules="MAP * ~NOTFOUND")
 for page in run analyzer compare sweep scenario; do
     html="$out/$page.html"
     dom=$(timeout 60 "${browser[@]}" --dump-dom "file://$html" 2>/dev/null)
