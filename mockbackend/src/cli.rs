@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use primitives::tls::{self, Identity};
+
 use crate::config::{build, Config, ConfigError, Layer, Setting};
 use crate::server::Server;
 
@@ -17,6 +19,7 @@ Examples:
   mockbackend --max-concurrency 4 --queue 8      # 503 'Server is busy' past 4 + 8
   mockbackend --ttft 200ms --tokens-per-sec 20   # paced OpenAI-style streams
   mockbackend --config mock.toml --seed 42
+  mockbackend --tls-self-signed                  # HTTPS (h2 and http/1.1); clients need --insecure
 
 Fault control, on any served port, from this machine, never through a proxy,
 with the token printed at start (or set with --admin-token):
@@ -102,6 +105,17 @@ pub struct Opts {
     /// The token `/_mock/` controls must send in X-Mock-Token [default: a random one, printed at start]
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); h2 and
+    /// http/1.1 by ALPN
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate for localhost and 127.0.0.1 made at
+    /// start (clients need --insecure)
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
 }
 
 impl Opts {
@@ -154,7 +168,26 @@ impl Opts {
         for p in &self.profile {
             flags.add_port_override(p)?;
         }
-        build(file, flags)
+        let identity = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(Identity::from_pem_files(cert, key)),
+            (_, _, true) => Some(Identity::self_signed()),
+            _ => None,
+        };
+        let tls = identity
+            .map(|id| id.and_then(|id| tls::server_config(id, &[tls::H2, tls::HTTP11])))
+            .transpose()
+            .map_err(|e| ConfigError::File {
+                path: if self.tls_self_signed {
+                    "--tls-self-signed"
+                } else {
+                    "--tls-cert"
+                }
+                .into(),
+                why: e.to_string(),
+            })?;
+        let mut config = build(file, flags)?;
+        config.tls = tls.map(tls::ServerTls);
+        Ok(config)
     }
 }
 
@@ -173,12 +206,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // as it reads them must be heard, not kill the process outright.
     let mut signals = primitives::Signals::new()?;
     let server = Server::start(config).await?;
+    let scheme = if server.tls() { "https" } else { "http" };
     for (node, addr) in server.nodes().iter().zip(server.addrs()) {
         let p = &node.profile;
         // Scripts read these lines; one that stopped reading is no reason to panic.
         let _ = writeln!(
             std::io::stdout().lock(),
-            "mockbackend: serving http://{addr} as {} (latency {}, error rate {})",
+            "mockbackend: serving {scheme}://{addr} as {} (latency {}, error rate {})",
             node.label,
             p.latency,
             p.error_rate

@@ -61,6 +61,9 @@ pub struct Config {
     /// What a `/_mock/` control must carry in `X-Mock-Token`; `None` draws
     /// a random one at start (see `Server::admin_token`).
     pub admin_token: Option<String>,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) instead of plain HTTP (where
+    /// HTTP/2 comes with prior knowledge, h2c).
+    pub tls: Option<primitives::tls::ServerTls>,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(30),
             admin_token: None,
+            tls: None,
         }
     }
 }
@@ -385,6 +389,7 @@ pub fn build(file: Option<Layer>, flags: Layer) -> Result<Config, ConfigError> {
         )?,
         grace: duration("--grace", pick(&fo.grace, &co.grace), defaults.grace)?,
         admin_token: admin_token(pick(&fo.admin_token, &co.admin_token))?,
+        tls: None,
     })
 }
 

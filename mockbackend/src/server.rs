@@ -11,10 +11,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,7 +53,9 @@ pub(crate) struct Shared {
     header_timeout: Option<Duration>,
     pub admin_token: String,
     epoch: Instant,
-    http: http1::Builder,
+    /// HTTP/1 and HTTP/2 alike: told apart by the client's first bytes.
+    http: auto::Builder<TokioExecutor>,
+    tls: Option<primitives::tls::TlsAcceptor>,
     tasks: TaskTracker,
 }
 
@@ -104,12 +107,11 @@ impl Server {
         }
         // No hyper timer: its header timeout costs a timer registration per
         // request; `serve` keeps one lazy timer per connection instead.
-        let mut http = http1::Builder::new();
-        http.keep_alive(true);
+        let mut http = auto::Builder::new(TokioExecutor::new());
         // A proxy in front adds its own headers (lbkit's balancer three,
         // nginx's as configured): a client within hyper's default of 100
         // must not get 431 from us for what the proxy added.
-        http.max_headers(MAX_HEADERS);
+        http.http1().keep_alive(true).max_headers(MAX_HEADERS);
         let shared = Arc::new(Shared {
             nodes,
             shutdown: CancellationToken::new(),
@@ -119,6 +121,7 @@ impl Server {
             admin_token: config.admin_token.unwrap_or_else(random_token),
             epoch: Instant::now(),
             http,
+            tls: config.tls.map(|t| primitives::tls::TlsAcceptor::from(t.0)),
             tasks: TaskTracker::new(),
         });
         for (node, listener) in shared.nodes.iter().zip(listeners) {
@@ -129,6 +132,11 @@ impl Server {
     }
 
     /// What a `/_mock/` control must send in `X-Mock-Token`.
+    /// Whether the ports speak HTTPS.
+    pub fn tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
     pub fn admin_token(&self) -> &str {
         &self.shared.admin_token
     }
@@ -307,8 +315,8 @@ impl Shared {
     }
 }
 
-/// Serves one connection until it closes, its port goes down, or the server
-/// shuts down (then in-flight requests get the grace period).
+/// Serves one connection, over TLS when the ports speak HTTPS: the
+/// handshake has the header timeout to finish in, as a request's headers.
 async fn serve(
     shared: Arc<Shared>,
     node: Arc<Node>,
@@ -318,7 +326,38 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let rst = Arc::new(AtomicBool::new(false));
-    let io = TokioIo::new(primitives::Hooked::new(stream, Rst(rst.clone())));
+    let stream = primitives::Hooked::new(stream, Rst(rst.clone()));
+    match shared.tls.clone() {
+        None => serve_http(shared, node, stream, peer, down, rst).await,
+        Some(acceptor) => {
+            let limit = shared.header_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+            let handshake = tokio::select! {
+                shook = tokio::time::timeout(limit, acceptor.accept(stream)) => shook,
+                () = down.cancelled() => return,
+            };
+            if let Ok(Ok(tls)) = handshake {
+                serve_http(shared, node, tls, peer, down, rst).await;
+            }
+        }
+    }
+}
+
+/// How long a TLS handshake may take with no header timeout set.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves one connection until it closes, its port goes down, or the server
+/// shuts down (then in-flight requests get the grace period).
+async fn serve_http<I>(
+    shared: Arc<Shared>,
+    node: Arc<Node>,
+    io: I,
+    peer: SocketAddr,
+    down: CancellationToken,
+    rst: Arc<AtomicBool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
         backend_header: HeaderValue::from_str(&node.label)

@@ -1,7 +1,7 @@
 //! What every lbkit tool shares, in one place: the duration grammar of
 //! lbkit's own flags and files; and, each behind its feature, catching
 //! Ctrl-C and SIGTERM (`signal`), binding a listener (`net`), and flag
-//! errors in one line (`flags`); and, for tests, hostile inputs (`fuzz`).
+//! errors in one line (`flags`), TLS set-up (`tls`); and, for tests, hostile inputs (`fuzz`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -18,6 +18,8 @@ pub mod fuzz;
 mod net;
 #[cfg(feature = "signal")]
 mod signal;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod tokens;
 
 pub use duration::{format_duration, parse_duration, DurationError};

@@ -63,6 +63,17 @@ fn bad_flags_get_one_clear_line_and_exit_2() {
         &["--config", "/nonexistent/mock.toml"],
         &["/nonexistent/mock.toml", "cannot read"],
     );
+    assert_one_line_exit_2(
+        &[
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ],
+        &["--tls-cert", "/nonexistent/c.pem", "No such file"],
+    );
+    let (code, _) = refused(&["--tls-cert", "/nonexistent/c.pem"]);
+    assert_eq!(code, 2, "--tls-cert needs --tls-key");
     let (code, _) = refused(&["--no-such-flag"]);
     assert_eq!(code, 2, "clap's usage errors exit 2 too");
 }
@@ -83,6 +94,33 @@ fn a_bad_config_file_names_its_line() {
     std::fs::write(&path, "ports = [0\n").unwrap();
     assert_one_line_exit_2(&["--config", &shown], &[&shown, "line"]);
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn tls_self_signed_serves_https_with_h2_and_http1_by_alpn() {
+    use primitives::tls::{self, ServerName, TlsConnector, Trust};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut running = spawn(&["--ports", "0", "--tls-self-signed"], 1);
+    let addr = running.addrs[0];
+    let connect = |alpn: &'static [&'static [u8]]| async move {
+        let config = tls::client_config(&Trust::Anyone, alpn).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        TlsConnector::from(config).connect(name, tcp).await.unwrap()
+    };
+    // A client that asks for h2 gets it.
+    let h2 = connect(&[tls::H2, tls::HTTP11]).await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(tls::H2));
+    // One that speaks HTTP/1.1 only is answered in HTTP/1.1, over TLS.
+    let mut h1 = connect(&[tls::HTTP11]).await;
+    h1.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    h1.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    running.child.kill().unwrap();
+    let _ = running.child.wait();
 }
 
 /// A running binary and the addresses it printed.
@@ -107,7 +145,7 @@ fn spawn(args: &[&str], ports: usize) -> Running {
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
