@@ -67,6 +67,24 @@ struct Opts {
     /// worker_connections: client connections open at once [default: the config's, within the file-descriptor limit]
     #[arg(long, value_name = "N")]
     worker_connections: Option<usize>,
+    /// listen ... ssl with this PEM certificate chain (ssl_certificate; with --ssl-certificate-key)
+    #[arg(long, value_name = "FILE", requires = "ssl_certificate_key")]
+    ssl_certificate: Option<String>,
+    /// ssl_certificate_key: the PEM key of --ssl-certificate
+    #[arg(long, value_name = "FILE", requires = "ssl_certificate")]
+    ssl_certificate_key: Option<String>,
+    /// listen ... http2: HTTP/2 by ALPN over TLS, by prior knowledge (h2c) without
+    #[arg(long)]
+    http2: bool,
+    /// proxy_pass https://: TLS to the --upstream servers (unverified, as nginx's proxy_ssl_verify off)
+    #[arg(long)]
+    upstream_tls: bool,
+    /// proxy_ssl_verify on with proxy_ssl_trusted_certificate FILE (and proxy_ssl_name NAME, see --upstream-tls-name)
+    #[arg(long, value_name = "FILE", requires = "upstream_tls")]
+    upstream_trusted_certificate: Option<String>,
+    /// proxy_ssl_name: the name the upstreams' certificates are checked for [default: backend]
+    #[arg(long, value_name = "NAME", requires = "upstream_trusted_certificate")]
+    upstream_tls_name: Option<String>,
 }
 
 /// Turns the flags into nginx.conf text, so flags and files share one
@@ -97,11 +115,27 @@ fn flags_as_conf(opts: &Opts) -> (String, Vec<String>) {
     line(&mut text, "}".into(), "--upstream".into());
     line(&mut text, "server {".into(), String::new());
     line(&mut text, "  location / {".into(), String::new());
+    let scheme = if opts.upstream_tls { "https" } else { "http" };
     line(
         &mut text,
-        "    proxy_pass http://backend;".into(),
+        format!("    proxy_pass {scheme}://backend;"),
         String::new(),
     );
+    if let Some(ca) = &opts.upstream_trusted_certificate {
+        line(&mut text, "    proxy_ssl_verify on;".into(), String::new());
+        line(
+            &mut text,
+            format!("    proxy_ssl_trusted_certificate {ca};"),
+            format!("--upstream-trusted-certificate {ca}"),
+        );
+    }
+    if let Some(name) = &opts.upstream_tls_name {
+        line(
+            &mut text,
+            format!("    proxy_ssl_name {name};"),
+            format!("--upstream-tls-name {name}"),
+        );
+    }
     if let Some(n) = &opts.next_upstream {
         line(
             &mut text,
@@ -193,6 +227,13 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
                 .ok_or_else(|| anyhow!("{flag} {t}: not a time like 60s, 500ms or 1m"))?;
         }
     }
+    if let (Some(cert), Some(key)) = (&opts.ssl_certificate, &opts.ssl_certificate_key) {
+        config.tls.ssl = true;
+        config.tls.certificate = Some(cert.clone());
+        config.tls.certificate_key = Some(key.clone());
+    }
+    config.tls.http2 |= opts.http2;
+    let limits = &mut config.clients;
     match opts.worker_connections {
         Some(0) => return Err(anyhow!("--worker-connections 0: give at least 1")),
         Some(n) => limits.connections = Some(n),
@@ -260,7 +301,8 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     let proxy = Proxy::start(options).await?;
     let _ = writeln!(
         std::io::stdout().lock(),
-        "balancer: listening on http://{} -> {}",
+        "balancer: listening on {}://{} -> {}",
+        if proxy.tls() { "https" } else { "http" },
         proxy.addr(),
         summary.join("; ")
     );

@@ -79,6 +79,7 @@ pub fn config(s: &Scenario, addrs: &[SocketAddr], log: &str) -> Result<ProxyConf
             timeouts: timeouts.clone(),
             health: None,
             logged: true,
+            upstream_tls: None,
         })
         .collect();
     Ok(ProxyConfig {

@@ -72,6 +72,18 @@ pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyCo
             }
         }
     }
+    let tls = &cx.config.tls;
+    if tls.ssl && !lenient {
+        let missing = match (&tls.certificate, &tls.certificate_key) {
+            (None, _) => Some("ssl_certificate"),
+            (_, None) => Some("ssl_certificate_key"),
+            _ => None,
+        };
+        if let Some(name) = missing {
+            let msg = format!("no \"{name}\" is defined for the \"listen ... ssl\" directive");
+            return Err(ConfError::new(file, 0, "listen", msg));
+        }
+    }
     for log in &cx.config.access_logs {
         let known = logformat::presets::preset(&log.format).is_some()
             || cx.config.log_formats.iter().any(|f| f.name == log.format);
@@ -91,6 +103,7 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
             ("server", Some(block)) => location::server(cx, block)?,
             ("log_format", None) => log_format(cx, d)?,
             ("access_log", None) => access_log(cx, d)?,
+            ("ssl_certificate" | "ssl_certificate_key", None) => location::certificate(cx, d)?,
             ("events", Some(block)) => events(cx, block)?,
             (name, None) if CLIENT_LIMITS.contains(&name) => client_limit(cx, d)?,
             // Left only when the text was read without its files.
@@ -433,6 +446,75 @@ server {
         assert_eq!(
             error("frobnicate on;"),
             "bad.conf:1: frobnicate: unknown directive"
+        );
+    }
+
+    #[test]
+    fn tls_at_both_ends_as_nginx_writes_it() {
+        let c = load(
+            "tls.conf",
+            "upstream ai { server 127.0.0.1:8443; }\n\
+             server { listen 127.0.0.1:443 ssl http2; ssl_certificate c.pem; ssl_certificate_key k.pem;\n\
+               location / { proxy_pass https://ai; proxy_ssl_server_name on; } }",
+        )
+        .unwrap();
+        let tls = &c.tls;
+        assert_eq!((tls.ssl, tls.http2), (true, true));
+        assert_eq!(tls.certificate.as_deref(), Some("c.pem"));
+        assert_eq!(tls.certificate_key.as_deref(), Some("k.pem"));
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+        let upstream = c.locations[0].upstream_tls.as_ref().unwrap();
+        assert_eq!(
+            (
+                upstream.verify,
+                upstream.server_name,
+                upstream.name.as_str()
+            ),
+            (false, true, "ai")
+        );
+        // An address in proxy_pass: the name is its host, as $proxy_host.
+        let direct = load(
+            "d.conf",
+            "server { location / { proxy_pass https://127.0.0.1:8443; proxy_ssl_verify on;\n\
+             proxy_ssl_trusted_certificate ca.pem; } }",
+        )
+        .unwrap();
+        let upstream = direct.locations[0].upstream_tls.as_ref().unwrap();
+        assert_eq!(
+            (upstream.verify, upstream.name.as_str()),
+            (true, "127.0.0.1")
+        );
+        assert_eq!(upstream.trusted_certificate.as_deref(), Some("ca.pem"));
+        // Plain proxy_pass: no TLS, whatever proxy_ssl_* say.
+        let plain = load(
+            "p.conf",
+            "server { location / { proxy_pass http://127.0.0.1:80; proxy_ssl_verify on; } }",
+        )
+        .unwrap();
+        assert!(plain.locations[0].upstream_tls.is_none());
+    }
+
+    #[test]
+    fn tls_mistakes_are_nginx_s_own() {
+        assert_eq!(
+            error("server { listen 443 ssl; ssl_certificate c.pem; location / { return 200; } }"),
+            "bad.conf: listen: no \"ssl_certificate_key\" is defined for the \"listen ... ssl\" directive"
+        );
+        assert_eq!(
+            error(
+                "server {\n location / { proxy_pass https://127.0.0.1:1; proxy_ssl_verify on; } }"
+            ),
+            "bad.conf:2: proxy_pass: no \"proxy_ssl_trusted_certificate\" for \"proxy_ssl_verify\""
+        );
+        assert_eq!(
+            error(
+                "server { location / { proxy_pass https://127.0.0.1:1; proxy_ssl_verify yes; } }"
+            ),
+            "bad.conf:1: proxy_ssl_verify: invalid value \"yes\", it must be \"on\" or \"off\""
+        );
+        assert!(
+            error("server { location / { proxy_pass grpc://127.0.0.1:1; } }")
+                .contains("only http:// and https:// upstreams are supported")
         );
     }
 

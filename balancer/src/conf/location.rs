@@ -25,8 +25,15 @@ pub(super) fn server(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfEr
                 };
                 cx.config.listen.push(full);
                 for extra in &d.args[1..] {
-                    if !matches!(extra.as_str(), "default_server" | "reuseport")
-                        && !extra.starts_with("backlog=")
+                    match extra.as_str() {
+                        "ssl" => cx.config.tls.ssl = true,
+                        "http2" => cx.config.tls.http2 = true,
+                        _ => {}
+                    }
+                    if !matches!(
+                        extra.as_str(),
+                        "default_server" | "reuseport" | "ssl" | "http2"
+                    ) && !extra.starts_with("backlog=")
                     {
                         cx.config
                             .ignored
@@ -36,12 +43,47 @@ pub(super) fn server(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfEr
             }
             ("location", Some(inner)) => location(cx, d, inner)?,
             ("access_log", None) => access_log(cx, d)?,
+            ("ssl_certificate" | "ssl_certificate_key", None) => certificate(cx, d)?,
             (name, None) if CLIENT_LIMITS.contains(&name) => client_limit(cx, d)?,
             (name, _) if IGNORED.contains(&name) => cx.ignore(d),
             _ => cx.unknown(d)?,
         }
     }
     Ok(())
+}
+
+/// `ssl_certificate FILE` or `ssl_certificate_key FILE` (server or http level).
+pub(super) fn certificate(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
+    cx.args(d, 1, 1)?;
+    let file = Some(d.args[0].clone());
+    if d.name == "ssl_certificate" {
+        cx.config.tls.certificate = file;
+    } else {
+        cx.config.tls.certificate_key = file;
+    }
+    Ok(())
+}
+
+/// A location's `proxy_ssl_*`, read before it is known whether its
+/// proxy_pass is https://.
+#[derive(Default)]
+struct ProxySsl {
+    verify: bool,
+    trusted_certificate: Option<String>,
+    server_name: bool,
+    name: Option<String>,
+}
+
+fn on_off(cx: &Ctx<'_>, e: &Directive) -> Result<bool, ConfError> {
+    cx.args(e, 1, 1)?;
+    match e.args[0].as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(cx.err(
+            e,
+            format!("invalid value \"{other}\", it must be \"on\" or \"off\""),
+        )),
+    }
 }
 
 fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), ConfError> {
@@ -73,8 +115,11 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
         timeouts: Timeouts::default(),
         health: None,
         logged: true,
+        upstream_tls: None,
     };
     let mut has_action = false;
+    let mut ssl = ProxySsl::default();
+    let mut https = None;
     for e in block {
         let time = |e: &Directive| -> Result<Duration, ConfError> {
             cx.args(e, 1, 1)?;
@@ -84,9 +129,15 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
         match e.name.as_str() {
             "proxy_pass" => {
                 cx.args(e, 1, 1)?;
-                let target = e.args[0]
-                    .strip_prefix("http://")
-                    .ok_or_else(|| cx.err(e, "only http:// upstreams are supported"))?;
+                let arg = &e.args[0];
+                let target = match (arg.strip_prefix("http://"), arg.strip_prefix("https://")) {
+                    (Some(t), _) => t,
+                    (_, Some(t)) => {
+                        https = Some(e);
+                        t
+                    }
+                    _ => return Err(cx.err(e, "only http:// and https:// upstreams are supported")),
+                };
                 if target.contains('/') {
                     return Err(cx.err(e, "a URI after the upstream name is not supported"));
                 }
@@ -131,6 +182,17 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
             "proxy_next_upstream_timeout" => {
                 loc.next_upstream.timeout = Some(time(e)?).filter(|t| !t.is_zero())
             }
+            "proxy_ssl_verify" => ssl.verify = on_off(cx, e)?,
+            "proxy_ssl_server_name" => ssl.server_name = on_off(cx, e)?,
+            "proxy_ssl_trusted_certificate" | "proxy_ssl_name" => {
+                cx.args(e, 1, 1)?;
+                let value = Some(e.args[0].clone());
+                if e.name == "proxy_ssl_name" {
+                    ssl.name = value;
+                } else {
+                    ssl.trusted_certificate = value;
+                }
+            }
             "proxy_connect_timeout" => loc.timeouts.connect = time(e)?,
             "proxy_read_timeout" => loc.timeouts.read = time(e)?,
             "proxy_send_timeout" => loc.timeouts.send = time(e)?,
@@ -157,6 +219,25 @@ fn location(cx: &mut Ctx<'_>, d: &Directive, block: &[Directive]) -> Result<(), 
     }
     if !has_action {
         return Err(cx.err(d, "has neither proxy_pass nor return"));
+    }
+    if let (Some(e), Action::Proxy { upstream }) = (https, &loc.action) {
+        if ssl.verify && ssl.trusted_certificate.is_none() {
+            return Err(cx.err(
+                e,
+                "no \"proxy_ssl_trusted_certificate\" for \"proxy_ssl_verify\"",
+            ));
+        }
+        // The host of proxy_pass, without its port, as nginx's $proxy_host.
+        let host = match upstream.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => upstream,
+        };
+        loc.upstream_tls = Some(UpstreamTls {
+            verify: ssl.verify,
+            trusted_certificate: ssl.trusted_certificate,
+            server_name: ssl.server_name,
+            name: ssl.name.unwrap_or_else(|| host.to_string()),
+        });
     }
     cx.config.locations.push(loc);
     Ok(())

@@ -17,8 +17,8 @@ mod upstream;
 pub use include::{expand, Dump, Files, Sources};
 pub use interpret::interpret;
 pub use model::{
-    parse_time, AccessLog, Action, ClientLimits, HealthSpec, Location, LogFormatDef, NextUpstream,
-    ProxyConfig, Timeouts,
+    parse_time, AccessLog, Action, ClientLimits, HealthSpec, ListenTls, Location, LogFormatDef,
+    NextUpstream, ProxyConfig, Timeouts, UpstreamTls,
 };
 pub use syntax::{parse, Directive};
 

@@ -24,6 +24,35 @@ pub struct ProxyConfig {
     pub clients: ClientLimits,
     /// Directives nginx has that this balancer does not act on, as `file:line: name`.
     pub ignored: Vec<String>,
+    /// `listen ... ssl http2` and the certificate served on it.
+    pub tls: ListenTls,
+}
+
+/// `listen ... ssl` and `listen ... http2`, and the certificate nginx
+/// serves: `ssl_certificate` and `ssl_certificate_key`, PEM files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenTls {
+    pub ssl: bool,
+    /// HTTP/2: by ALPN over TLS, with prior knowledge (h2c) without.
+    pub http2: bool,
+    pub certificate: Option<String>,
+    pub certificate_key: Option<String>,
+}
+
+/// `proxy_pass https://`: TLS to the upstream's servers, as the
+/// `proxy_ssl_*` directives of its location set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// `proxy_ssl_verify` (nginx's default: off).
+    pub verify: bool,
+    /// `proxy_ssl_trusted_certificate`: the CA certificates (PEM) a
+    /// verified server's certificate must chain to.
+    pub trusted_certificate: Option<String>,
+    /// `proxy_ssl_server_name` (default off): send the name as SNI.
+    pub server_name: bool,
+    /// `proxy_ssl_name`: the name checked and sent; by default the host
+    /// of proxy_pass (the upstream's name).
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +110,8 @@ pub struct Location {
     pub health: Option<HealthSpec>,
     /// Its requests are logged; `access_log off` in it says not.
     pub logged: bool,
+    /// `proxy_pass https://`: how to speak TLS to the upstream.
+    pub upstream_tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -218,11 +218,13 @@ pub(crate) struct Remote {
     addr: SocketAddr,
     ip_text: String,
     ip_header: HeaderValue,
-    conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
+    /// The client came over TLS: `X-Forwarded-Proto: https`.
+    tls: bool,
 }
 
 impl Remote {
-    pub(crate) fn new(addr: SocketAddr, conn: Arc<Conn>) -> Remote {
+    pub(crate) fn new(addr: SocketAddr, conn: Arc<Conn>, tls: bool) -> Remote {
         let ip_text = addr.ip().to_canonical().to_string();
         let ip_header = HeaderValue::from_str(&ip_text).unwrap_or(HeaderValue::from_static("-"));
         Remote {
@@ -230,6 +232,7 @@ impl Remote {
             ip_text,
             ip_header,
             conn,
+            tls,
         }
     }
 }
@@ -413,7 +416,8 @@ fn upstream_request(
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_REAL_IP, remote.ip_header.clone());
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if remote.tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     req
 }
 

@@ -9,15 +9,17 @@ mod forward;
 mod hygiene;
 mod pool;
 mod probe;
+mod tls;
 mod vars;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use primitives::tls::TlsAcceptor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -79,6 +81,8 @@ pub enum StartError {
     Spec(#[from] crate::upstream::SpecError),
     #[error("access log {path}: {why}")]
     AccessLog { path: String, why: String },
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Where a peer is, in the forms each request needs, made once.
@@ -89,11 +93,17 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn new(addr: SocketAddr, keepalive: usize, connect_timeout: Duration) -> Target {
-        Target {
+    fn new(
+        addr: SocketAddr,
+        keepalive: usize,
+        connect_timeout: Duration,
+        tls: Option<&crate::conf::UpstreamTls>,
+    ) -> Result<Target, StartError> {
+        let tls = tls.map(|t| tls::connector(t, addr)).transpose()?;
+        Ok(Target {
             text: addr.to_string(),
-            pool: Arc::new(Pool::new(addr, keepalive, connect_timeout)),
-        }
+            pool: Arc::new(Pool::new(addr, keepalive, connect_timeout, tls)),
+        })
     }
 }
 
@@ -169,6 +179,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     addr: SocketAddr,
     grace: Duration,
+    tls: bool,
 }
 
 fn resolve(upstream: &str, server: &str) -> Result<SocketAddr, StartError> {
@@ -199,14 +210,16 @@ impl Proxy {
         let keepalive = config.keepalive.unwrap_or(64);
         let mut groups = Vec::new();
         for (i, spec) in config.upstreams.iter().enumerate() {
+            let tls = upstream_tls(config, &spec.name)?;
             let mut primary = Vec::new();
             let mut backup = Vec::new();
             for s in &spec.servers {
                 let addr = resolve(&spec.name, &s.addr)?;
+                let target = Target::new(addr, keepalive, connect_timeout, tls)?;
                 if s.backup {
-                    backup.push(Target::new(addr, keepalive, connect_timeout))
+                    backup.push(target)
                 } else {
-                    primary.push(Target::new(addr, keepalive, connect_timeout))
+                    primary.push(target)
                 }
             }
             let upstream = Upstream::new(spec.clone(), options.seed.wrapping_add(i as u64))?;
@@ -231,6 +244,7 @@ impl Proxy {
                     timeouts: Default::default(),
                     health: None,
                     logged: true,
+                    upstream_tls: None,
                 });
             }
         }
@@ -254,6 +268,7 @@ impl Proxy {
             )?)),
         };
 
+        let tls = tls::acceptor(&config.tls)?;
         let listener = bind(options.listen)?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
             addr: options.listen,
@@ -273,16 +288,26 @@ impl Proxy {
         if let Some(log) = &shared.log {
             log.start_flusher(&shared.tasks, shared.shutdown.clone());
         }
-        shared.tasks.spawn(accept_loop(shared.clone(), listener));
+        let http2 = config.tls.http2;
+        let serves_tls = tls.is_some();
+        shared
+            .tasks
+            .spawn(accept_loop(shared.clone(), listener, tls, http2));
         Ok(Proxy {
             shared,
             addr,
             grace: options.grace,
+            tls: serves_tls,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether clients speak TLS to it (`listen ... ssl`).
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     /// Client connections served at once (worker_connections, within the
@@ -334,6 +359,27 @@ impl Proxy {
     }
 }
 
+/// How the locations that proxy to `upstream` speak to it: all by
+/// https:// (with the first one's proxy_ssl_* settings) or all by http://.
+fn upstream_tls<'a>(
+    config: &'a ProxyConfig,
+    upstream: &str,
+) -> Result<Option<&'a crate::conf::UpstreamTls>, StartError> {
+    let mut users = config
+        .locations
+        .iter()
+        .filter(|l| matches!(&l.action, Action::Proxy { upstream: u } if u == upstream));
+    let Some(first) = users.next() else {
+        return Ok(None);
+    };
+    if users.any(|l| l.upstream_tls.is_some() != first.upstream_tls.is_some()) {
+        return Err(StartError::Tls(format!(
+            "upstream \"{upstream}\" is proxied to by both http:// and https://; give each its own upstream"
+        )));
+    }
+    Ok(first.upstream_tls.as_ref())
+}
+
 fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     primitives::listen(addr, 4096).map_err(|source| StartError::Listen { addr, source })
 }
@@ -345,11 +391,20 @@ fn fd_limit() -> Option<u64> {
         .map(|(soft, _)| soft)
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    http2: bool,
+) {
     let limits = shared.clients.limits.clone();
-    let mut http = http1::Builder::new();
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    if !http2 {
+        // Straight to HTTP/1, without looking for HTTP/2's preface.
+        http = http.http1_only();
+    }
     // keepalive_timeout 0 closes each connection after its answer.
-    http.keep_alive(!limits.keepalive_timeout.is_zero());
+    http.http1().keep_alive(!limits.keepalive_timeout.is_zero());
     loop {
         let (stream, peer) = tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -366,43 +421,73 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (shared2, http, limits) = (shared.clone(), http.clone(), limits.clone());
-        shared.tasks.spawn(async move {
+        let (shared, http, limits, tls) =
+            (shared.clone(), http.clone(), limits.clone(), tls.clone());
+        shared.tasks.clone().spawn(async move {
             let conn = admitted.conn.clone();
-            let remote = Arc::new(forward::Remote::new(peer, conn.clone()));
-            let svc = {
-                let (shared, remote) = (shared2.clone(), remote.clone());
-                service_fn(move |req| forward::handle(shared.clone(), remote.clone(), req))
-            };
+            let remote = Arc::new(forward::Remote::new(peer, conn.clone(), tls.is_some()));
             let watch = Watch {
                 conn: conn.clone(),
                 header_timeout: limits.header_timeout,
             };
             let io = primitives::Hooked::new(stream, watch);
-            let served = http.serve_connection(TokioIo::new(io), svc);
-            tokio::pin!(served);
-            tokio::select! {
-                ended = served.as_mut() => {
-                    // hyper answered a request it could not parse (400, 431)
-                    // itself; nginx logs those too.
-                    if let Err(e) = ended {
-                        forward::log_refused(&shared2, &remote, &e);
-                    }
-                }
-                () = shared2.shutdown.cancelled() => {
-                    served.as_mut().graceful_shutdown();
-                    let _ = served.await;
-                }
-                expired = conn.expired(&limits) => {
-                    // Dropping the connection closes it. A head cut short by
-                    // client_header_timeout is logged as 408, as nginx does.
-                    if expired == Expired::Header {
-                        forward::log_timed_out(&shared2, &remote);
+            match tls {
+                None => serve(&shared, &http, &limits, remote, io).await,
+                Some(acceptor) => {
+                    // The handshake is part of the request's head, as far
+                    // as client_header_timeout goes.
+                    let handshake = tokio::select! {
+                        shook = acceptor.accept(io) => shook.ok(),
+                        () = tokio::time::sleep(limits.header_timeout) => None,
+                        () = shared.shutdown.cancelled() => None,
+                    };
+                    if let Some(io) = handshake {
+                        serve(&shared, &http, &limits, remote, io).await;
                     }
                 }
             }
             drop(admitted);
         });
+    }
+}
+
+/// Serves one client connection until it ends, the proxy shuts down, or
+/// a client timeout runs out.
+async fn serve<I>(
+    shared: &Arc<Shared>,
+    http: &auto::Builder<TokioExecutor>,
+    limits: &crate::conf::ClientLimits,
+    remote: Arc<forward::Remote>,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = remote.conn.clone();
+    let svc = {
+        let (shared, remote) = (shared.clone(), remote.clone());
+        service_fn(move |req| forward::handle(shared.clone(), remote.clone(), req))
+    };
+    let served = http.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(served);
+    tokio::select! {
+        ended = served.as_mut() => {
+            // hyper answered a request it could not parse (400, 431)
+            // itself; nginx logs those too.
+            if let Some(e) = ended.err().as_ref().and_then(|e| e.downcast_ref::<hyper::Error>()) {
+                forward::log_refused(shared, &remote, e);
+            }
+        }
+        () = shared.shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
+        expired = conn.expired(limits) => {
+            // Dropping the connection closes it. A head cut short by
+            // client_header_timeout is logged as 408, as nginx does.
+            if expired == Expired::Header {
+                forward::log_timed_out(shared, &remote);
+            }
+        }
     }
 }
 

@@ -14,9 +14,23 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 use crate::next::Failure;
+use primitives::tls::{ServerName, TlsConnector};
 use tokio::net::TcpStream;
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// HTTP/1.1 on an open stream; the connection is driven by its own task,
+/// which ends when the last sender is dropped or the server closes it.
+async fn handshake<T>(io: T) -> Result<Sender, SendError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| SendError::Connect)?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
 
 /// Why a request did not get a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +74,8 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Sender>>,
     max_idle: usize,
     connect_timeout: Duration,
+    /// `proxy_pass https://`: TLS on each connection, to this name.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 /// A connection lent to one request; it goes back to the pool when the
@@ -83,28 +99,43 @@ impl Drop for Lease {
 }
 
 impl Pool {
-    pub(crate) fn new(addr: SocketAddr, max_idle: usize, connect_timeout: Duration) -> Pool {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        max_idle: usize,
+        connect_timeout: Duration,
+        tls: Option<(TlsConnector, ServerName<'static>)>,
+    ) -> Pool {
         Pool {
             addr,
             idle: Mutex::new(Vec::new()),
             max_idle,
             connect_timeout,
+            tls,
         }
     }
 
+    /// A new connection; the TLS handshake, as nginx's, counts towards
+    /// `proxy_connect_timeout` and its failure is a connect error.
     async fn connect(&self) -> Result<Sender, SendError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr))
+        let open = async {
+            let stream = TcpStream::connect(self.addr)
+                .await
+                .map_err(|_| SendError::Connect)?;
+            let _ = stream.set_nodelay(true);
+            match &self.tls {
+                None => handshake(stream).await,
+                Some((connector, name)) => {
+                    let tls = connector
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(|_| SendError::Connect)?;
+                    handshake(tls).await
+                }
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, open)
             .await
             .map_err(|_| SendError::ConnectTimeout)?
-            .map_err(|_| SendError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| SendError::Connect)?;
-        // The connection is driven by its own task; it ends when the last
-        // sender is dropped or the server closes it.
-        tokio::spawn(connection);
-        Ok(sender)
     }
 
     /// An idle connection ready for a request, or a new one.

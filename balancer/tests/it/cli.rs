@@ -44,6 +44,10 @@ fn bad_configurations_name_file_line_and_directive() {
         config_error("http {\n  upstream b {\n  }\n}\n"),
         "balancer: error: nginx.conf:2: upstream: upstream \"b\" has no servers"
     );
+    assert_eq!(
+        config_error("server {\n listen 443 ssl;\n location / { return 200; }\n}\n"),
+        "balancer: error: nginx.conf: listen: no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive"
+    );
 }
 
 #[test]
@@ -86,12 +90,109 @@ fn bad_flags_name_the_flag() {
     let (code, err) = refused(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("--upstream"), "{err}");
+    let (code, err) = refused(&[
+        "--upstream",
+        "127.0.0.1:1",
+        "--ssl-certificate",
+        "/nonexistent/c.pem",
+        "--ssl-certificate-key",
+        "/nonexistent/k.pem",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("balancer: error: ssl_certificate: /nonexistent/c.pem: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
     let (code, err) = refused(&["--config", "/nonexistent/nginx.conf"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("cannot read --config /nonexistent/nginx.conf"),
         "{err}"
     );
+}
+
+/// `--ssl-certificate`, `--http2` and `--upstream-tls`: HTTPS in front,
+/// TLS behind, as `listen ... ssl http2` and `proxy_pass https://`.
+#[tokio::test]
+async fn tls_flags_serve_https_and_reach_tls_upstreams() {
+    use primitives::tls::{self, Identity, ServerName, ServerTls, TlsConnector, Trust};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let identity = Identity::self_signed().unwrap();
+    let dir = std::env::temp_dir().join(format!("balancer-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert, identity.cert_pem()).unwrap();
+    std::fs::write(&key, identity.key_pem()).unwrap();
+    let mut config = mockbackend::Config::ephemeral(1, mockbackend::Profile::default());
+    let server = tls::server_config(identity, &[tls::HTTP11]).unwrap();
+    config.tls = Some(ServerTls(server));
+    let mock = mockbackend::Server::start(config).await.unwrap();
+    let upstream = mock.addrs()[0].to_string();
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--upstream-tls",
+        ])
+        .args([
+            "--ssl-certificate",
+            &cert_arg,
+            "--ssl-certificate-key",
+            &key_arg,
+            "--http2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no https:// in {line:?}"))
+        .parse()
+        .unwrap();
+    let connect = |alpn: &'static [&'static [u8]]| async move {
+        let config = tls::client_config(&Trust::Anyone, alpn).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        TlsConnector::from(config).connect(name, tcp).await.unwrap()
+    };
+    let h2 = connect(&[tls::H2, tls::HTTP11]).await;
+    assert_eq!(
+        h2.get_ref().1.alpn_protocol(),
+        Some(tls::H2),
+        "--http2 offers h2"
+    );
+    let mut h1 = connect(&[tls::HTTP11]).await;
+    h1.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    h1.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // It came from the TLS mock, through the balancer.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains(&format!("x-upstream: {upstream}")),
+        "{answer}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    mock.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
