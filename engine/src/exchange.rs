@@ -1,13 +1,15 @@
-//! One HTTP/1 exchange on a connection: connect if needed, send, read the
+//! One exchange on a connection: connect if needed, send, read the
 //! answer's head (http1.rs parses it) and body by its framing, an event
-//! stream token by token as it arrives; and why a request got no answer.
+//! stream token by token as it arrives (HTTP/2's in h2.rs); and why a
+//! request got no answer.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use crate::connect::{Connector, Io};
+use crate::h2;
 use crate::http1::{self, Framing};
 use crate::sse::Stream;
 use crate::stats::Answer;
@@ -18,43 +20,46 @@ const MAX_HEAD: usize = 64 << 10;
 
 /// The most of a body kept (for `--node-field`); the rest is counted and
 /// dropped, so a 10 GB answer costs no more memory than a small one.
-const KEPT_BODY: usize = 64 << 10;
+pub(crate) const KEPT_BODY: usize = 64 << 10;
 
 /// One connection and the bytes read from it that the last answer left.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    io: Io,
     pub(crate) buf: Vec<u8>,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr, source: Option<std::net::Ipv4Addr>) -> std::io::Result<Conn> {
-        let stream = match source {
-            None => TcpStream::connect(addr).await?,
-            Some(ip) => {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.bind(SocketAddr::new(ip.into(), 0))?;
-                socket.connect(addr).await?
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(8 << 10),
-        })
-    }
-
     /// Reads more bytes; `Ok(0)` at the end of the stream.
     async fn fill(&mut self) -> std::io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(8 << 10);
         }
-        self.stream.read_buf(&mut self.buf).await
+        match &mut self.io {
+            Io::Plain(s) => s.read_buf(&mut self.buf).await,
+            Io::Tls(s) => s.read_buf(&mut self.buf).await,
+            Io::H2(_) => Ok(0),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.io {
+            Io::Plain(s) => s.write_all(bytes).await,
+            // TLS holds back what it has not yet sealed into a record.
+            Io::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Io::H2(_) => Ok(()),
+        }
     }
 }
 
 /// Why a request got no answer.
+#[derive(Debug)]
 pub(crate) enum Miss {
     Connect(std::io::ErrorKind),
+    /// The TLS handshake failed (an untrusted certificate, say): rustls's reason.
+    Tls(String),
     Receive,
     Timeout,
     /// An event stream that ended or broke before `data: [DONE]`.
@@ -73,6 +78,9 @@ pub(crate) struct Send<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) head_request: bool,
     pub(crate) source: Option<std::net::Ipv4Addr>,
+    pub(crate) via: &'a Connector,
+    /// The worker sending it: HTTP/2 connections are shared by groups.
+    pub(crate) worker: usize,
 }
 
 /// An event-stream answer as it arrives: read token by token, its gaps
@@ -101,6 +109,10 @@ pub(crate) fn describe(
 ) -> String {
     match miss {
         Miss::Connect(kind) => format!("could not connect to {addr}: {kind}"),
+        Miss::Tls(why) if why.contains("certificate") => {
+            format!("TLS with {addr} failed: {why}; trust it with --cacert FILE, or --insecure")
+        }
+        Miss::Tls(why) => format!("TLS with {addr} failed: {why}"),
         Miss::Receive => format!("{addr} closed the connection before a whole answer"),
         Miss::Timeout => format!("no whole answer from {addr} within {timeout:?} (-s)"),
         Miss::StreamCut => "an event stream ended before data: [DONE]".to_string(),
@@ -119,26 +131,34 @@ pub(crate) async fn once(
     send: &Send<'_>,
     node_headers: &[&str],
     conn: &mut Option<Conn>,
-    addr: SocketAddr,
     start: Instant,
     streaming: &mut Streaming,
 ) -> Result<Answer, Miss> {
     let mut connect_time = Duration::ZERO;
     if conn.is_none() {
-        *conn = Some(
-            Conn::open(addr, send.source)
-                .await
-                .map_err(|e| Miss::Connect(e.kind()))?,
-        );
+        *conn = Some(Conn {
+            io: send.via.open(send.worker, send.source).await?,
+            buf: Vec::with_capacity(8 << 10),
+        });
         connect_time = start.elapsed();
     }
     let c = conn
         .as_mut()
         .ok_or(Miss::Connect(std::io::ErrorKind::NotConnected))?;
-    c.stream
-        .write_all(send.bytes)
-        .await
-        .map_err(|_| Miss::Receive)?;
+    if let Io::H2(sender) = &mut c.io {
+        let buf = &mut c.buf;
+        return h2::once(
+            sender,
+            send,
+            node_headers,
+            buf,
+            start,
+            connect_time,
+            streaming,
+        )
+        .await;
+    }
+    c.write(send.bytes).await.map_err(|_| Miss::Receive)?;
     let sent = Instant::now();
     let mut waiting = None;
     let malformed = |e: http1::ParseError| Miss::Malformed(e.to_string());

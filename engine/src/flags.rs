@@ -15,6 +15,7 @@ use crate::plan::{DEFAULT_MODEL, DEFAULT_NODE_HEADERS, DEFAULT_TIMEOUT};
 use crate::schedule::{Arrival, ArrivalError, Pacing};
 use crate::shard::{self, Shard};
 use crate::streams::Slo;
+use crate::transport::TransportFlags;
 
 /// ab's flags as given, before checking, and the ones loadgen adds: what
 /// `loadgen` parses them into (with clap), and what a test or a scenario
@@ -33,6 +34,15 @@ pub struct Flags {
     /// Seconds to max. to spend on benchmarking; implies -n 50000
     #[arg(short = 't', value_name = "timelimit")]
     pub time_limit: Option<f64>,
+    /// Run for this long, e.g. 10s or 2m (oha's and hey's -z, wrk's -d):
+    /// as many requests as fit, unless -n stops it sooner
+    #[arg(
+        short = 'z',
+        long,
+        value_name = "DURATION",
+        conflicts_with = "time_limit"
+    )]
+    pub duration: Option<String>,
     /// Seconds to max. wait for each response [default: 30]
     #[arg(short = 's', value_name = "timeout")]
     pub timeout: Option<f64>,
@@ -163,6 +173,8 @@ pub struct Flags {
     /// The time now, for --start-at (set by the caller; `None`: the clock).
     #[arg(skip)]
     pub now: Option<std::time::SystemTime>,
+    #[command(flatten)]
+    pub transport: TransportFlags,
 }
 
 /// A dataset's records, and the requests to send when -n does not say.
@@ -194,11 +206,14 @@ impl Flags {
     /// error naming the flag to fix.
     pub fn plan(self) -> Result<Plan, PlanError> {
         let target = Target::parse(&self.url).map_err(|why| err("URL", why.0))?;
-        let time_limit = seconds("-t", self.time_limit)?;
+        let duration = self.duration()?;
+        let time_limit = duration.or(seconds("-t", self.time_limit)?);
         let records = self.dataset()?;
         let requests = match (self.requests, time_limit) {
             (Some(0), _) => return Err(err("-n", "must be at least 1")),
             (Some(n), _) => n,
+            // -z runs for its whole length (the time bound ends it).
+            (None, Some(_)) if duration.is_some() && self.rate.is_none() => u64::MAX,
             // ab: "-t ... implies a -n 50000 internally"; an open-loop rate
             // over a time limit needs as many as the schedule holds.
             (None, Some(t)) => match self.rate {
@@ -244,6 +259,8 @@ impl Flags {
             }
         };
         let (shard, start_at) = (self.shard()?, self.start_at()?);
+        let proxy = self.proxy()?;
+        let transport = self.transport.transport(&target, proxy.is_some())?;
         let shard_flag = self.shard_flag();
         let plan = Plan {
             // Streamed answers and a dataset's differ in length by nature
@@ -256,7 +273,7 @@ impl Flags {
             slo,
             headers: self.headers(&target, body.is_some())?,
             clients: self.clients()?,
-            proxy: self.proxy()?,
+            proxy,
             node_headers: self.node_headers()?,
             verbosity: self.verbosity,
             node_field: self.node_field,
@@ -265,7 +282,8 @@ impl Flags {
             time_limit,
             concurrency,
             pacing,
-            keepalive: self.keepalive,
+            // HTTP/2 keeps its connections: that is how it multiplexes.
+            keepalive: self.keepalive || transport.http2.is_some(),
             method,
             body,
             timeout,
@@ -273,10 +291,23 @@ impl Flags {
             shard: None,
             start_at,
             node_names: Vec::new(),
+            transport,
         };
         match shard {
             Some(s) => s.apply(plan).map_err(|why| err(shard_flag, why)),
             None => Ok(plan),
+        }
+    }
+
+    /// -z: a duration in lbkit's grammar (10s, 1.5m, 500ms).
+    fn duration(&self) -> Result<Option<Duration>, PlanError> {
+        let Some(text) = &self.duration else {
+            return Ok(None);
+        };
+        match primitives::parse_duration(text) {
+            Ok(d) if d.is_zero() => Err(err("-z", "must be longer than 0s")),
+            Ok(d) => seconds("-z", Some(d.as_secs_f64())),
+            Err(e) => Err(err("-z", e.to_string())),
         }
     }
 
@@ -569,6 +600,7 @@ mod tests {
         assert_eq!(
             Target::parse("http://127.0.0.1:8080/chat?x=1").unwrap(),
             Target {
+                tls: false,
                 host: "127.0.0.1".into(),
                 port: 8080,
                 path: "/chat?x=1".into()
@@ -589,7 +621,13 @@ mod tests {
             .unwrap_err()
             .0
             .contains("invalid URL"));
-        assert!(Target::parse("https://x/").unwrap_err().0.contains("https"));
+        let https = Target::parse("https://x/").unwrap();
+        assert_eq!(
+            (https.tls, https.port, https.host_header()),
+            (true, 443, "x".into())
+        );
+        let other = Target::parse("https://x:8443/").unwrap();
+        assert_eq!(other.host_header(), "x:8443");
         assert!(Target::parse("http://x:abc/")
             .unwrap_err()
             .0

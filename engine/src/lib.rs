@@ -18,6 +18,7 @@
 //! ```
 
 pub mod compare;
+mod connect;
 pub mod dataset;
 mod drive;
 mod exchange;
@@ -25,6 +26,7 @@ mod files;
 mod flags;
 #[cfg(test)]
 mod fuzz;
+mod h2;
 pub mod html;
 mod http1;
 mod plan;
@@ -38,6 +40,7 @@ mod stats;
 mod streams;
 pub mod sweep;
 mod template;
+mod transport;
 mod verdict;
 pub mod vllm;
 mod worker;
@@ -51,5 +54,6 @@ pub use shard::{Shard, INDEX_VARIABLE};
 pub use stats::{NodeStats, Stats};
 pub use streams::{Slo, SloError, StreamStats};
 pub use template::Text;
+pub use transport::{Transport, TransportFlags};
 pub use verdict::{judge, no_answer, outcome, Checks, Judgement, Outcome, RunFigures};
 pub use worker::{resolve, run};

@@ -12,6 +12,7 @@ use crate::schedule::{Arrival, Pacing, Phase};
 use crate::shard::Shard;
 use crate::streams::Slo;
 use crate::template::Text;
+use crate::transport::Transport;
 
 /// A URL loadgen cannot send to, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +22,8 @@ pub struct TargetError(pub String);
 /// What to hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https://`: the connection speaks TLS.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path and query, as sent on the request line.
@@ -28,19 +31,15 @@ pub struct Target {
 }
 
 impl Target {
-    /// `http://host[:port]/path`; like ab, the path is required.
+    /// `http[s]://host[:port]/path`; like ab, the path is required.
     pub fn parse(url: &str) -> Result<Target, TargetError> {
         Target::read(url).map_err(TargetError)
     }
 
     fn read(url: &str) -> Result<Target, String> {
-        let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return Err(format!(
-                    "{url}: https is not supported; test the plain-http side"
-                ))
-            }
+        let (tls, rest) = match url.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
             Some((scheme, _)) => return Err(format!("{url}: unsupported scheme {scheme}://")),
             None => return Err(format!("{url}: invalid URL; write http://host[:port]/path")),
         };
@@ -56,30 +55,49 @@ impl Target {
                     .map_err(|_| format!("{url}: '{p}' is not a port"))?;
                 (h, port)
             }
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("{url}: invalid URL; no host"));
         }
         Ok(Target {
+            tls,
             host: host.to_string(),
             port,
             path: path.to_string(),
         })
     }
 
-    /// The Host header ab sends: the port only when it is not 80.
+    /// The Host header ab sends: the port only when it is not the scheme's.
     pub fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == self.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl Target {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
         }
     }
 }
@@ -207,6 +225,8 @@ pub struct Plan {
     pub start_at: Option<std::time::SystemTime>,
     /// Nodes' names by address (a scenario's backends), for reports.
     pub node_names: Vec<(String, String)>,
+    /// TLS or not, HTTP/1.1 or HTTP/2.
+    pub transport: Transport,
 }
 
 /// ab's wait for each answer, `-s`.
@@ -221,6 +241,7 @@ impl Plan {
     /// caller that is not the command line (a scenario) starts from.
     pub fn to(addr: std::net::SocketAddr) -> Plan {
         let target = Target {
+            tls: false,
             host: addr.ip().to_string(),
             port: addr.port(),
             path: "/".to_string(),
@@ -262,6 +283,7 @@ impl Plan {
             shard: None,
             start_at: None,
             node_names: Vec::new(),
+            transport: Transport::default(),
         }
     }
 
@@ -277,13 +299,14 @@ impl Plan {
     /// Points the plan at `addr`, Host header included: for a caller that
     /// checks its plan before it knows where the load goes.
     pub fn aim(&mut self, addr: std::net::SocketAddr) {
-        let aimed = Plan::to(addr);
-        self.target = aimed.target;
-        let host = hyper::header::HOST;
-        let value = aimed.headers.into_iter().find(|(n, _)| *n == host);
-        self.headers.retain(|(n, _)| *n != host);
-        if let Some(h) = value {
-            self.headers.insert(0, h);
-        }
+        let tls = self.target.tls;
+        self.target = Target {
+            tls,
+            ..Plan::to(addr).target
+        };
+        let value = HeaderValue::from_str(&self.target.host_header())
+            .expect("an address is a header value");
+        self.headers.retain(|(n, _)| *n != hyper::header::HOST);
+        self.headers.insert(0, (hyper::header::HOST, value));
     }
 }

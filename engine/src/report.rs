@@ -43,6 +43,16 @@ pub fn ab(plan: &Plan, stats: &Stats, elapsed: Duration) -> String {
     );
     let _ = writeln!(out, "Server Hostname:        {}", t.host);
     let _ = writeln!(out, "Server Port:            {}", t.port);
+    if t.tls {
+        let _ = writeln!(out, "TLS Server Name:        {}", t.host);
+    }
+    if plan.transport.tls.is_some() || plan.transport.http2.is_some() {
+        let _ = writeln!(
+            out,
+            "Protocol:               {}",
+            plan.transport.name(plan.keepalive)
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Document Path:          {}", t.path);
     if plan.variable_length {
@@ -418,7 +428,9 @@ pub fn json(
         "streams": streams,
         "vllm": crate::vllm::block(plan, stats, elapsed),
         "version": env!("CARGO_PKG_VERSION"),
-        "target": {"host": t.host, "port": t.port, "path": t.path},
+        "target": {"scheme": t.scheme(), "host": t.host, "port": t.port, "path": t.path},
+        "protocol": plan.transport.name(plan.keepalive),
+        "connections": {"opened": stats.connections, "tls_resumed": stats.tls_resumed},
         "concurrency": plan.concurrency,
         "keepalive": plan.keepalive,
         "pacing": pacing,

@@ -20,6 +20,9 @@ pub const FORMAT: u32 = 1;
 /// What must be the same in every run merged: the load they are parts of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// https:// (files saved before TLS have none: http).
+    #[serde(default)]
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub path: String,
@@ -44,6 +47,7 @@ pub struct Settings {
 impl Settings {
     pub fn of(plan: &Plan) -> Settings {
         Settings {
+            tls: plan.target.tls,
             host: plan.target.host.clone(),
             port: plan.target.port,
             path: plan.target.path.clone(),
@@ -67,7 +71,10 @@ impl Settings {
 
     /// The first setting in which `other` differs, in words.
     pub fn differs(&self, other: &Settings) -> Option<String> {
-        let target = |s: &Settings| format!("http://{}:{}{}", s.host, s.port, s.path);
+        let target = |s: &Settings| {
+            let scheme = if s.tls { "https" } else { "http" };
+            format!("{scheme}://{}:{}{}", s.host, s.port, s.path)
+        };
         let pairs: [(&str, String, String); 9] = [
             ("target", target(self), target(other)),
             ("method", self.method.clone(), other.method.clone()),
@@ -123,6 +130,7 @@ impl Settings {
     pub fn plan(&self, concurrency: usize) -> Plan {
         let mut plan = Plan::to(([127, 0, 0, 1], self.port).into());
         plan.target = Target {
+            tls: self.tls,
             host: self.host.clone(),
             port: self.port,
             path: self.path.clone(),

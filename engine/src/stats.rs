@@ -85,6 +85,12 @@ pub struct Stats {
     pub streams: StreamStats,
     /// The most requests that were in flight at once.
     pub peak_in_flight: u64,
+    /// Connections opened, and of their TLS handshakes those that resumed
+    /// an earlier session (files saved before TLS have neither).
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub tls_resumed: u64,
 }
 
 impl Default for Stats {
@@ -114,6 +120,8 @@ impl Default for Stats {
             server: None,
             streams: StreamStats::default(),
             peak_in_flight: 0,
+            connections: 0,
+            tls_resumed: 0,
         }
     }
 }
@@ -243,6 +251,8 @@ impl Stats {
         self.streams.merge(&other.streams);
         self.peak_in_flight = self.peak_in_flight.max(other.peak_in_flight);
         self.complete += other.complete;
+        self.connections += other.connections;
+        self.tls_resumed += other.tls_resumed;
         self.failed_connect += other.failed_connect;
         self.failed_receive += other.failed_receive;
         self.failed_length += other.failed_length;

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::connect::Connector;
 use crate::exchange::{body_field, describe, once, Conn, Miss, Send, Streaming};
 use crate::files::{Row, Rows};
 use crate::plan::Plan;
@@ -19,16 +20,27 @@ use crate::streams::Finished;
 /// deadline from now must stay within what the clock holds.
 const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
 
-/// One worker: take a ticket, send, measure, repeat.
-async fn worker(
-    worker: usize,
+/// What every worker of a run shares.
+struct Shared {
     plan: Arc<Plan>,
     schedule: Arc<Schedule>,
     addr: SocketAddr,
     rows: Arc<Rows>,
-    template: Arc<Template>,
-    shard: Arc<Mutex<Stats>>,
-) {
+    template: Template,
+    connector: Connector,
+}
+
+/// One worker: take a ticket, send, measure, repeat.
+async fn worker(worker: usize, shared: Arc<Shared>, shard: Arc<Mutex<Stats>>) {
+    let Shared {
+        plan,
+        schedule,
+        addr,
+        rows,
+        template,
+        connector,
+    } = &*shared;
+    let addr = *addr;
     let node_headers: Vec<&str> = plan.node_headers.iter().map(|h| h.as_str()).collect();
     let mut conn: Option<Conn> = None;
     let mut request = Vec::with_capacity(1024);
@@ -38,7 +50,7 @@ async fn worker(
     // request's deadline is never earlier than the one before it (the same
     // -s from a later start), so it always fires by the deadline.
     let mut watchdog = Box::pin(tokio::time::sleep(plan.timeout));
-    let count_in_flight = !peak_is_worker_count(&plan);
+    let count_in_flight = !peak_is_worker_count(plan);
     if plan.verbosity >= 4 {
         template.render(0, &mut request);
         eprintln!(
@@ -55,6 +67,8 @@ async fn worker(
             bytes: &request,
             head_request,
             source: template.source(i),
+            via: connector,
+            worker,
         };
         streaming.reset();
         if count_in_flight {
@@ -67,7 +81,7 @@ async fn worker(
         }
         // `None`: no whole answer by the deadline (-s).
         let outcome = {
-            let exchange = once(&send, &node_headers, &mut conn, addr, start, &mut streaming);
+            let exchange = once(&send, &node_headers, &mut conn, start, &mut streaming);
             tokio::pin!(exchange);
             loop {
                 tokio::select! {
@@ -182,6 +196,7 @@ async fn worker(
                 }
                 let kind = match miss {
                     Miss::Connect(_) => "connect",
+                    Miss::Tls(_) => "tls handshake",
                     Miss::Receive => "receive",
                     Miss::Timeout => "timeout",
                     Miss::StreamCut => "stream cut",
@@ -190,7 +205,7 @@ async fn worker(
                     Miss::Malformed(_) => "malformed answer",
                 };
                 match miss {
-                    Miss::Connect(_) => stats.failed_connect += 1,
+                    Miss::Connect(_) | Miss::Tls(_) => stats.failed_connect += 1,
                     Miss::Malformed(_) => stats.failed_exceptions += 1,
                     _ => stats.failed_receive += 1,
                 }
@@ -206,7 +221,7 @@ async fn worker(
                 stats.error(kind, || describe(&miss, addr, plan.timeout, &streaming));
                 schedule.failed.fetch_add(1, Relaxed);
                 // ab stops at a receive error unless told -r.
-                if !matches!(miss, Miss::Connect(_)) && !plan.keep_going {
+                if !matches!(miss, Miss::Connect(_) | Miss::Tls(_)) && !plan.keep_going {
                     schedule.stop.store(true, Relaxed);
                 }
             }
@@ -236,19 +251,16 @@ pub async fn run(
     let shards: Vec<Arc<Mutex<Stats>>> = (0..count.clamp(1, 4 * cores))
         .map(|_| Arc::new(Mutex::new(Stats::default())))
         .collect();
-    let template = Arc::new(Template::new(&plan));
+    let shared = Arc::new(Shared {
+        template: Template::new(&plan),
+        connector: Connector::new(&plan, addr, count),
+        plan: plan.clone(),
+        schedule: schedule.clone(),
+        addr,
+        rows,
+    });
     let mut workers: Vec<_> = (0..count)
-        .map(|w| {
-            tokio::spawn(worker(
-                w,
-                plan.clone(),
-                schedule.clone(),
-                addr,
-                rows.clone(),
-                template.clone(),
-                shards[w % shards.len()].clone(),
-            ))
-        })
+        .map(|w| tokio::spawn(worker(w, shared.clone(), shards[w % shards.len()].clone())))
         .collect();
     let all_done = async {
         for w in workers.iter_mut() {
@@ -273,6 +285,8 @@ pub async fn run(
     if let Some(len) = schedule.document_length.get() {
         stats.document_length = Some(*len);
     }
+    stats.connections = shared.connector.opened.load(Relaxed);
+    stats.tls_resumed = shared.connector.resumed.load(Relaxed);
     stats.peak_in_flight = if peak_is_worker_count(&plan) {
         (count as u64).min(stats.sent())
     } else {

@@ -248,6 +248,8 @@ impl Opts {
             .filter(|d| *d != "random")
             .map(PathBuf::from);
         let mut flags = self.flags;
+        let cacert = flags.transport.cacert.as_ref().map(PathBuf::from);
+        flags.transport.cacert_pem = read("--cacert", &cacert)?.map(|b| b.to_vec());
         if sweeping {
             // Each step sets its own load and length; these only pass the
             // checks on a single run.

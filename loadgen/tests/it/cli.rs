@@ -54,6 +54,23 @@ fn bad_usage_is_one_line_and_exit_2() {
         &["-s", "1e20", "http://127.0.0.1:1/"],
         "-s: 100000000000000000000 seconds is over a century",
     );
+    usage_error(&["-z", "10", "http://127.0.0.1:1/"], "-z: ");
+    usage_error(
+        &["-z", "0s", "http://127.0.0.1:1/"],
+        "-z: must be longer than 0s",
+    );
+    usage_error(
+        &["--streams-per-conn", "4", "http://127.0.0.1:1/"],
+        "--streams-per-conn: needs --http2 or --h2c",
+    );
+    usage_error(
+        &["--h2c", "https://127.0.0.1:1/"],
+        "--h2c: is HTTP/2 without TLS",
+    );
+    usage_error(
+        &["--cacert", "/nonexistent/ca.pem", "https://127.0.0.1:1/"],
+        "--cacert: cannot read /nonexistent/ca.pem",
+    );
     usage_error(
         &["--threads", "0", "http://127.0.0.1:1/"],
         "--threads: must be at least 1",
@@ -212,6 +229,28 @@ async fn ctrl_c_with_requests_stuck_on_a_silent_server_stops_at_once() {
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(text.contains("Complete requests:      0"), "{text}");
     drop(silent);
+}
+
+#[tokio::test]
+async fn z_runs_for_its_duration_as_oha_and_hey_do() {
+    let m = crate::common::mock(1, &[("latency", "1ms")]).await;
+    let url = format!("http://{}/health", m.addrs()[0]);
+    let (code, out) = loadgen(vec!["-k".into(), "-z".into(), "400ms".into(), url.clone()]).await;
+    assert_eq!(code, 0, "{out}");
+    let taken: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Time taken for tests:"))
+        .and_then(|t| t.trim().trim_end_matches(" seconds").parse().ok())
+        .expect("a report");
+    // Bounded by its duration, not by a request count: it ran the whole
+    // 400 ms (and stopped by itself).
+    assert!((0.4..30.0).contains(&taken), "{taken} s");
+    assert!(!out.contains("Complete requests:      50000"), "{out}");
+    // -n still stops it first.
+    let (code, out) = loadgen(["-n", "7", "-z", "10s", &url].map(String::from).to_vec()).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Complete requests:      7"), "{out}");
+    m.shutdown().await;
 }
 
 /// Runs the binary off the test's runtime; returns (exit code, stdout).

@@ -13,3 +13,4 @@ mod real;
 mod scenario;
 mod shards;
 mod sweep;
+mod tls;
