@@ -9,12 +9,17 @@
 # needs the other core) and loadgen is set against the better of the two.
 # Each tool's user CPU per request is read from /usr/bin/time.
 #
+# Then the same nginx `return 200` over TLS (a certificate made here with
+# openssl): HTTP/1.1 against wrk and oha, and HTTP/2 against oha, 8 streams
+# on each connection for both (loadgen -c C --streams-per-conn 8 is oha's
+# -c C/8 -p 8: C requests in flight on C/8 connections).
+#
 # Usage: bench/loadgen-vs-others.sh [seconds-per-round] [rounds] [connection counts]
 # (oha is not a Debian package: `cargo install oha` puts it on PATH.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-need nginx:nginx wrk:wrk ab:apache2-utils curl:curl bc:bc /usr/bin/time:time
+need nginx:nginx wrk:wrk ab:apache2-utils curl:curl bc:bc /usr/bin/time:time openssl:openssl
 
 secs=${1:-3} rounds=${2:-3}
 read -ra conn_list <<<"${3:-32 256}"
@@ -27,10 +32,19 @@ start_mock target/release/mockbackend 1
 mock_pid=$MOCK_PID
 mock=http://127.0.0.1:${MOCK_PORTS[0]}/
 ngx_port=$(free_port 18095)
+tls_port=$(free_port $((ngx_port + 1)))
 mkdir -p "$work/ngx"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/ngx/key.pem" -out "$work/ngx/cert.pem" 2>/dev/null
 { nginx_prelude "$work/ngx" | sed "s/^worker_processes auto;/worker_processes $ngx_workers;/"; cat <<CONF
   server {
     listen 127.0.0.1:$ngx_port backlog=4096;
+    location / { default_type text/plain; return 200 "hello"; }
+  }
+  server {
+    listen 127.0.0.1:$tls_port ssl http2 backlog=4096;
+    ssl_certificate $work/ngx/cert.pem; ssl_certificate_key $work/ngx/key.pem;
     location / { default_type text/plain; return 200 "hello"; }
   }
 }
@@ -43,20 +57,27 @@ slow=http://127.0.0.1:${MOCK_PORTS[0]}/
 cleanup() { kill "$mock_pid" "$slow_pid" 2>/dev/null || true; nginx -c "$work/ngx/nginx.conf" -s stop 2>/dev/null || true; }
 trap cleanup EXIT
 ngx=http://127.0.0.1:$ngx_port/
+tls=https://127.0.0.1:$tls_port/
 
 have_oha=$(command -v oha >/dev/null && echo yes || echo no)
 # One round of a tool against a URL at $c connections: "requests/s user-µs/request".
 # User CPU is the client's own (from /usr/bin/time), per request it completed.
 run() { # tool url connections
-    local t=$1 url=$2 c=$3 out
+    local t=$1 url=$2 c=$3 out ins=()
     out=$(mktemp)
+    # A self-signed certificate: loadgen's and oha's --insecure (wrk checks none).
+    [ "${url%%:*}" = https ] && ins=(--insecure)
     case $t in
-        loadgen) /usr/bin/time -f 'cpu %U' target/release/loadgen -q -k -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
-        loadgen-t1) /usr/bin/time -f 'cpu %U' target/release/loadgen --threads 1 -q -k -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        loadgen) /usr/bin/time -f 'cpu %U' target/release/loadgen -q -k "${ins[@]}" -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        loadgen-t1) /usr/bin/time -f 'cpu %U' target/release/loadgen --threads 1 -q -k "${ins[@]}" -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
         wrk-t1) /usr/bin/time -f 'cpu %U' wrk -t1 -c"$c" -d"${secs}s" "$url" >"$out" 2>&1 ;;
         wrk-t2) /usr/bin/time -f 'cpu %U' wrk -t2 -c"$c" -d"${secs}s" "$url" >"$out" 2>&1 ;;
         ab) /usr/bin/time -f 'cpu %U' ab -q -k -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
-        oha) /usr/bin/time -f 'cpu %U' oha --no-tui -z "${secs}s" -c "$c" "$url" >"$out" 2>&1 ;;
+        oha) /usr/bin/time -f 'cpu %U' oha --no-tui "${ins[@]}" -z "${secs}s" -c "$c" "$url" >"$out" 2>&1 ;;
+        # HTTP/2, 8 streams a connection.
+        loadgen-h2) /usr/bin/time -f 'cpu %U' target/release/loadgen -q --insecure --http2 --streams-per-conn 8 -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        loadgen-h2-t1) /usr/bin/time -f 'cpu %U' target/release/loadgen --threads 1 -q --insecure --http2 --streams-per-conn 8 -t "$secs" -n 100000000 -c "$c" "$url" >"$out" 2>&1 ;;
+        oha-h2) /usr/bin/time -f 'cpu %U' oha --no-tui --insecure --http2 -z "${secs}s" -c $((c / 8)) -p 8 "$url" >"$out" 2>&1 ;;
     esac
     awk -v secs="$secs" '
         /^Requests per second/ {rps=$4}
@@ -68,14 +89,13 @@ run() { # tool url connections
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 
-# loadgen runs at its default (a thread per core) and with --threads 1, as
-# wrk at -t2 and -t1; each is set against the other's better.
-read -ra tools <<<"${TOOLS:-loadgen loadgen-t1 wrk-t1 wrk-t2 ab}"
-[ "$have_oha" = yes ] && tools+=(oha)
-echo "| server | conns | $(printf '%s | ' "${tools[@]}")best loadgen / best wrk | best loadgen / oha | user µs/request ($(printf '%s ' "${tools[@]}" | sed 's/ $//')) |"
-echo "|---|---:|$(printf -- '---:|%.0s' "${tools[@]}")---:|---:|---|"
-for server in nginx mockbackend; do
-    url=$ngx; [ "$server" = mockbackend ] && url=$mock
+# One row per connection count: each tool's median requests/s over the
+# alternating rounds, then loadgen's best (of its two thread settings)
+# against wrk's best and against oha (the tools named by $lg, $wrk, $oha).
+table() { # server url tools...
+    local server=$1 url=$2
+    shift 2
+    local tools=("$@")
     for c in "${conn_list[@]}"; do
         for t in "${tools[@]}"; do : >"$work/$t.rps"; : >"$work/$t.cpu"; done
         for _ in $(seq "$rounds"); do
@@ -85,19 +105,47 @@ for server in nginx mockbackend; do
             done
         done
         declare -A med=()
-        row="| $server | $c |" cpus=""
+        local row="| $server | $c |" cpus=""
         for t in "${tools[@]}"; do
             med[$t]=$(median <"$work/$t.rps" | cut -d. -f1)
             row+=" ${med[$t]} |"
             cpus+="$(median <"$work/$t.cpu") "
         done
-        best_wrk=${med[wrk-t1]}; [ "${med[wrk-t2]}" -gt "$best_wrk" ] && best_wrk=${med[wrk-t2]}
-        best_lg=${med[loadgen]}; [ "${med[loadgen-t1]:-0}" -gt "$best_lg" ] && best_lg=${med[loadgen-t1]}
-        row+=" $(ratio "$best_lg" "$best_wrk") |"
-        if [ "$have_oha" = yes ]; then row+=" $(ratio "$best_lg" "${med[oha]}") |"; else row+=" - |"; fi
+        best_lg=${med[$lg]}; [ "${med[$lg-t1]:-0}" -gt "$best_lg" ] && best_lg=${med[$lg-t1]}
+        if [ -n "$wrk" ]; then
+            best_wrk=${med[wrk-t1]}; [ "${med[wrk-t2]}" -gt "$best_wrk" ] && best_wrk=${med[wrk-t2]}
+            row+=" $(ratio "$best_lg" "$best_wrk") |"
+        else row+=" - |"; fi
+        if [ -n "${med[$oha]:-}" ]; then row+=" $(ratio "$best_lg" "${med[$oha]}") |"; else row+=" - |"; fi
         echo "$row ${cpus% } |"
     done
-done
+}
+header() { # tools...
+    echo "| server | conns | $(printf '%s | ' "$@")best loadgen / best wrk | best loadgen / oha | user µs/request ($(printf '%s ' "$@" | sed 's/ $//')) |"
+    echo "|---|---:|$(printf -- '---:|%.0s' "$@")---:|---:|---|"
+}
+
+# loadgen runs at its default (a thread per core) and with --threads 1, as
+# wrk at -t2 and -t1; each is set against the other's better.
+read -ra tools <<<"${TOOLS:-loadgen loadgen-t1 wrk-t1 wrk-t2 ab}"
+[ "$have_oha" = yes ] && tools+=(oha)
+header "${tools[@]}"
+lg=loadgen wrk=yes oha=oha
+table nginx "$ngx" "${tools[@]}"
+table mockbackend "$mock" "${tools[@]}"
+echo
+echo "HTTPS, the same nginx over TLS (HTTP/1.1, keep-alive):"
+tls_tools=(loadgen loadgen-t1 wrk-t1 wrk-t2)
+[ "$have_oha" = yes ] && tls_tools+=(oha)
+header "${tls_tools[@]}"
+table "nginx https" "$tls" "${tls_tools[@]}"
+echo
+echo "HTTP/2 over TLS, 8 streams on each connection (conns: requests in flight):"
+h2_tools=(loadgen-h2 loadgen-h2-t1)
+[ "$have_oha" = yes ] && h2_tools+=(oha-h2)
+header "${h2_tools[@]}"
+lg=loadgen-h2 wrk="" oha=oha-h2
+table "nginx h2" "$tls" "${h2_tools[@]}"
 echo
 echo "requests/s, medians of $rounds alternating rounds of ${secs}s (keep-alive); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') with worker_processes $ngx_workers; $(nproc) cores; oha: $have_oha$([ "$have_oha" = yes ] && oha --version | sed 's/^/ /')."
 echo

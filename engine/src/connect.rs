@@ -18,12 +18,18 @@ use tokio::sync::Mutex;
 use crate::exchange::Miss;
 use crate::plan::Plan;
 
+type Sender = SendRequest<Full<Bytes>>;
+
+/// One group's HTTP/2 connection, and its number.
+type Slot = Mutex<Option<(Sender, u64)>>;
+
 /// An open connection.
 pub(crate) enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-    /// A handle on an HTTP/2 connection (its other end is a spawned task).
-    H2(SendRequest<Full<Bytes>>),
+    /// A handle on an HTTP/2 connection (its other end is a spawned task),
+    /// and which of its group's connections it is.
+    H2(Sender, u64),
 }
 
 /// What every worker of a run opens its connections with.
@@ -38,10 +44,12 @@ pub(crate) struct Connector {
     pub(crate) resumed: AtomicU64,
 }
 
-/// HTTP/2 connections, each shared by `streams` workers in turn.
+/// HTTP/2 connections, each shared by `streams` workers in turn, and
+/// numbered so that a worker retires only the one it found going away.
 struct Shared {
     streams: usize,
-    slots: Vec<Mutex<Option<SendRequest<Full<Bytes>>>>>,
+    slots: Vec<Slot>,
+    opened: AtomicU64,
 }
 
 impl Connector {
@@ -59,6 +67,7 @@ impl Connector {
             slots: (0..workers.div_ceil(streams).max(1))
                 .map(|_| Mutex::new(None))
                 .collect(),
+            opened: AtomicU64::new(0),
         });
         Connector {
             addr,
@@ -76,10 +85,9 @@ impl Connector {
         let Some(shared) = &self.h2 else {
             return self.stream(source).await;
         };
-        let slot = &shared.slots[(worker / shared.streams).min(shared.slots.len() - 1)];
-        let mut held = slot.lock().await;
-        if let Some(sender) = held.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(Io::H2(sender.clone()));
+        let mut held = shared.slot(worker).lock().await;
+        if let Some((sender, n)) = held.as_ref().filter(|(s, _)| !s.is_closed()) {
+            return Ok(Io::H2(sender.clone(), *n));
         }
         let sender = match self.stream(source).await? {
             Io::Plain(tcp) => handshake(tcp).await?,
@@ -89,10 +97,22 @@ impl Connector {
                 }
                 handshake(*tls).await?
             }
-            Io::H2(sender) => sender,
+            Io::H2(sender, _) => sender,
         };
-        *held = Some(sender.clone());
-        Ok(Io::H2(sender))
+        let n = shared.opened.fetch_add(1, Relaxed);
+        *held = Some((sender.clone(), n));
+        Ok(Io::H2(sender, n))
+    }
+
+    /// `worker`'s group stops using HTTP/2 connection `n`, which refused a
+    /// stream (it is going away): the next request opens a new one.
+    pub(crate) async fn retire(&self, worker: usize, n: u64) {
+        if let Some(shared) = &self.h2 {
+            let mut held = shared.slot(worker).lock().await;
+            if held.as_ref().is_some_and(|(_, held)| *held == n) {
+                *held = None;
+            }
+        }
     }
 
     /// A TCP connection, with TLS on it for https://.
@@ -125,6 +145,12 @@ impl Connector {
     }
 }
 
+impl Shared {
+    fn slot(&self, worker: usize) -> &Slot {
+        &self.slots[(worker / self.streams).min(self.slots.len() - 1)]
+    }
+}
+
 /// A server that agreed to no protocol ALPN offered, or to another.
 const NO_H2: &str = "the server does not speak HTTP/2 (by ALPN); drop --http2";
 
@@ -144,7 +170,7 @@ impl Connector {
 
 /// HTTP/2's preface and settings on an open stream; the connection is
 /// driven by a task of its own until every handle on it is dropped.
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Miss>
+async fn handshake<T>(io: T) -> Result<Sender, Miss>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -152,6 +178,36 @@ where
         .handshake(TokioIo::new(io))
         .await
         .map_err(|_| Miss::Receive)?;
-    tokio::spawn(connection);
+    tokio::spawn(Deferred {
+        inner: connection,
+        yielded: false,
+    });
     Ok(sender)
+}
+
+/// A future that, each time it is woken, lets the tasks already queued run
+/// before it does. The HTTP/2 connection is woken by the first of its
+/// streams' workers to send; deferred, it then writes every request those
+/// workers queued in one TLS record and one write, instead of a write each
+/// (measured: 2.6 requests a write at 32 connections without it).
+struct Deferred<F> {
+    inner: F,
+    yielded: bool,
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Deferred<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.yielded = false;
+        std::pin::Pin::new(&mut self.inner).poll(cx)
+    }
 }

@@ -37,7 +37,7 @@ impl Conn {
         match &mut self.io {
             Io::Plain(s) => s.read_buf(&mut self.buf).await,
             Io::Tls(s) => s.read_buf(&mut self.buf).await,
-            Io::H2(_) => Ok(0),
+            Io::H2(..) => Ok(0),
         }
     }
 
@@ -49,7 +49,7 @@ impl Conn {
                 s.write_all(bytes).await?;
                 s.flush().await
             }
-            Io::H2(_) => Ok(()),
+            Io::H2(..) => Ok(()),
         }
     }
 }
@@ -60,6 +60,9 @@ pub(crate) enum Miss {
     Connect(std::io::ErrorKind),
     /// The TLS handshake failed (an untrusted certificate, say): rustls's reason.
     Tls(String),
+    /// An HTTP/2 connection going away (GOAWAY) refused the request before
+    /// processing it: it is sent again on a new connection.
+    Refused,
     Receive,
     Timeout,
     /// An event stream that ended or broke before `data: [DONE]`.
@@ -114,6 +117,7 @@ pub(crate) fn describe(
         }
         Miss::Tls(why) => format!("TLS with {addr} failed: {why}"),
         Miss::Receive => format!("{addr} closed the connection before a whole answer"),
+        Miss::Refused => format!("{addr} refused the request twice (HTTP/2 GOAWAY)"),
         Miss::Timeout => format!("no whole answer from {addr} within {timeout:?} (-s)"),
         Miss::StreamCut => "an event stream ended before data: [DONE]".to_string(),
         Miss::StreamStalled => format!("an event stream went quiet for {timeout:?} (-s)"),
@@ -135,19 +139,25 @@ pub(crate) async fn once(
     streaming: &mut Streaming,
 ) -> Result<Answer, Miss> {
     let mut connect_time = Duration::ZERO;
-    if conn.is_none() {
-        *conn = Some(Conn {
-            io: send.via.open(send.worker, send.source).await?,
-            buf: Vec::with_capacity(8 << 10),
-        });
-        connect_time = start.elapsed();
-    }
-    let c = conn
-        .as_mut()
-        .ok_or(Miss::Connect(std::io::ErrorKind::NotConnected))?;
-    if let Io::H2(sender) = &mut c.io {
+    // A request an HTTP/2 connection refused unprocessed goes once more,
+    // on a new connection, as browsers and oha do.
+    let mut tries = 0;
+    let c = loop {
+        if conn.is_none() {
+            *conn = Some(Conn {
+                io: send.via.open(send.worker, send.source).await?,
+                buf: Vec::with_capacity(8 << 10),
+            });
+            connect_time = start.elapsed();
+        }
+        let c = conn
+            .as_mut()
+            .ok_or(Miss::Connect(std::io::ErrorKind::NotConnected))?;
+        let Io::H2(sender, n) = &mut c.io else {
+            break c;
+        };
         let buf = &mut c.buf;
-        return h2::once(
+        match h2::once(
             sender,
             send,
             node_headers,
@@ -156,8 +166,17 @@ pub(crate) async fn once(
             connect_time,
             streaming,
         )
-        .await;
-    }
+        .await
+        {
+            Err(Miss::Refused) if tries == 0 => {
+                tries += 1;
+                send.via.retire(send.worker, *n).await;
+                *conn = None;
+            }
+            Err(Miss::Refused) => return Err(Miss::Receive),
+            answered => return answered,
+        }
+    };
     c.write(send.bytes).await.map_err(|_| Miss::Receive)?;
     let sent = Instant::now();
     let mut waiting = None;

@@ -46,6 +46,28 @@ fn request(bytes: &[u8], origin: &str) -> Result<hyper::Request<Full<Bytes>>, Mi
         .map_err(|e| bad(&e.to_string()))
 }
 
+/// Whether the server refused the stream before processing it, or it never
+/// left: RFC 9113 8.7's REFUSED_STREAM, and a graceful GOAWAY (NO_ERROR:
+/// nginx's after keepalive_requests) for a stream past its last id.
+fn unprocessed(e: &hyper::Error) -> bool {
+    if e.is_canceled() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<::h2::Error>() {
+            let graceful = h2.is_go_away() && h2.is_remote();
+            return match h2.reason() {
+                Some(::h2::Reason::REFUSED_STREAM) => true,
+                Some(::h2::Reason::NO_ERROR) => graceful,
+                _ => false,
+            };
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Sends the request on `sender` and reads the whole answer into `buf`
 /// (its head in HTTP/1's form, then the first `KEPT_BODY` bytes of body;
 /// an event stream's body is fed to the stream reader instead).
@@ -59,9 +81,16 @@ pub(crate) async fn once(
     streaming: &mut Streaming,
 ) -> Result<Answer, Miss> {
     let req = request(send.bytes, &send.via.origin)?;
-    sender.ready().await.map_err(|_| Miss::Receive)?;
+    // A connection that can take no more streams has not seen the request.
+    sender.ready().await.map_err(|_| Miss::Refused)?;
     let sent = Instant::now();
-    let mut response = sender.send_request(req).await.map_err(|_| Miss::Receive)?;
+    let mut response = sender.send_request(req).await.map_err(|e| {
+        if unprocessed(&e) {
+            Miss::Refused
+        } else {
+            Miss::Receive
+        }
+    })?;
     let waiting = sent.elapsed();
     buf.clear();
     buf.extend_from_slice(format!("HTTP/2 {}\r\n", response.status().as_u16()).as_bytes());

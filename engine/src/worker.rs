@@ -197,7 +197,7 @@ async fn worker(worker: usize, shared: Arc<Shared>, shard: Arc<Mutex<Stats>>) {
                 let kind = match miss {
                     Miss::Connect(_) => "connect",
                     Miss::Tls(_) => "tls handshake",
-                    Miss::Receive => "receive",
+                    Miss::Receive | Miss::Refused => "receive",
                     Miss::Timeout => "timeout",
                     Miss::StreamCut => "stream cut",
                     Miss::StreamStalled => "stream stalled",
