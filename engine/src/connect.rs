@@ -3,13 +3,14 @@
 //! one HTTP/2 connection shared by each group of `--streams-per-conn`
 //! workers.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use primitives::tls::{self, client::TlsStream, ServerName, TlsConnector};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -18,7 +19,14 @@ use tokio::sync::Mutex;
 use crate::exchange::Miss;
 use crate::plan::Plan;
 
-type Sender = SendRequest<Full<Bytes>>;
+/// A handle on an HTTP/2 connection, whose other end is a task of its own
+/// (the `h2` crate's, without hyper's task per request on top).
+#[derive(Clone)]
+pub(crate) struct Sender {
+    pub(crate) send: h2::client::SendRequest<Bytes>,
+    /// Set when the connection's task has ended.
+    closed: Arc<AtomicBool>,
+}
 
 /// One group's HTTP/2 connection, and its number.
 type Slot = Mutex<Option<(Sender, u64)>>;
@@ -86,7 +94,7 @@ impl Connector {
             return self.stream(source).await;
         };
         let mut held = shared.slot(worker).lock().await;
-        if let Some((sender, n)) = held.as_ref().filter(|(s, _)| !s.is_closed()) {
+        if let Some((sender, n)) = held.as_ref().filter(|(s, _)| !s.closed.load(Relaxed)) {
             return Ok(Io::H2(sender.clone(), *n));
         }
         let sender = match self.stream(source).await? {
@@ -174,15 +182,17 @@ async fn handshake<T>(io: T) -> Result<Sender, Miss>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|_| Miss::Receive)?;
+    let (send, connection) = h2::client::handshake(io).await.map_err(|_| Miss::Receive)?;
+    let closed = Arc::new(AtomicBool::new(false));
+    let ended = closed.clone();
     tokio::spawn(Deferred {
-        inner: connection,
+        inner: Box::pin(async move {
+            let _ = connection.await;
+            ended.store(true, Relaxed);
+        }),
         yielded: false,
     });
-    Ok(sender)
+    Ok(Sender { send, closed })
 }
 
 /// A future that, each time it is woken, lets the tasks already queued run
@@ -191,23 +201,20 @@ where
 /// workers queued in one TLS record and one write, instead of a write each
 /// (measured: 2.6 requests a write at 32 connections without it).
 struct Deferred<F> {
-    inner: F,
+    inner: Pin<Box<F>>,
     yielded: bool,
 }
 
-impl<F: std::future::Future + Unpin> std::future::Future for Deferred<F> {
+impl<F: Future> Future for Deferred<F> {
     type Output = F::Output;
 
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         if !self.yielded {
             self.yielded = true;
             cx.waker().wake_by_ref();
-            return std::task::Poll::Pending;
+            return Poll::Pending;
         }
         self.yielded = false;
-        std::pin::Pin::new(&mut self.inner).poll(cx)
+        self.inner.as_mut().poll(cx)
     }
 }

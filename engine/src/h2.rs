@@ -6,9 +6,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http2::SendRequest;
 
+use crate::connect::Sender;
 use crate::exchange::{Miss, Send, Streaming, KEPT_BODY};
 use crate::stats::Answer;
 
@@ -24,8 +23,9 @@ const NOT_IN_H2: [&str; 7] = [
     "te",
 ];
 
-/// The request of `bytes` as HTTP/2 wants it, to `origin` (`https://host`).
-fn request(bytes: &[u8], origin: &str) -> Result<hyper::Request<Full<Bytes>>, Miss> {
+/// The request of `bytes` as HTTP/2 wants it, to `origin` (`https://host`),
+/// and its body.
+fn request(bytes: &[u8], origin: &str) -> Result<(hyper::Request<()>, Bytes), Miss> {
     let bad = |why: &str| Miss::Malformed(format!("the request to send: {why}"));
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut parsed = httparse::Request::new(&mut headers);
@@ -41,38 +41,26 @@ fn request(bytes: &[u8], origin: &str) -> Result<hyper::Request<Full<Bytes>>, Mi
             builder = builder.header(h.name, h.value);
         }
     }
-    builder
-        .body(Full::new(Bytes::copy_from_slice(&bytes[len..])))
-        .map_err(|e| bad(&e.to_string()))
+    let req = builder.body(()).map_err(|e| bad(&e.to_string()))?;
+    Ok((req, Bytes::copy_from_slice(&bytes[len..])))
 }
 
 /// Whether the server refused the stream before processing it, or it never
 /// left: RFC 9113 8.7's REFUSED_STREAM, and a graceful GOAWAY (NO_ERROR:
 /// nginx's after keepalive_requests) for a stream past its last id.
-fn unprocessed(e: &hyper::Error) -> bool {
-    if e.is_canceled() {
-        return true;
+fn unprocessed(e: &h2::Error) -> bool {
+    match e.reason() {
+        Some(h2::Reason::REFUSED_STREAM) => true,
+        Some(h2::Reason::NO_ERROR) => e.is_go_away() && e.is_remote(),
+        _ => false,
     }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h2) = s.downcast_ref::<::h2::Error>() {
-            let graceful = h2.is_go_away() && h2.is_remote();
-            return match h2.reason() {
-                Some(::h2::Reason::REFUSED_STREAM) => true,
-                Some(::h2::Reason::NO_ERROR) => graceful,
-                _ => false,
-            };
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// Sends the request on `sender` and reads the whole answer into `buf`
 /// (its head in HTTP/1's form, then the first `KEPT_BODY` bytes of body;
 /// an event stream's body is fed to the stream reader instead).
 pub(crate) async fn once(
-    sender: &mut SendRequest<Full<Bytes>>,
+    sender: &mut Sender,
     send: &Send<'_>,
     node_headers: &[&str],
     buf: &mut Vec<u8>,
@@ -80,17 +68,28 @@ pub(crate) async fn once(
     connect: Duration,
     streaming: &mut Streaming,
 ) -> Result<Answer, Miss> {
-    let req = request(send.bytes, &send.via.origin)?;
-    // A connection that can take no more streams has not seen the request.
-    sender.ready().await.map_err(|_| Miss::Refused)?;
-    let sent = Instant::now();
-    let mut response = sender.send_request(req).await.map_err(|e| {
+    let (req, body) = request(send.bytes, &send.via.origin)?;
+    let refused = |e: h2::Error| {
         if unprocessed(&e) {
             Miss::Refused
         } else {
             Miss::Receive
         }
-    })?;
+    };
+    // A connection that can take no more streams has not seen the request.
+    std::future::poll_fn(|cx| sender.send.poll_ready(cx))
+        .await
+        .map_err(|_| Miss::Refused)?;
+    let sent = Instant::now();
+    let (response, mut stream) = sender
+        .send
+        .send_request(req, body.is_empty())
+        .map_err(|_| Miss::Refused)?;
+    if !body.is_empty() {
+        // Sent as the peer's flow-control window allows.
+        stream.send_data(body, true).map_err(|_| Miss::Receive)?;
+    }
+    let response = response.await.map_err(refused)?;
     let waiting = sent.elapsed();
     buf.clear();
     buf.extend_from_slice(format!("HTTP/2 {}\r\n", response.status().as_u16()).as_bytes());
@@ -117,13 +116,13 @@ pub(crate) async fn once(
     let head_len = buf.len();
     streaming.active = event_stream;
     let Streaming { active, sse, gaps } = streaming;
-    let body = response.body_mut();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
     let mut body_bytes = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Miss::Receive)?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
+    while let Some(data) = body.data().await {
+        let data = data.map_err(|_| Miss::Receive)?;
+        // Read: the server may send as much again.
+        let _ = body.flow_control().release_capacity(data.len());
         body_bytes += data.len() as u64;
         if *active {
             sse.feed(&data, start.elapsed(), &mut |gap| gaps.push(gap));
@@ -133,7 +132,7 @@ pub(crate) async fn once(
         }
     }
     Ok(Answer {
-        status: response.status().as_u16(),
+        status,
         node,
         server,
         head_bytes: head_len as u64,
@@ -155,7 +154,8 @@ mod tests {
     fn an_http1_request_becomes_an_http2_one() {
         let bytes = b"POST /v1/chat?x=1 HTTP/1.1\r\nHost: a:1\r\nConnection: keep-alive\r\n\
             Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-        let req = request(bytes, "https://a:1").unwrap();
+        let (req, body) = request(bytes, "https://a:1").unwrap();
+        assert_eq!(&body[..], b"{}");
         assert_eq!(req.method(), hyper::Method::POST);
         assert_eq!(req.uri().to_string(), "https://a:1/v1/chat?x=1");
         let names: Vec<_> = req.headers().keys().map(|k| k.as_str()).collect();
