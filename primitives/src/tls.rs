@@ -230,6 +230,18 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
+/// A TLS connection to `addr` that trusts any certificate and asks for
+/// `alpn`: what `--insecure` clients open, for tests and probes.
+pub async fn connect_unverified(
+    addr: std::net::SocketAddr,
+    alpn: &[&[u8]],
+) -> std::io::Result<client::TlsStream<tokio::net::TcpStream>> {
+    let config = client_config(&Trust::Anyone, alpn).map_err(std::io::Error::other)?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::IpAddress(addr.ip().into());
+    TlsConnector::from(config).connect(name, tcp).await
+}
+
 /// The name a client sends as SNI and checks the certificate against.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     let host = host.trim_start_matches('[').trim_end_matches(']');

@@ -112,12 +112,26 @@ fn bad_flags_name_the_flag() {
     );
 }
 
+/// The address on the balancer's "listening on SCHEME://ADDR" line.
+fn listening(child: &mut std::process::Child, scheme: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.split(scheme)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {scheme} in {line:?}"))
+        .to_string()
+}
+
 /// `--ssl-certificate`, `--http2` and `--upstream-tls`: HTTPS in front,
 /// TLS behind, as `listen ... ssl http2` and `proxy_pass https://`.
 #[tokio::test]
 async fn tls_flags_serve_https_and_reach_tls_upstreams() {
-    use primitives::tls::{self, Identity, ServerName, ServerTls, TlsConnector, Trust};
-    use std::io::{BufRead, BufReader};
+    use primitives::tls::{self, Identity, ServerTls};
+
     use std::process::Stdio;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -152,23 +166,8 @@ async fn tls_flags_serve_https_and_reach_tls_upstreams() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .split("https://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no https:// in {line:?}"))
-        .parse()
-        .unwrap();
-    let connect = |alpn: &'static [&'static [u8]]| async move {
-        let config = tls::client_config(&Trust::Anyone, alpn).unwrap();
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        TlsConnector::from(config).connect(name, tcp).await.unwrap()
-    };
+    let addr: std::net::SocketAddr = listening(&mut child, "https://").parse().unwrap();
+    let connect = |alpn| async move { tls::connect_unverified(addr, alpn).await.unwrap() };
     let h2 = connect(&[tls::H2, tls::HTTP11]).await;
     assert_eq!(
         h2.get_ref().1.alpn_protocol(),
@@ -197,7 +196,6 @@ async fn tls_flags_serve_https_and_reach_tls_upstreams() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
 
@@ -213,16 +211,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = listening(&mut child, "http://");
     let slow = tokio::spawn(async move {
         reqwest::Client::new()
             .get(format!("http://{addr}/"))

@@ -98,16 +98,11 @@ fn a_bad_config_file_names_its_line() {
 
 #[tokio::test]
 async fn tls_self_signed_serves_https_with_h2_and_http1_by_alpn() {
-    use primitives::tls::{self, ServerName, TlsConnector, Trust};
+    use primitives::tls;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut running = spawn(&["--ports", "0", "--tls-self-signed"], 1);
     let addr = running.addrs[0];
-    let connect = |alpn: &'static [&'static [u8]]| async move {
-        let config = tls::client_config(&Trust::Anyone, alpn).unwrap();
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        TlsConnector::from(config).connect(name, tcp).await.unwrap()
-    };
+    let connect = |alpn| async move { tls::connect_unverified(addr, alpn).await.unwrap() };
     // A client that asks for h2 gets it.
     let h2 = connect(&[tls::H2, tls::HTTP11]).await;
     assert_eq!(h2.get_ref().1.alpn_protocol(), Some(tls::H2));
