@@ -11,9 +11,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,8 +54,10 @@ pub(crate) struct Shared {
     header_timeout: Option<Duration>,
     pub admin_token: String,
     epoch: Instant,
-    /// HTTP/1 and HTTP/2 alike: told apart by the client's first bytes.
-    http: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1, and HTTP/2 for a client that opens with its preface (h2c)
+    /// or agrees to it by ALPN.
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     tls: Option<primitives::tls::TlsAcceptor>,
     tasks: TaskTracker,
 }
@@ -107,11 +110,12 @@ impl Server {
         }
         // No hyper timer: its header timeout costs a timer registration per
         // request; `serve` keeps one lazy timer per connection instead.
-        let mut http = auto::Builder::new(TokioExecutor::new());
+        let mut http1 = http1::Builder::new();
+        http1.keep_alive(true);
         // A proxy in front adds its own headers (lbkit's balancer three,
         // nginx's as configured): a client within hyper's default of 100
         // must not get 431 from us for what the proxy added.
-        http.http1().keep_alive(true).max_headers(MAX_HEADERS);
+        http1.max_headers(MAX_HEADERS);
         let shared = Arc::new(Shared {
             nodes,
             shutdown: CancellationToken::new(),
@@ -120,7 +124,8 @@ impl Server {
             header_timeout: (!config.header_timeout.is_zero()).then_some(config.header_timeout),
             admin_token: config.admin_token.unwrap_or_else(random_token),
             epoch: Instant::now(),
-            http,
+            http1,
+            http2: http2::Builder::new(TokioExecutor::new()),
             tls: config.tls.map(|t| primitives::tls::TlsAcceptor::from(t.0)),
             tasks: TaskTracker::new(),
         });
@@ -326,23 +331,39 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let rst = Arc::new(AtomicBool::new(false));
+    let limit = shared.header_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+    let Some(acceptor) = shared.tls.clone() else {
+        // h2c by prior knowledge: the client opens with HTTP/2's preface.
+        let mut first = [0u8; 3];
+        let peeked = tokio::select! {
+            // --header-timeout 0 leaves a silent client be, as before.
+            peeked = tokio::time::timeout(
+                shared.header_timeout.unwrap_or(Duration::MAX),
+                stream.peek(&mut first),
+            ) => peeked,
+            () = down.cancelled() => return,
+        };
+        // Silent past the header timeout, or closed: nothing to serve.
+        let h2 = match peeked {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => n == 3 && &first == b"PRI",
+        };
+        let stream = primitives::Hooked::new(stream, Rst(rst.clone()));
+        return serve_http(shared, node, stream, h2, peer, down, rst).await;
+    };
     let stream = primitives::Hooked::new(stream, Rst(rst.clone()));
-    match shared.tls.clone() {
-        None => serve_http(shared, node, stream, peer, down, rst).await,
-        Some(acceptor) => {
-            let limit = shared.header_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
-            let handshake = tokio::select! {
-                shook = tokio::time::timeout(limit, acceptor.accept(stream)) => shook,
-                () = down.cancelled() => return,
-            };
-            if let Ok(Ok(tls)) = handshake {
-                serve_http(shared, node, tls, peer, down, rst).await;
-            }
-        }
+    let handshake = tokio::select! {
+        shook = tokio::time::timeout(limit, acceptor.accept(stream)) => shook,
+        () = down.cancelled() => return,
+    };
+    if let Ok(Ok(tls)) = handshake {
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(primitives::tls::H2);
+        serve_http(shared, node, tls, h2, peer, down, rst).await;
     }
 }
 
-/// How long a TLS handshake may take with no header timeout set.
+/// How long a TLS handshake (or an h2c client's preface) may take with no
+/// header timeout set.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves one connection until it closes, its port goes down, or the server
@@ -351,6 +372,7 @@ async fn serve_http<I>(
     shared: Arc<Shared>,
     node: Arc<Node>,
     io: I,
+    h2: bool,
     peer: SocketAddr,
     down: CancellationToken,
     rst: Arc<AtomicBool>,
@@ -376,7 +398,24 @@ async fn serve_http<I>(
         let ctx = ctx.clone();
         service_fn(move |req| handle(ctx.clone(), req))
     };
-    let conn = shared.http.serve_connection(io, svc);
+    if h2 {
+        let conn = shared.http2.serve_connection(io, svc);
+        drive(conn, &shared, &ctx, &down).await;
+    } else {
+        let conn = shared.http1.serve_connection(io, svc);
+        drive(conn, &shared, &ctx, &down).await;
+    }
+}
+
+/// Drives a connection being served until it ends, its port goes down, the
+/// server shuts down (then in-flight requests get the grace period), or
+/// the header timeout runs out.
+async fn drive<C: GracefulConnection>(
+    conn: C,
+    shared: &Shared,
+    ctx: &Ctx,
+    down: &CancellationToken,
+) {
     tokio::pin!(conn);
     ctx.conn
         .idle_since_ms
@@ -405,7 +444,7 @@ async fn serve_http<I>(
             Poll::Ready(End::Graceful)
         } else if idle
             .as_mut()
-            .is_some_and(|clock| clock.expired(cx, &shared, &ctx.conn))
+            .is_some_and(|clock| clock.expired(cx, shared, &ctx.conn))
         {
             Poll::Ready(End::Drop)
         } else {
