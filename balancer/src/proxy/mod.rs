@@ -16,9 +16,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use primitives::tls::TlsAcceptor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -398,13 +400,19 @@ async fn accept_loop(
     http2: bool,
 ) {
     let limits = shared.clients.limits.clone();
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    if !http2 {
-        // Straight to HTTP/1, without looking for HTTP/2's preface.
-        http = http.http1_only();
-    }
     // keepalive_timeout 0 closes each connection after its answer.
-    http.http1().keep_alive(!limits.keepalive_timeout.is_zero());
+    let keep_alive = !limits.keepalive_timeout.is_zero();
+    let http = Arc::new(if http2 {
+        // `listen ... http2`: HTTP/2 by its preface (after ALPN over TLS),
+        // HTTP/1.1 otherwise.
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1().keep_alive(keep_alive);
+        Http::Both(auto)
+    } else {
+        let mut one = http1::Builder::new();
+        one.keep_alive(keep_alive);
+        Http::One(one)
+    });
     loop {
         let (stream, peer) = tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -455,26 +463,51 @@ async fn accept_loop(
 /// a client timeout runs out.
 async fn serve<I>(
     shared: &Arc<Shared>,
-    http: &auto::Builder<TokioExecutor>,
+    http: &Http,
     limits: &crate::conf::ClientLimits,
     remote: Arc<forward::Remote>,
     io: I,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = remote.conn.clone();
     let svc = {
         let (shared, remote) = (shared.clone(), remote.clone());
         service_fn(move |req| forward::handle(shared.clone(), remote.clone(), req))
     };
-    let served = http.serve_connection(TokioIo::new(io), svc);
+    let io = TokioIo::new(io);
+    match http {
+        Http::One(one) => drive(one.serve_connection(io, svc), shared, limits, &remote).await,
+        Http::Both(auto) => drive(auto.serve_connection(io, svc), shared, limits, &remote).await,
+    }
+}
+
+/// How client connections are served: HTTP/1.1 only (hyper's own, with
+/// nothing in between), or with `listen ... http2` HTTP/2 as well.
+enum Http {
+    One(http1::Builder),
+    Both(auto::Builder<TokioExecutor>),
+}
+
+async fn drive<C>(
+    served: C,
+    shared: &Arc<Shared>,
+    limits: &crate::conf::ClientLimits,
+    remote: &forward::Remote,
+) where
+    C: GracefulConnection,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = remote.conn.clone();
     tokio::pin!(served);
     tokio::select! {
         ended = served.as_mut() => {
             // hyper answered a request it could not parse (400, 431)
             // itself; nginx logs those too.
-            if let Some(e) = ended.err().as_ref().and_then(|e| e.downcast_ref::<hyper::Error>()) {
-                forward::log_refused(shared, &remote, e);
+            if let Err(e) = ended {
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                if let Some(e) = e.downcast_ref::<hyper::Error>() {
+                    forward::log_refused(shared, remote, e);
+                }
             }
         }
         () = shared.shutdown.cancelled() => {
@@ -485,7 +518,7 @@ async fn serve<I>(
             // Dropping the connection closes it. A head cut short by
             // client_header_timeout is logged as 408, as nginx does.
             if expired == Expired::Header {
-                forward::log_timed_out(shared, &remote);
+                forward::log_timed_out(shared, remote);
             }
         }
     }
