@@ -173,7 +173,6 @@ pub(crate) async fn once(
                 send.via.retire(send.worker, *n).await;
                 *conn = None;
             }
-            Err(Miss::Refused) => return Err(Miss::Receive),
             answered => return answered,
         }
     };
