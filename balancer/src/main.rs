@@ -203,6 +203,12 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
             })?
         }
     };
+    if let (Some(cert), Some(key)) = (&opts.ssl_certificate, &opts.ssl_certificate_key) {
+        config.tls.ssl = true;
+        config.tls.certificate = Some(cert.clone());
+        config.tls.certificate_key = Some(key.clone());
+    }
+    config.tls.http2 |= opts.http2;
     let limits = &mut config.clients;
     let times = [
         (
@@ -227,13 +233,6 @@ fn load(opts: &Opts) -> anyhow::Result<ProxyConfig> {
                 .ok_or_else(|| anyhow!("{flag} {t}: not a time like 60s, 500ms or 1m"))?;
         }
     }
-    if let (Some(cert), Some(key)) = (&opts.ssl_certificate, &opts.ssl_certificate_key) {
-        config.tls.ssl = true;
-        config.tls.certificate = Some(cert.clone());
-        config.tls.certificate_key = Some(key.clone());
-    }
-    config.tls.http2 |= opts.http2;
-    let limits = &mut config.clients;
     match opts.worker_connections {
         Some(0) => return Err(anyhow!("--worker-connections 0: give at least 1")),
         Some(n) => limits.connections = Some(n),

@@ -151,18 +151,7 @@ impl Connector {
         }
         Ok(Io::Tls(Box::new(tls)))
     }
-}
 
-impl Shared {
-    fn slot(&self, worker: usize) -> &Slot {
-        &self.slots[(worker / self.streams).min(self.slots.len() - 1)]
-    }
-}
-
-/// A server that agreed to no protocol ALPN offered, or to another.
-const NO_H2: &str = "the server does not speak HTTP/2 (by ALPN); drop --http2";
-
-impl Connector {
     /// rustls's reason, without the io::Error wrapping around it.
     fn tls_reason(&self, e: std::io::Error) -> String {
         let why = e
@@ -175,6 +164,15 @@ impl Connector {
         }
     }
 }
+
+impl Shared {
+    fn slot(&self, worker: usize) -> &Slot {
+        &self.slots[(worker / self.streams).min(self.slots.len() - 1)]
+    }
+}
+
+/// A server that agreed to no protocol ALPN offered, or to another.
+const NO_H2: &str = "the server does not speak HTTP/2 (by ALPN); drop --http2";
 
 /// HTTP/2's preface and settings on an open stream; the connection is
 /// driven by a task of its own until every handle on it is dropped.

@@ -194,7 +194,7 @@ pub struct PlanError {
     pub why: String,
 }
 
-fn err(flag: &str, why: impl Into<String>) -> PlanError {
+pub(crate) fn err(flag: &str, why: impl Into<String>) -> PlanError {
     PlanError {
         flag: flag.to_string(),
         why: why.into(),

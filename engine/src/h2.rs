@@ -102,8 +102,7 @@ pub(crate) async fn once(
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
         if name == hyper::header::CONTENT_TYPE {
-            let v = value.as_bytes();
-            event_stream = v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream");
+            event_stream = crate::http1::is_event_stream(value.as_bytes());
         } else if name == hyper::header::SERVER {
             server = Some(range);
         } else if let Some(rank) = node_headers.iter().position(|n| name.as_str() == *n) {

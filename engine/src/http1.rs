@@ -39,6 +39,12 @@ pub enum ParseError {
 
 const MAX_HEADERS: usize = 64;
 
+/// `Content-Type: text/event-stream` (with any parameters): a token stream
+/// to read as it comes.
+pub(crate) fn is_event_stream(value: &[u8]) -> bool {
+    value.len() >= 17 && value[..17].eq_ignore_ascii_case(b"text/event-stream")
+}
+
 /// Parses a response head from the start of `buf`; `None` if it is not all
 /// there yet. `head_request`: the answer to a HEAD has no body.
 /// `node_headers` are lowercase names, tried in order.
@@ -105,8 +111,7 @@ pub fn parse_head(
                 connection_close = false;
             }
         } else if name.eq_ignore_ascii_case("content-type") {
-            event_stream =
-                h.value.len() >= 17 && h.value[..17].eq_ignore_ascii_case(b"text/event-stream");
+            event_stream = is_event_stream(h.value);
         } else if name.eq_ignore_ascii_case("server") {
             server = Some(range(h.value));
         } else if let Some(rank) = node_headers

@@ -82,15 +82,9 @@ impl Target {
             format!("{host}:{}", self.port)
         }
     }
-}
 
-impl Target {
     pub fn scheme(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
+        scheme(self.tls)
     }
 
     fn default_port(&self) -> u16 {
@@ -99,6 +93,15 @@ impl Target {
         } else {
             80
         }
+    }
+}
+
+/// `https` for a TLS target, else `http`.
+pub(crate) fn scheme(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
     }
 }
 

@@ -72,7 +72,7 @@ impl Settings {
     /// The first setting in which `other` differs, in words.
     pub fn differs(&self, other: &Settings) -> Option<String> {
         let target = |s: &Settings| {
-            let scheme = if s.tls { "https" } else { "http" };
+            let scheme = crate::plan::scheme(s.tls);
             format!("{scheme}://{}:{}{}", s.host, s.port, s.path)
         };
         let pairs: [(&str, String, String); 9] = [

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use primitives::tls::{self, ClientConfig, Trust};
 
-use crate::flags::PlanError;
+use crate::flags::{err, PlanError};
 use crate::plan::Target;
 
 /// The flags that choose the transport (as curl's and oha's).
@@ -54,13 +54,6 @@ impl Transport {
             (false, true, _) => "HTTP/2 (h2c)",
             (true, true, _) => "HTTP/2 over TLS",
         }
-    }
-}
-
-fn err(flag: &str, why: impl Into<String>) -> PlanError {
-    PlanError {
-        flag: flag.to_string(),
-        why: why.into(),
     }
 }
 

@@ -136,12 +136,12 @@ impl Server {
         Ok(Server { shared })
     }
 
-    /// What a `/_mock/` control must send in `X-Mock-Token`.
     /// Whether the ports speak HTTPS.
     pub fn tls(&self) -> bool {
         self.shared.tls.is_some()
     }
 
+    /// What a `/_mock/` control must send in `X-Mock-Token`.
     pub fn admin_token(&self) -> &str {
         &self.shared.admin_token
     }

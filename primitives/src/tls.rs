@@ -90,10 +90,11 @@ impl Identity {
         &self.pem
     }
 
-    /// The private key in PEM, for writing an identity made with
-    /// `self_signed` to files a server such as nginx reads.
-    pub fn key_pem(&self) -> &str {
-        &self.key_pem
+    /// Writes the chain and the key as PEM files, as a server such as
+    /// nginx reads them (`ssl_certificate`, `ssl_certificate_key`).
+    pub fn write_pem(&self, cert: &Path, key: &Path) -> std::io::Result<()> {
+        std::fs::write(cert, &self.pem)?;
+        std::fs::write(key, &self.key_pem)
     }
 }
 
@@ -259,8 +260,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lbkit-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert, made.cert_pem()).unwrap();
-        std::fs::write(&key, made.key_pem()).unwrap();
+        made.write_pem(&cert, &key).unwrap();
         let read = Identity::from_pem_files(&cert, &key).unwrap();
         assert_eq!(read.certs, made.certs);
         assert_eq!(read.key.secret_der(), made.key.secret_der());

@@ -28,16 +28,12 @@ pub(super) fn server(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfEr
                     match extra.as_str() {
                         "ssl" => cx.config.tls.ssl = true,
                         "http2" => cx.config.tls.http2 = true,
-                        _ => {}
-                    }
-                    if !matches!(
-                        extra.as_str(),
-                        "default_server" | "reuseport" | "ssl" | "http2"
-                    ) && !extra.starts_with("backlog=")
-                    {
-                        cx.config
+                        "default_server" | "reuseport" => {}
+                        e if e.starts_with("backlog=") => {}
+                        _ => cx
+                            .config
                             .ignored
-                            .push(format!("{}:{}: listen {extra}", cx.file, d.line));
+                            .push(format!("{}:{}: listen {extra}", cx.file, d.line)),
                     }
                 }
             }

@@ -139,8 +139,7 @@ async fn tls_flags_serve_https_and_reach_tls_upstreams() {
     let dir = std::env::temp_dir().join(format!("balancer-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
-    std::fs::write(&cert, identity.cert_pem()).unwrap();
-    std::fs::write(&key, identity.key_pem()).unwrap();
+    identity.write_pem(&cert, &key).unwrap();
     let mut config = mockbackend::Config::ephemeral(1, mockbackend::Profile::default());
     let server = tls::server_config(identity, &[tls::HTTP11]).unwrap();
     config.tls = Some(ServerTls(server));

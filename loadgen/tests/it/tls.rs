@@ -39,8 +39,8 @@ impl Drop for Dir {
 /// which is written to `dir` as cert.pem (and key.pem).
 async fn tls_mock(n: usize, settings: &[(&str, &str)], dir: &Dir) -> Server {
     let identity = Identity::self_signed().unwrap();
-    std::fs::write(dir.file("cert.pem"), identity.cert_pem()).unwrap();
-    std::fs::write(dir.file("key.pem"), identity.key_pem()).unwrap();
+    let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    identity.write_pem(&cert, &key).unwrap();
     let mut profile = Profile::default();
     for (k, v) in settings {
         profile.set(k, v).unwrap();
@@ -371,8 +371,8 @@ async fn http2_refused_by_alpn_is_a_clear_failure() {
         .await
         .unwrap();
     let identity = Identity::self_signed().unwrap();
-    std::fs::write(dir.file("cert.pem"), identity.cert_pem()).unwrap();
-    std::fs::write(dir.file("key.pem"), identity.key_pem()).unwrap();
+    let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    identity.write_pem(&cert, &key).unwrap();
     let port = free_port();
     let upstream = format!("server {};", m.addrs()[0]);
     let _nginx = start_nginx(
