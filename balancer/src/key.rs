@@ -63,6 +63,19 @@ impl KeyExpr {
         &self.source
     }
 
+    /// The variables it reads, by name.
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(v.as_str()),
+            Part::Text(_) => None,
+        })
+    }
+
+    /// Whether it is plain text with no variable.
+    pub fn is_literal(&self) -> bool {
+        self.variables().next().is_none()
+    }
+
     /// The key for one request; a variable `lookup` knows nothing of is empty,
     /// as an unset nginx variable is.
     pub fn eval(&self, lookup: impl Fn(&str) -> Option<String>) -> String {

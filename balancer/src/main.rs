@@ -112,6 +112,9 @@ fn flags_as_conf(opts: &Opts) -> (String, Vec<String>) {
             format!("--upstream '{u}'"),
         );
     }
+    // Kept-alive upstream connections, so a load test through the
+    // balancer measures the backends, not connection set-up.
+    line(&mut text, "  keepalive 64;".into(), String::new());
     line(&mut text, "}".into(), "--upstream".into());
     line(&mut text, "server {".into(), String::new());
     line(&mut text, "  location / {".into(), String::new());
@@ -121,6 +124,18 @@ fn flags_as_conf(opts: &Opts) -> (String, Vec<String>) {
         format!("    proxy_pass {scheme}://backend;"),
         String::new(),
     );
+    // Seed 000's headers, and HTTP/1.1 for the kept connections.
+    for set in [
+        "client_max_body_size 10m",
+        "proxy_http_version 1.1",
+        "proxy_set_header Connection \"\"",
+        "proxy_set_header Host $host",
+        "proxy_set_header X-Real-IP $remote_addr",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for",
+        "proxy_set_header X-Forwarded-Proto $scheme",
+    ] {
+        line(&mut text, format!("    {set};"), String::new());
+    }
     if let Some(ca) = &opts.upstream_trusted_certificate {
         line(&mut text, "    proxy_ssl_verify on;".into(), String::new());
         line(

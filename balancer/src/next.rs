@@ -109,12 +109,15 @@ pub enum Step {
 }
 
 /// Applies how an attempt went to the upstream (freeing the peer as nginx
-/// does) and says what comes next.
+/// does) and says what comes next. `cached`: the attempt went on a kept
+/// connection, whose error nginx does not count as a try of the request
+/// (the peer is still counted failed).
 pub fn after_attempt(
     upstream: &mut Upstream,
     attempt: &mut Attempt,
     next: &NextUpstream,
     attempted: Attempted,
+    cached: bool,
     request: &Retrying,
     now: Duration,
 ) -> Step {
@@ -131,6 +134,9 @@ pub fn after_attempt(
         }
         Attempted::Failed(failure) => {
             upstream.finish(attempt, Outcome::FAILED, now);
+            if cached && matches!(failure, Failure::Error { .. }) {
+                attempt.tries += 1;
+            }
             if next.retry_failure(failure, attempt.tries, request) {
                 Step::Next
             } else {
@@ -242,7 +248,7 @@ mod tests {
             let addr = up.peer(p).server.addr.clone();
             tried.push(addr.clone());
             let attempted = answer(&addr);
-            match after_attempt(up, &mut a, next, attempted, &GET, now) {
+            match after_attempt(up, &mut a, next, attempted, false, &GET, now) {
                 Step::Next => {}
                 Step::GiveUp(status) => return (status, tried),
                 Step::Relay => {

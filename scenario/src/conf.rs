@@ -72,14 +72,9 @@ pub fn config(s: &Scenario, addrs: &[SocketAddr], log: &str) -> Result<ProxyConf
     let locations = routes
         .into_iter()
         .map(|(path, upstream)| Location {
-            path,
-            exact: false,
-            action: Action::Proxy { upstream },
             next_upstream: next_upstream.clone(),
             timeouts: timeouts.clone(),
-            health: None,
-            logged: true,
-            upstream_tls: None,
+            ..Location::new(&path, Action::Proxy { upstream })
         })
         .collect();
     Ok(ProxyConfig {
@@ -139,8 +134,12 @@ pub fn nginx(config: &ProxyConfig) -> Vec<Directive> {
         for s in &u.servers {
             inner.push(line("server", server_args(s)));
         }
-        if let Some(n) = config.keepalive {
-            inner.push(directive("keepalive", &[&n.to_string()]));
+        let options = config.upstream_options(&u.name);
+        if options.zone {
+            inner.push(directive("zone", &[&u.name, "64k"]));
+        }
+        if let Some(k) = &options.keepalive {
+            inner.push(directive("keepalive", &[&k.connections.to_string()]));
         }
         http.push(block("upstream", &[&u.name], inner));
     }
@@ -166,9 +165,8 @@ pub fn nginx(config: &ProxyConfig) -> Vec<Directive> {
                 ));
                 inner.push(directive("proxy_read_timeout", &[&ms(l.timeouts.read)]));
                 inner.push(directive("proxy_send_timeout", &[&ms(l.timeouts.send)]));
-                if config.keepalive.is_some() {
+                if l.upstream_request.http11 {
                     inner.push(directive("proxy_http_version", &["1.1"]));
-                    inner.push(directive("proxy_set_header", &["Connection", ""]));
                 }
             }
             Action::Return { status, body } => {

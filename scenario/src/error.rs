@@ -22,6 +22,8 @@ pub enum ScenarioError {
     },
     #[error("[balancer] config: nginx -t: {0}")]
     NginxTest(String),
+    #[error("[balancer] config: the reference balancer does not model {0}, which could change what requests get; run the scenario with engine = \"nginx\"")]
+    Unmodelled(String),
     #[error("nginx: {0}")]
     Nginx(String),
     #[error("[balancer] config: haproxy -c: {0}")]

@@ -58,32 +58,31 @@ pub async fn build(binary: &Path) -> Result<Build, ScenarioError> {
 /// line `n` (as [`crate::nginx_conf::render_traced`] gives them).
 type Origins = [(Arc<str>, usize)];
 
-/// Writes `conf` into `prefix` and runs `nginx -t`, then nginx itself, on
-/// it; returns once it accepts connections on `port`. nginx's messages
-/// name the user's lines, by `origins`.
-pub async fn start(
+/// nginx run on `conf`, written into `prefix`.
+fn command(binary: &Path, prefix: &Path) -> Command {
+    let mut c = Command::new(binary);
+    c.arg("-p")
+        .arg(prefix)
+        .arg("-e")
+        .arg(prefix.join(nginx_conf::ERROR_LOG))
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .args(["-g", "daemon off;"]);
+    c
+}
+
+/// Writes `conf` into `prefix` and runs `nginx -t` on it: nginx's own
+/// refusal, traced to the user's file and line by `origins`.
+pub async fn test(
     binary: &Path,
     prefix: &Path,
     (conf, origins): &(String, Vec<(Arc<str>, usize)>),
-    port: u16,
-) -> Result<Daemon, ScenarioError> {
+) -> Result<(), ScenarioError> {
     let scratch = |e: std::io::Error| ScenarioError::Nginx(format!("{}: {e}", prefix.display()));
     std::fs::create_dir_all(prefix.join("logs")).map_err(scratch)?;
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf).map_err(scratch)?;
-    let error_log = prefix.join(nginx_conf::ERROR_LOG);
-    let command = || {
-        let mut c = Command::new(binary);
-        c.arg("-p")
-            .arg(prefix)
-            .arg("-e")
-            .arg(&error_log)
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"]);
-        c
-    };
-    let test = command()
+    let test = command(binary, prefix)
         .args(["-t", "-q"])
         .stdin(Stdio::null())
         .output()
@@ -95,7 +94,21 @@ pub async fn start(
             &said, &conf_path, origins,
         )));
     }
-    let mut run = command();
+    Ok(())
+}
+
+/// Runs `nginx -t` on `conf`, then nginx itself; returns once it accepts
+/// connections on `port`. nginx's messages name the user's lines.
+pub async fn start(
+    binary: &Path,
+    prefix: &Path,
+    traced: &(String, Vec<(Arc<str>, usize)>),
+    port: u16,
+) -> Result<Daemon, ScenarioError> {
+    test(binary, prefix, traced).await?;
+    let (conf_path, origins) = (prefix.join("nginx.conf"), &traced.1);
+    let error_log = prefix.join(nginx_conf::ERROR_LOG);
+    let mut run = command(binary, prefix);
     run.stdout(Stdio::null());
     Daemon::start(run, Signal::SIGQUIT, port)
         .await

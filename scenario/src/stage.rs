@@ -168,10 +168,9 @@ impl Stage {
             prefix: &stage.scratch.0,
             forwarded: s.load.clients.is_some(),
         };
-        let mut free = || match engine {
-            Engine::Reference => 0,
-            _ => free_port(),
-        };
+        // The reference listens where it is told; the port is for nginx
+        // (or its `-t` when only the reference runs).
+        let mut free = free_port;
         let named = config_file
             .clone()
             .unwrap_or_else(|| "the scenario's [balancer]".into());
@@ -191,6 +190,23 @@ impl Stage {
         }
         match engine {
             Engine::Reference => {
+                if !config.unmodelled.is_empty() {
+                    return Err(ScenarioError::Unmodelled(config.unmodelled.join(", ")));
+                }
+                // What nginx refuses the reference refuses too, when nginx
+                // is here to ask.
+                if let Ok(binary) = nginx::find(s.balancer.binary.as_deref()) {
+                    let build = nginx::build(&binary).await?;
+                    let mut top = rewritten.directives.clone();
+                    if let Some(prefix) = &build.prefix {
+                        nginx_conf::absolute_modules(&mut top, prefix);
+                    }
+                    let traced = nginx_conf::render_traced(&top);
+                    nginx::test(&binary, &stage.scratch.0, &traced).await?;
+                    stage
+                        .notes
+                        .push(format!("{} accepts the config (nginx -t).", build.version));
+                }
                 stage.notes.extend(ignored_note(&config));
                 config.access_log = Some(conf::lbkit_log(&log));
                 stage.start_reference(config).await?;
@@ -412,7 +428,7 @@ fn ignored_note(config: &ProxyConfig) -> Option<String> {
     }
     (!ignored.is_empty()).then(|| {
         format!(
-            "The reference balancer does not act on {} line(s) of the config, as they do not change balancing: {}.",
+            "The reference balancer does not act on {} line(s) of the config: {}; differential runs against nginx show they change no pick, no request sent upstream and no answer.",
             ignored.len(),
             names.join(", ")
         )

@@ -1,7 +1,8 @@
 //! What the directives mean: the walk over `http {}`, and the log
 //! directives; upstreams and locations have files of their own.
 
-use super::ignored::IGNORED;
+use super::ignored::NEUTRAL;
+use super::location::Level;
 use super::model::*;
 use super::{location, upstream, ConfError, Directive};
 
@@ -18,21 +19,37 @@ impl Ctx<'_> {
         ConfError::new(&d.file, d.line, &d.name, message)
     }
 
-    /// A directive this does not know: an error when the config is to be
-    /// run (it cannot honour it), one more ignored line when only read.
+    /// A directive the reference does not model: an error when the
+    /// config is to be run (it cannot honour it), listed as not modelled
+    /// when it is only read.
     pub(super) fn unknown(&mut self, d: &Directive) -> Result<(), ConfError> {
         if self.lenient {
-            self.ignore(d);
+            let line = format!("{}:{}: {}", d.file, d.line, d.name);
+            self.config.unmodelled.push(line);
             Ok(())
         } else {
-            Err(self.err(d, "unknown directive"))
+            Err(self.err(
+                d,
+                "unknown directive, or one the reference balancer does not model; run this config on nginx",
+            ))
         }
     }
 
-    pub(super) fn ignore(&mut self, d: &Directive) {
+    /// A neutral directive: listed, after the check nginx makes of an
+    /// on/off argument.
+    pub(super) fn ignore(&mut self, d: &Directive) -> Result<(), ConfError> {
+        if super::ignored::ON_OFF.contains(&d.name.as_str()) {
+            let ok = matches!(d.args.as_slice(), [v] if v == "on" || v == "off");
+            if !ok {
+                let v = d.args.join(" ");
+                let why = format!("invalid value \"{v}\", it must be \"on\" or \"off\"");
+                return Err(self.err(d, why));
+            }
+        }
         self.config
             .ignored
             .push(format!("{}:{}: {}", d.file, d.line, d.name));
+        Ok(())
     }
 
     pub(super) fn args(&self, d: &Directive, min: usize, max: usize) -> Result<(), ConfError> {
@@ -62,7 +79,7 @@ pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyCo
         lenient,
         config: ProxyConfig::default(),
     };
-    http_level(&mut cx, top)?;
+    http_level(&mut cx, top, &Level::default())?;
     // proxy_pass must name an upstream that exists (or an address).
     for loc in &cx.config.locations {
         if let Action::Proxy { upstream } = &loc.action {
@@ -95,12 +112,23 @@ pub fn interpret(file: &str, top: &[Directive], lenient: bool) -> Result<ProxyCo
     Ok(cx.config)
 }
 
-fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfError> {
+/// The `http` level (or the top of a file that holds its contents, or
+/// the main level around an `http {}` block): `inherited` is what the
+/// proxy's directives of the levels above say.
+fn http_level(
+    cx: &mut Ctx<'_>,
+    directives: &[Directive],
+    inherited: &Level,
+) -> Result<(), ConfError> {
+    let level = Level::of(cx, directives)?.over(inherited);
     for d in directives {
         match (d.name.as_str(), &d.block) {
-            ("http", Some(block)) => http_level(cx, block)?,
+            ("http", Some(block)) => http_level(cx, block, &level)?,
             ("upstream", Some(block)) => upstream::upstream(cx, d, block)?,
-            ("server", Some(block)) => location::server(cx, block)?,
+            ("server", Some(block)) => location::server(cx, block, &level)?,
+            ("worker_processes", None) => workers(cx, d)?,
+            (name, None) if REAL_IP.contains(&name) => real_ip(cx, d)?,
+            (_, None) if Level::default().read_directive(cx, d)? => {}
             ("log_format", None) => log_format(cx, d)?,
             ("access_log", None) => access_log(cx, d)?,
             ("ssl_certificate" | "ssl_certificate_key", None) => location::certificate(cx, d)?,
@@ -113,18 +141,83 @@ fn http_level(cx: &mut Ctx<'_>, directives: &[Directive]) -> Result<(), ConfErro
                     "read the configuration from its file so its includes are followed",
                 ))
             }
-            ("include", None) => cx.ignore(d),
-            (name, _) if IGNORED.contains(&name) => cx.ignore(d),
+            ("include", None) => cx.ignore(d)?,
+            (name, _) if NEUTRAL.contains(&name) => cx.ignore(d)?,
             _ => cx.unknown(d)?,
         }
     }
     Ok(())
 }
 
+/// The realip module's directives, read at any level.
+pub(super) const REAL_IP: &[&str] = &["set_real_ip_from", "real_ip_header", "real_ip_recursive"];
+
+/// `set_real_ip_from CIDR`, `real_ip_header NAME`, `real_ip_recursive on|off`.
+pub(super) fn real_ip(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
+    cx.args(d, 1, 1)?;
+    let arg = &d.args[0];
+    let mut r = cx.config.real_ip.take().unwrap_or_else(|| super::RealIp {
+        from: Vec::new(),
+        header: "x-real-ip".into(),
+        recursive: false,
+    });
+    match d.name.as_str() {
+        "set_real_ip_from" => {
+            let cidr = super::Cidr::parse(arg)
+                .ok_or_else(|| cx.err(d, format!("invalid parameter \"{arg}\"")))?;
+            r.from.push(cidr);
+        }
+        "real_ip_header" if arg == "proxy_protocol" => {
+            return Err(cx.err(
+                d,
+                "the reference balancer does not model the PROXY protocol",
+            ));
+        }
+        "real_ip_header" => r.header = arg.to_ascii_lowercase(),
+        _ => {
+            r.recursive = match arg.as_str() {
+                "on" => true,
+                "off" => false,
+                v => {
+                    let why = format!("invalid value \"{v}\", it must be \"on\" or \"off\"");
+                    return Err(cx.err(d, why));
+                }
+            }
+        }
+    }
+    cx.config.real_ip = Some(r);
+    Ok(())
+}
+
+/// `worker_processes N|auto`: each worker keeps its own upstream state
+/// (unless the upstream has a `zone`) and its own idle connections.
+fn workers(cx: &mut Ctx<'_>, d: &Directive) -> Result<(), ConfError> {
+    cx.args(d, 1, 1)?;
+    cx.config.workers = match d.args[0].as_str() {
+        "auto" => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| cx.err(d, format!("invalid value \"{n}\"")))?,
+    };
+    Ok(())
+}
+
 /// `events {}`: of it, only `worker_connections` bounds the proxy.
 fn events(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfError> {
     for d in block {
-        if d.name == "worker_connections" {
+        if d.name == "accept_mutex" {
+            cx.args(d, 1, 1)?;
+            cx.config.accept_mutex = match d.args[0].as_str() {
+                "on" => true,
+                "off" => false,
+                v => {
+                    let why = format!("invalid value \"{v}\", it must be \"on\" or \"off\"");
+                    return Err(cx.err(d, why));
+                }
+            };
+        } else if d.name == "worker_connections" {
             cx.args(d, 1, 1)?;
             let n = d.args[0]
                 .parse::<usize>()
@@ -132,8 +225,10 @@ fn events(cx: &mut Ctx<'_>, block: &[Directive]) -> Result<(), ConfError> {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| cx.err(d, format!("invalid number \"{}\"", d.args[0])))?;
             cx.config.clients.connections = Some(n);
+        } else if NEUTRAL.contains(&d.name.as_str()) {
+            cx.ignore(d)?;
         } else {
-            cx.ignore(d);
+            cx.unknown(d)?;
         }
     }
     Ok(())
@@ -249,7 +344,8 @@ server {
         assert_eq!(u.servers.len(), 3);
         assert_eq!(u.servers[0].weight, 3);
         assert!(u.servers[2].backup);
-        assert_eq!(c.keepalive, Some(32));
+        let options = c.upstream_options("ai_tools_backend");
+        assert_eq!(options.keepalive.map(|k| k.connections), Some(32));
         assert_eq!(c.listen, ["0.0.0.0:80"]);
         assert_eq!(c.locations.len(), 2);
         assert_eq!(
@@ -266,21 +362,26 @@ server {
                 body: "healthy\n".into()
             }
         );
-        let ignored: Vec<&str> = c
-            .ignored
-            .iter()
-            .map(|s| s.rsplit(": ").next().unwrap())
-            .collect();
-        assert_eq!(
-            ignored,
-            [
-                "keepalive_timeout",
-                "keepalive_requests",
-                "server_name",
-                "client_max_body_size",
-                "proxy_set_header"
-            ]
+        // Everything in it is acted on: the upstream's keepalive_*, the
+        // server_name ($host), the body limit, the Host header set.
+        assert!(
+            c.ignored.is_empty() && c.unmodelled.is_empty(),
+            "{:?}",
+            c.ignored
         );
+        assert_eq!(c.server_name, "ai-tools.example.com");
+        assert_eq!(c.locations[0].max_body, Some(10 << 20));
+        let set = &c.locations[0].upstream_request.headers[0];
+        assert_eq!((set.name.as_str(), set.value.source()), ("Host", "$host"));
+        let keepalive = options_keepalive(&c);
+        assert_eq!(
+            (keepalive.requests, keepalive.timeout),
+            (100, Duration::from_secs(60))
+        );
+    }
+
+    fn options_keepalive(c: &ProxyConfig) -> crate::conf::Keepalive {
+        c.upstream_options("ai_tools_backend").keepalive.unwrap()
     }
 
     #[test]
@@ -405,7 +506,7 @@ server {
     fn bad_configurations_name_file_line_and_directive() {
         assert_eq!(
             error("upstream b {\n  server h:1;\n  sticky cookie;\n}"),
-            "bad.conf:3: sticky: unknown directive"
+            "bad.conf:3: sticky: unknown directive, or one the reference balancer does not model; run this config on nginx"
         );
         assert_eq!(
             error("upstream b {\n  server h:1 weight=0;\n}"),
@@ -445,7 +546,7 @@ server {
         );
         assert_eq!(
             error("frobnicate on;"),
-            "bad.conf:1: frobnicate: unknown directive"
+            "bad.conf:1: frobnicate: unknown directive, or one the reference balancer does not model; run this config on nginx"
         );
     }
 
@@ -520,13 +621,13 @@ server {
 
     #[test]
     fn read_only_lists_what_it_does_not_know() {
-        let text = "frobnicate on;\nupstream b {\n  server h:1 weight=2;\n  zone b 64k;\n}";
+        let text =
+            "frobnicate on;\nupstream b {\n  server h:1 weight=2;\n  zone b 64k;\n}\nsendfile on;";
         let c = crate::conf::read("nginx.conf", text).unwrap();
         assert_eq!(c.upstreams[0].servers[0].weight, 2);
-        assert_eq!(
-            c.ignored,
-            ["nginx.conf:1: frobnicate", "nginx.conf:4: zone"]
-        );
+        assert_eq!(c.unmodelled, ["nginx.conf:1: frobnicate"]);
+        assert_eq!(c.ignored, ["nginx.conf:6: sendfile"], "neutral");
+        assert!(c.upstream_options("b").zone, "acted on");
         assert!(crate::conf::load("nginx.conf", text).is_err());
     }
 

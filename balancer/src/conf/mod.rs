@@ -7,18 +7,22 @@
 #[cfg(test)]
 mod fuzz;
 mod ignored;
+pub use ignored::NEUTRAL;
 mod include;
 mod interpret;
 mod location;
 mod model;
+mod realip;
+pub use realip::{Cidr, RealIp};
 mod syntax;
 mod upstream;
 
 pub use include::{expand, Dump, Files, Sources};
 pub use interpret::interpret;
 pub use model::{
-    parse_time, AccessLog, Action, ClientLimits, HealthSpec, ListenTls, Location, LogFormatDef,
-    NextUpstream, ProxyConfig, Timeouts, UpstreamTls,
+    parse_time, AccessLog, Action, ClientLimits, ErrorAnswer, ErrorPage, HealthSpec, Keepalive,
+    ListenTls, Location, LogFormatDef, NextUpstream, ProxyConfig, SetHeader, Timeouts,
+    UpstreamOptions, UpstreamRequest, UpstreamTls, DEFAULT_SET_HEADERS,
 };
 pub use syntax::{parse, Directive};
 

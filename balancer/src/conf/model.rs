@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use crate::key::KeyExpr;
 use crate::upstream::UpstreamSpec;
 
 /// Everything the reverse proxy needs from nginx.conf.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProxyConfig {
     pub upstreams: Vec<UpstreamSpec>,
     /// `listen` addresses, as `host:port`.
@@ -18,14 +19,33 @@ pub struct ProxyConfig {
     pub access_log: Option<AccessLog>,
     /// Every `access_log` configured, in order (nginx writes them all).
     pub access_logs: Vec<AccessLog>,
-    /// `keepalive N` of the upstreams: idle connections kept per upstream.
-    pub keepalive: Option<usize>,
+    /// What each upstream block says of its connections (`keepalive`)
+    /// and of sharing its state between workers (`zone`), by name.
+    pub upstream_options: Vec<(String, UpstreamOptions)>,
+    /// `worker_processes`: each keeps its own upstream state unless the
+    /// upstream has a `zone`; `auto` is this machine's cores.
+    pub workers: usize,
     /// How long and how many clients may hold the proxy.
     pub clients: ClientLimits,
-    /// Directives nginx has that this balancer does not act on, as `file:line: name`.
+    /// Directives the reference does not act on because they change
+    /// nothing a request gets (the fuzzer shows it), as `file:line: name`.
     pub ignored: Vec<String>,
+    /// Directives the reference does not model, read from a config only
+    /// read (`read`, not `load`), as `file:line: name`: running such a
+    /// config on the reference would not be nginx's behaviour.
+    pub unmodelled: Vec<String>,
     /// `listen ... ssl http2` and the certificate served on it.
     pub tls: ListenTls,
+    /// `listen ... reuseport`: the kernel spreads connections over workers.
+    pub reuseport: bool,
+    /// `accept_mutex on` (events): one worker at a time accepts.
+    pub accept_mutex: bool,
+    /// nginx's realip module: the client address a trusted peer's header
+    /// names.
+    pub real_ip: Option<super::RealIp>,
+    /// The first server's first `server_name` (nginx's `$host` when a
+    /// request names no host); "" when none is written.
+    pub server_name: String,
 }
 
 /// `listen ... ssl` and `listen ... http2`, and the certificate nginx
@@ -63,7 +83,71 @@ pub struct LogFormatDef {
     pub format: String,
 }
 
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            upstreams: Vec::new(),
+            listen: Vec::new(),
+            locations: Vec::new(),
+            log_formats: Vec::new(),
+            access_log: None,
+            access_logs: Vec::new(),
+            upstream_options: Vec::new(),
+            workers: 1,
+            clients: ClientLimits::default(),
+            ignored: Vec::new(),
+            unmodelled: Vec::new(),
+            tls: ListenTls::default(),
+            reuseport: false,
+            accept_mutex: false,
+            server_name: String::new(),
+            real_ip: None,
+        }
+    }
+}
+
+/// What an `upstream {}` block says beyond its method and servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamOptions {
+    pub keepalive: Option<Keepalive>,
+    /// `zone NAME SIZE`: one state for all workers.
+    pub zone: bool,
+}
+
+/// `keepalive N` and its companions, with nginx 1.22's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle connections each worker keeps for the whole upstream.
+    pub connections: usize,
+    /// `keepalive_requests` (1000): a connection serves at most this many.
+    pub requests: u32,
+    /// `keepalive_timeout` (60 s): an idle connection is closed after it.
+    pub timeout: Duration,
+    /// `keepalive_time` (1 h): a connection is not reused past this age.
+    pub time: Duration,
+}
+
+impl Keepalive {
+    pub fn new(connections: usize) -> Keepalive {
+        Keepalive {
+            connections,
+            requests: 1000,
+            timeout: Duration::from_secs(60),
+            time: Duration::from_secs(3600),
+        }
+    }
+}
+
 impl ProxyConfig {
+    /// The options of the upstream called `name` (none written: defaults).
+    pub fn upstream_options(&self, name: &str) -> UpstreamOptions {
+        self.upstream_options
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default()
+    }
+
     /// The `access_log` that writes `path` (a log being read): the one
     /// configured with that path, else with that file name; the only one
     /// when there is one. `Err` lists them when it cannot tell.
@@ -104,6 +188,8 @@ pub struct Location {
     pub path: String,
     /// `location = /path`: that path only.
     pub exact: bool,
+    /// `location @name`: reached only from an `error_page`.
+    pub named: bool,
     pub action: Action,
     pub next_upstream: NextUpstream,
     pub timeouts: Timeouts,
@@ -112,6 +198,125 @@ pub struct Location {
     pub logged: bool,
     /// `proxy_pass https://`: how to speak TLS to the upstream.
     pub upstream_tls: Option<UpstreamTls>,
+    /// What is sent upstream, and how.
+    pub upstream_request: UpstreamRequest,
+    /// `proxy_buffer_size`: an upstream's response head must fit in it.
+    pub buffer_size: usize,
+    /// The `error_page` lines in force here.
+    pub error_pages: Vec<ErrorPage>,
+    /// `proxy_intercept_errors`: upstream answers of 300 and up that an
+    /// `error_page` names go to it too.
+    pub intercept_errors: bool,
+    /// `recursive_error_pages`: an error page's own error may go to one.
+    pub recursive_error_pages: bool,
+    /// `client_max_body_size` (nginx's 1m; `None` is 0, no limit): a
+    /// longer request body gets 413.
+    pub max_body: Option<u64>,
+}
+
+impl Location {
+    /// A location with nginx's defaults for everything but what it does.
+    pub fn new(path: &str, action: Action) -> Location {
+        Location {
+            path: path.to_string(),
+            exact: false,
+            named: false,
+            action,
+            next_upstream: NextUpstream::default(),
+            timeouts: Timeouts::default(),
+            health: None,
+            logged: true,
+            upstream_tls: None,
+            upstream_request: UpstreamRequest::default(),
+            buffer_size: 4096,
+            error_pages: Vec::new(),
+            intercept_errors: false,
+            recursive_error_pages: false,
+            max_body: Some(1 << 20),
+        }
+    }
+}
+
+/// How nginx writes the request it sends upstream: `proxy_http_version`,
+/// the headers `proxy_set_header` sets (in their order, then nginx's
+/// defaults for the names they leave), and whether the client's own
+/// headers and body go too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// `proxy_http_version 1.1` (nginx's default is 1.0).
+    pub http11: bool,
+    /// Set headers, merged with nginx's defaults: a header whose value is
+    /// empty is not sent, and the client's header of that name is not
+    /// passed either.
+    pub headers: Vec<SetHeader>,
+    pub pass_request_headers: bool,
+    pub pass_request_body: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetHeader {
+    pub name: String,
+    pub value: KeyExpr,
+}
+
+/// nginx's own `proxy_set_header` list, in force under what a config sets.
+pub const DEFAULT_SET_HEADERS: [(&str, &str); 8] = [
+    ("Host", "$proxy_host"),
+    ("Connection", "close"),
+    ("Content-Length", "$proxy_internal_body_length"),
+    ("Transfer-Encoding", "$proxy_internal_chunked"),
+    ("TE", ""),
+    ("Keep-Alive", ""),
+    ("Expect", ""),
+    ("Upgrade", ""),
+];
+
+impl UpstreamRequest {
+    /// `set` (a level's proxy_set_header lines), then each of nginx's
+    /// defaults whose name `set` leaves, as nginx merges them.
+    pub fn with_headers(set: Vec<SetHeader>) -> UpstreamRequest {
+        let mut headers = set;
+        for (name, value) in DEFAULT_SET_HEADERS {
+            if !headers.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
+                headers.push(SetHeader {
+                    name: name.to_string(),
+                    value: KeyExpr::parse(value).expect("nginx's defaults parse"),
+                });
+            }
+        }
+        UpstreamRequest {
+            http11: false,
+            headers,
+            pass_request_headers: true,
+            pass_request_body: true,
+        }
+    }
+}
+
+impl Default for UpstreamRequest {
+    fn default() -> Self {
+        UpstreamRequest::with_headers(Vec::new())
+    }
+}
+
+/// `error_page CODE ... [=[STATUS]] URI|@NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub codes: Vec<u16>,
+    pub answer: ErrorAnswer,
+    /// A named location (`@fallback`) or a URI.
+    pub target: String,
+}
+
+/// The status the client gets from an error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorAnswer {
+    /// No `=`: the error's own status.
+    Same,
+    /// `=`: whatever the error page answers.
+    Page,
+    /// `=CODE`.
+    Status(u16),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! `upstream {}` blocks: the method line and each `server` line.
 
-use super::ignored::IGNORED;
+use super::ignored::NEUTRAL;
 use super::interpret::Ctx;
-use super::model::parse_time;
+use super::model::{parse_time, Keepalive, UpstreamOptions};
 use super::Directive;
 use super::{ConfError, ValueError};
 use crate::peer::Server;
@@ -20,6 +20,10 @@ pub(super) fn upstream(
     }
     let mut method = Method::RoundRobin;
     let mut servers: Vec<(Server, usize)> = Vec::new();
+    let mut options = UpstreamOptions::default();
+    let mut keepalive: Option<Keepalive> = None;
+    // keepalive_* may come before keepalive: read them after it.
+    let mut companions = Vec::new();
     for e in block {
         match e.name.as_str() {
             "server" => {
@@ -32,18 +36,56 @@ pub(super) fn upstream(
             "least_conn" | "ip_hash" | "hash" | "random" | "least_time" => {
                 let args: Vec<&str> = e.args.iter().map(String::as_str).collect();
                 method = Method::from_directive(&e.name, &args).map_err(|m| cx.err(e, m.0))?;
+                // A method after `keepalive` takes over the peer hooks the
+                // keepalive module set: nginx only warns, and keeps nothing.
+                if keepalive.take().is_some() {
+                    cx.config.ignored.push(format!(
+                        "{}:{}: keepalive (before the balancing method, nginx turns it off)",
+                        cx.file, e.line
+                    ));
+                }
             }
             "keepalive" => {
                 cx.args(e, 1, 1)?;
                 let n = e.args[0]
-                    .parse()
-                    .map_err(|_| cx.err(e, format!("invalid value \"{}\"", e.args[0])))?;
-                cx.config.keepalive = Some(n);
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| cx.err(e, format!("invalid value \"{}\"", e.args[0])))?;
+                if keepalive.is_some() {
+                    return Err(cx.err(e, "\"keepalive\" directive is duplicate"));
+                }
+                keepalive = Some(Keepalive::new(n));
             }
-            name if IGNORED.contains(&name) => cx.ignore(e),
+            "keepalive_requests" | "keepalive_timeout" | "keepalive_time" => {
+                cx.args(e, 1, 1)?;
+                companions.push(e);
+            }
+            "zone" => {
+                cx.args(e, 1, 2)?;
+                if let Some(size) = e.args.get(1) {
+                    parse_size(size)
+                        .ok_or_else(|| cx.err(e, format!("invalid zone size \"{size}\"")))?;
+                }
+                options.zone = true;
+            }
+            name if NEUTRAL.contains(&name) => cx.ignore(e)?,
             _ => cx.unknown(e)?,
         }
     }
+    if let Some(k) = keepalive.as_mut() {
+        for e in companions {
+            let v = &e.args[0];
+            let bad = || cx.err(e, format!("invalid value \"{v}\""));
+            match e.name.as_str() {
+                "keepalive_requests" => k.requests = v.parse().map_err(|_| bad())?,
+                "keepalive_timeout" => k.timeout = parse_time(v).ok_or_else(bad)?,
+                _ => k.time = parse_time(v).ok_or_else(bad)?,
+            }
+        }
+    }
+    options.keepalive = keepalive;
+    cx.config.upstream_options.push((name.clone(), options));
     let spec = UpstreamSpec::new(
         name,
         method,
@@ -200,4 +242,17 @@ fn server_line(cx: &Ctx<'_>, d: &Directive) -> Result<Server, ConfError> {
         }
     }
     Ok(s)
+}
+
+/// nginx sizes: `64k`, `1m`, `1g`, `4096`.
+pub(super) fn parse_size(v: &str) -> Option<usize> {
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: usize = digits.parse().ok()?;
+    n.checked_mul(match unit {
+        "" => 1,
+        "k" | "K" => 1 << 10,
+        "m" | "M" => 1 << 20,
+        "g" | "G" => 1 << 30,
+        _ => return None,
+    })
 }

@@ -35,13 +35,17 @@ pub(crate) struct Record {
     pub request_time: Duration,
     /// `$upstream_addr`, `$upstream_status`, `$upstream_response_time`:
     /// one entry per attempt, comma-separated as nginx writes them.
-    pub upstream_addr: String,
+    upstream_addr: String,
     upstream_status: String,
     upstream_times: Vec<Duration>,
+    /// The attempts that start a new upstream (an error page's), which
+    /// nginx writes after " : " instead of ", ".
+    groups_at: Vec<usize>,
 }
 
 struct RequestInfo {
     remote: SocketAddr,
+    server_name: Arc<str>,
     method: String,
     request_uri: String,
     protocol: &'static str,
@@ -55,7 +59,12 @@ impl Record {
         self.request.is_some()
     }
 
-    pub fn new(req: &Request<Incoming>, remote: SocketAddr, logging: bool) -> Record {
+    pub fn new(
+        req: &Request<Incoming>,
+        remote: SocketAddr,
+        server_name: &Arc<str>,
+        logging: bool,
+    ) -> Record {
         let request = logging.then(|| {
             let protocol = match req.version() {
                 hyper::Version::HTTP_10 => "HTTP/1.0",
@@ -64,6 +73,7 @@ impl Record {
             };
             Box::new(RequestInfo {
                 remote,
+                server_name: server_name.clone(),
                 method: req.method().to_string(),
                 request_uri: req
                     .uri()
@@ -82,6 +92,7 @@ impl Record {
     pub fn unread(remote: SocketAddr, status: u16) -> Record {
         let mut record = Record::with(Some(Box::new(RequestInfo {
             remote,
+            server_name: Arc::from(""),
             method: String::new(),
             request_uri: String::new(),
             protocol: "",
@@ -103,13 +114,19 @@ impl Record {
             upstream_addr: String::new(),
             upstream_status: String::new(),
             upstream_times: Vec::new(),
+            groups_at: Vec::new(),
         }
     }
 
     pub fn push_attempt(&mut self, addr: &str, status: &str, time: Duration) {
         if !self.upstream_addr.is_empty() {
-            self.upstream_addr.push_str(", ");
-            self.upstream_status.push_str(", ");
+            let sep = if self.groups_at.last() == Some(&self.upstream_times.len()) {
+                " : "
+            } else {
+                ", "
+            };
+            self.upstream_addr.push_str(sep);
+            self.upstream_status.push_str(sep);
         }
         self.upstream_addr.push_str(addr);
         self.upstream_status.push_str(status);
@@ -127,12 +144,38 @@ impl Record {
             v
         };
         let (client, request) = (var("remote_addr"), var("request"));
-        let upstream = self.upstream_addr.rsplit(", ").next().unwrap_or("-");
+        let upstream = self.last_upstream_addr().unwrap_or("-");
         format!(
             "upstream prematurely closed connection while reading upstream, client: {client}, request: \"{request}\", upstream: \"http://{upstream}\", {} of {} bytes sent",
             self.body_bytes_sent,
             self.sent_content_length.map_or("?".to_string(), |n| n.to_string())
         )
+    }
+
+    /// The attempts that follow are to another upstream (an error page's).
+    pub fn new_upstream_group(&mut self) {
+        if !self.upstream_times.is_empty() {
+            self.groups_at.push(self.upstream_times.len());
+        }
+    }
+
+    /// `$upstream_addr`, when an upstream was tried.
+    pub fn upstream_addrs(&self) -> Option<&str> {
+        Some(self.upstream_addr.as_str()).filter(|a| !a.is_empty())
+    }
+
+    /// The address of the last attempt.
+    pub fn last_upstream_addr(&self) -> Option<&str> {
+        let addrs = &self.upstream_addr;
+        let start = [
+            addrs.rfind(", ").map(|i| i + 2),
+            addrs.rfind(" : ").map(|i| i + 3),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0);
+        Some(&addrs[start..]).filter(|entry| !entry.is_empty())
     }
 
     pub fn set_last_upstream_time(&mut self, time: Duration) {
@@ -194,7 +237,9 @@ impl Vars for Record {
             }
             "upstream_response_time" => {
                 for (i, t) in self.upstream_times.iter().enumerate() {
-                    if i > 0 {
+                    if self.groups_at.contains(&i) {
+                        out.push_str(" : ");
+                    } else if i > 0 {
                         out.push_str(", ");
                     }
                     seconds(*t, out);
@@ -210,11 +255,10 @@ impl Vars for Record {
             protocol: r.protocol,
             remote: r.remote,
             headers: &r.headers,
+            server_name: &r.server_name,
         };
         match view.variable(name) {
             Some(v) => text(out, &v),
-            // nginx's $host falls back to the server's name.
-            None if name == "host" => text(out, "localhost"),
             None => false,
         }
     }

@@ -1,185 +1,84 @@
 //! One proxied request: route, pick, send, retry as `proxy_next_upstream`
-//! says, relay the answer as it streams, then finish the peer and log.
+//! says, relay the answer as it streams, then free the peer and log; an
+//! error the location's `error_page` names goes to its named location.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::access_log::Record;
-use super::clients::{Busy, Conn};
-use super::hygiene::{self, not_forwarded};
-use super::pool::Lease;
+use super::body::{Framing, UpstreamBody};
+use super::clients::Conn;
+use super::hygiene;
+use super::pool;
+use super::relay::{Done, Held, ProxyBody};
+use super::request::Incoming as Outgoing;
 use super::vars::RequestView;
-use super::{Group, Shared};
-use crate::conf::{Action, NextUpstream};
+use super::{Group, Route, Shared};
+use crate::conf::{Action, ErrorAnswer};
 use crate::next::{self, Attempted, Retrying, Step};
-use crate::upstream::{Attempt, Client, Method as Balancing, Outcome};
+use crate::upstream::{Client, Method as Balancing};
 
 const X_UPSTREAM: HeaderName = HeaderName::from_static("x-upstream");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// What the proxy answers with: a small buffer of its own, or an upstream's
-/// body relayed frame by frame.
-pub struct ProxyBody {
-    inner: Inner,
-    /// Runs when the body is done: frees the peer and writes the log line.
-    done: Option<Done>,
-    /// Keeps the client connection counted busy until the answer ends.
-    busy: Option<Busy>,
+/// The client end of a connection, with what nginx derives from it, made
+/// once per connection.
+pub(crate) struct Remote {
+    addr: SocketAddr,
+    /// Where the client connected to (`$server_port`, `$server_addr`).
+    local: SocketAddr,
+    pub(crate) conn: Arc<Conn>,
+    /// The client came over TLS (`$scheme` is https).
+    tls: bool,
+    /// The worker that accepted the connection: its upstream state and
+    /// idle connections serve the connection's requests.
+    worker: usize,
 }
 
-enum Inner {
-    Full(Option<Bytes>),
-    /// The upstream's body, and the connection it comes on: back to the
-    /// pool once the body has been read.
-    Relay {
-        body: Incoming,
-        _lease: Lease,
-        /// `proxy_read_timeout` between two reads, as nginx applies it
-        /// while a body streams; reset by every frame.
-        read_timeout: Duration,
-        quiet: Pin<Box<tokio::time::Sleep>>,
-    },
-}
-
-/// Why a relayed body ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error("upstream: {0}")]
-    Upstream(#[from] hyper::Error),
-    #[error("upstream timed out while reading the body (proxy_read_timeout)")]
-    TimedOut,
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = RelayError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, RelayError>>> {
-        let this = self.get_mut();
-        let polled = match &mut this.inner {
-            Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Relay {
-                body,
-                read_timeout,
-                quiet,
-                ..
-            } => match Pin::new(body).poll_frame(cx) {
-                Poll::Pending => match quiet.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(RelayError::TimedOut))),
-                    Poll::Pending => Poll::Pending,
-                },
-                ready => {
-                    let deadline = tokio::time::Instant::now() + *read_timeout;
-                    quiet.as_mut().reset(deadline);
-                    ready.map(|f| f.map(|r| r.map_err(RelayError::from)))
-                }
-            },
-        };
-        // A body cut short by the upstream is not counted against it:
-        // nginx frees the peer as a success once the head was relayed.
-        match (&polled, &mut this.done) {
-            (Poll::Ready(Some(Ok(frame))), Some(done)) => {
-                if let Some(data) = frame.data_ref() {
-                    done.record.body_bytes_sent += data.len() as u64;
-                }
-            }
-            (Poll::Ready(Some(Err(_))), Some(done)) => done.record.cut = true,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Full(b) => b.is_none(),
-            Inner::Relay { body, .. } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Relay { body, .. } => body.size_hint(),
+impl Remote {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        local: SocketAddr,
+        conn: Arc<Conn>,
+        tls: bool,
+        worker: usize,
+    ) -> Remote {
+        Remote {
+            addr,
+            local,
+            conn,
+            tls,
+            worker,
         }
     }
 }
 
-/// The peer a relayed answer still occupies (least_conn counts it) until
-/// its body ends.
-struct Held {
-    group: Arc<Group>,
-    attempt: Attempt,
-    /// Time to the response head, what least_time learns from.
-    rtt: Duration,
-    sent_at: Instant,
+fn own(status: u16) -> Response<ProxyBody> {
+    let text = match status {
+        502 => "bad gateway\n".to_string(),
+        504 => "gateway timeout\n".to_string(),
+        404 => "not found\n".to_string(),
+        s => format!("{s}\n"),
+    };
+    own_text(status, text)
 }
 
-/// The end of a request: the peer to free (if one is still held) and the log line.
-struct Done {
-    shared: Arc<Shared>,
-    held: Option<Held>,
-    record: Record,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        if let Some(mut held) = self.held.take() {
-            let mut upstream = held.group.lock();
-            // least_time learns from the head, or with last_byte from the
-            // whole answer (a token stream's length shows only there).
-            let last_byte = matches!(upstream.method, Balancing::LeastTime { last_byte: true });
-            let outcome = Outcome {
-                failed: false,
-                rtt: Some(if last_byte {
-                    held.sent_at.elapsed()
-                } else {
-                    held.rtt
-                }),
-            };
-            upstream.finish(&mut held.attempt, outcome, self.shared.now());
-            drop(upstream);
-            // nginx's $upstream_response_time runs to the answer's last byte.
-            self.record.set_last_upstream_time(held.sent_at.elapsed());
-        }
-        self.record.request_time = self.record.started.elapsed();
-        if self.record.cut {
-            eprintln!("balancer: {}", self.record.cut_line());
-        }
-        if let Some(log) = self.shared.log.as_ref().filter(|_| self.record.logged()) {
-            log.write(&self.record);
-        }
-    }
-}
-
-fn own(status: StatusCode, text: &str) -> Response<ProxyBody> {
-    let mut r = Response::new(ProxyBody {
-        inner: Inner::Full(Some(Bytes::from(text.to_string()))),
-        done: None,
-        busy: None,
-    });
-    *r.status_mut() = status;
+fn own_text(status: u16, text: String) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(Bytes::from(text)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     // After these nginx does not trust the connection's next bytes, and
     // closes it (ngx_http_special_response_handler).
-    if matches!(status.as_u16(), 400 | 408 | 413 | 414 | 500 | 501) {
+    if matches!(status, 400 | 408 | 413 | 414 | 500 | 501) {
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -199,8 +98,9 @@ fn finish(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .or_else(|| response.body().size_hint().exact());
-    if !record.upstream_addr.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&record.upstream_addr) {
+    // Seed 003's `add_header X-Upstream $upstream_addr`.
+    if let Some(addrs) = record.upstream_addrs() {
+        if let Ok(v) = HeaderValue::from_str(addrs) {
             response.headers_mut().insert(X_UPSTREAM, v);
         }
     }
@@ -210,31 +110,6 @@ fn finish(
         record,
     });
     response
-}
-
-/// The client end of a connection, with the header value nginx derives
-/// from it (`$remote_addr`), made once per connection.
-pub(crate) struct Remote {
-    addr: SocketAddr,
-    ip_text: String,
-    ip_header: HeaderValue,
-    pub(crate) conn: Arc<Conn>,
-    /// The client came over TLS: `X-Forwarded-Proto: https`.
-    tls: bool,
-}
-
-impl Remote {
-    pub(crate) fn new(addr: SocketAddr, conn: Arc<Conn>, tls: bool) -> Remote {
-        let ip_text = addr.ip().to_canonical().to_string();
-        let ip_header = HeaderValue::from_str(&ip_text).unwrap_or(HeaderValue::from_static("-"));
-        Remote {
-            addr,
-            ip_text,
-            ip_header,
-            conn,
-            tls,
-        }
-    }
 }
 
 /// Logs a request hyper refused before it reached `handle`: a head that
@@ -274,6 +149,19 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
+/// A request as every attempt and error page sends it: the head, the
+/// body (buffered, so a retry can resend it) and the client.
+struct Prepared {
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+    /// The client sent a body (a length or chunks): nginx then sends
+    /// `Content-Length`, even of 0.
+    has_body: bool,
+    /// The client's headers, in order, as the upstream request passes them.
+    headers: Vec<(String, Bytes)>,
+    client_ip: IpAddr,
+}
+
 async fn respond(
     shared: Arc<Shared>,
     remote: Arc<Remote>,
@@ -286,229 +174,329 @@ async fn respond(
             req.headers_mut().insert(header::HOST, host);
         }
     }
-    let peer = remote.addr;
-    // With X-Forwarded-For trusted, the log's $remote_addr is the client it
-    // names, as nginx's realip module makes it.
-    let client = SocketAddr::new(client_ip(&shared, req.headers(), peer), peer.port());
+    // With realip, the log's $remote_addr is the client the trusted
+    // header names.
+    let client_ip = client_ip(&shared, req.headers(), remote.addr);
+    let client = SocketAddr::new(client_ip, remote.addr.port());
     let refused = hygiene::refusal(&req);
     let path = hygiene::normalized_path(req.uri().path());
     let route = path.as_deref().and_then(|p| shared.route(p));
     let logging = shared.log.is_some() && route.is_none_or(|r| r.location.logged);
-    let mut record = Record::new(&req, client, logging);
+    let record = Record::new(&req, client, &shared.server_name, logging);
     if let Some(why) = refused {
         let text = format!("bad request: {why}\n");
-        return finish(own(StatusCode::BAD_REQUEST, &text), &shared, record, None);
+        return finish(own_text(400, text), &shared, record, None);
     }
     let Some(route) = route else {
-        return finish(
-            own(StatusCode::NOT_FOUND, "not found\n"),
-            &shared,
-            record,
-            None,
-        );
+        return finish(own(404), &shared, record, None);
     };
-    let response = match (&route.location.action, route.group) {
-        (Action::Return { status, body }, _) => own(
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-            body,
-        ),
-        (Action::Proxy { .. }, Some(g)) => {
-            let group = shared.groups[g].clone();
-            let next = route.location.next_upstream.clone();
-            let timeouts = route.location.timeouts.clone();
-            return proxy(&shared, group, &next, timeouts.read, req, &remote, record).await;
+    if let Action::Return { status, body } = &route.location.action {
+        let r = own_text(*status, body.clone());
+        return finish(r, &shared, record, None);
+    }
+    let has_body = req.headers().contains_key(header::CONTENT_LENGTH)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    // A declared length past client_max_body_size is refused unread.
+    let max = route.location.max_body.unwrap_or(u64::MAX);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        let why = "request body too large\n".to_string();
+        return finish(own_text(413, why), &shared, record, None);
+    }
+    let (parts, body) = req.into_parts();
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let body = match read_body(body, max, shared.clients.limits.body_timeout).await {
+        Ok(b) => b,
+        Err((status, why)) => return finish(own_text(status, why.into()), &shared, record, None),
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), Bytes::copy_from_slice(v.as_bytes())))
+        .collect();
+    let request = Prepared {
+        parts,
+        body,
+        has_body,
+        headers,
+        client_ip,
+    };
+    with_error_pages(&shared, &remote, route, &request, record).await
+}
+
+/// Proxies through `route`, then through the named location an
+/// `error_page` sends an error to, as nginx's special response handler
+/// does: its own errors always, an upstream's answer of 300 and up with
+/// `proxy_intercept_errors`; once, unless `recursive_error_pages`.
+async fn with_error_pages(
+    shared: &Arc<Shared>,
+    remote: &Remote,
+    first: &Route,
+    request: &Prepared,
+    mut record: Record,
+) -> Response<ProxyBody> {
+    let mut route = first;
+    let mut in_error_page = false;
+    // The status an error page fixed (`=CODE`, or the error's own).
+    let mut forced: Option<u16> = None;
+    let mut hops = 0;
+    loop {
+        let ended = proxy(shared, route, request, remote, &mut record).await;
+        let (status, own_error) = match &ended {
+            Ended::Own(s) => (*s, true),
+            Ended::NoneLive => (502, true),
+            Ended::Answer { response, .. } => (response.status().as_u16(), false),
+        };
+        let location = &route.location;
+        let eligible = own_error || (location.intercept_errors && status >= 300);
+        if eligible && !in_error_page && !location.error_pages.is_empty() && hops < 10 {
+            in_error_page = !location.recursive_error_pages;
+            if let Some(page) = location
+                .error_pages
+                .iter()
+                .find(|p| p.codes.contains(&status))
+            {
+                hops += 1;
+                forced = match page.answer {
+                    ErrorAnswer::Same => Some(status),
+                    ErrorAnswer::Page => None,
+                    ErrorAnswer::Status(c) => Some(c),
+                };
+                if let Ended::Answer { held, .. } = ended {
+                    // Intercepted: the answer is dropped, its peer freed.
+                    held.free(&mut record);
+                }
+                match shared.named(&page.target) {
+                    Some(next) => {
+                        route = next;
+                        record.new_upstream_group();
+                        continue;
+                    }
+                    None => return finish(own(500), shared, record, None),
+                }
+            }
         }
-        (Action::Proxy { .. }, None) => own(StatusCode::BAD_GATEWAY, "no such upstream\n"),
-    };
-    record.upstream_addr.clear();
-    finish(response, &shared, record, None)
-}
-
-/// The client as balancing sees it: its address (X-Forwarded-For's first
-/// entry when trusted) and the evaluated hash key.
-fn client_of(
-    shared: &Shared,
-    group: &Group,
-    parts: &hyper::http::request::Parts,
-    peer: SocketAddr,
-) -> Client {
-    let addr = client_ip(shared, &parts.headers, peer);
-    let key = match &group.lock().method {
-        Balancing::Hash { key, .. } => key.clone(),
-        _ => return Client::from_addr(addr),
-    };
-    let key = key.eval(|name| variable(parts, name, addr));
-    Client {
-        addr: Some(addr),
-        key,
+        return match ended {
+            Ended::Own(s) => finish(own(s), shared, record, None),
+            Ended::NoneLive => {
+                let page = own_text(502, "no live upstreams\n".into());
+                finish(page, shared, record, None)
+            }
+            Ended::Answer { mut response, held } => {
+                if let Some(code) = forced {
+                    *response.status_mut() =
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+                }
+                finish(*response, shared, record, Some(held))
+            }
+        };
     }
 }
 
-/// The client's address: X-Forwarded-For's first entry when trusted.
+/// The client's address: the peer's, or with realip the one a trusted
+/// peer's header names.
 fn client_ip(shared: &Shared, headers: &hyper::HeaderMap, peer: SocketAddr) -> IpAddr {
-    let forwarded = || {
-        headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse::<IpAddr>().ok())
+    let Some(real_ip) = &shared.real_ip else {
+        return peer.ip();
     };
-    match shared.trust_forwarded_for {
-        true => forwarded().unwrap_or(peer.ip()),
-        false => peer.ip(),
-    }
+    let values: Vec<&str> = headers
+        .get_all(real_ip.header.as_str())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    real_ip.client(peer.ip(), &values)
 }
 
-/// The nginx variables a hash key may use: the request with the client
-/// the balancer sees.
-fn variable(parts: &hyper::http::request::Parts, name: &str, addr: IpAddr) -> Option<String> {
+/// nginx's variables for one request to one group: the request's own
+/// (`RequestView`), and those of the proxy and the connection.
+fn variable<'a>(
+    shared: &'a Shared,
+    group: &'a Group,
+    request: &'a Prepared,
+    remote: &'a Remote,
+    name: &str,
+) -> Option<Cow<'a, str>> {
+    let parts = &request.parts;
+    match name {
+        "proxy_host" => return Some(Cow::Borrowed(&group.proxy_host)),
+        "proxy_port" => return Some(Cow::Owned(group.proxy_port.to_string())),
+        "proxy_internal_body_length" => {
+            return request
+                .has_body
+                .then(|| Cow::Owned(request.body.len().to_string()))
+        }
+        "proxy_internal_chunked" => return None,
+        "scheme" => return Some(Cow::Borrowed(if remote.tls { "https" } else { "http" })),
+        "server_port" => return Some(Cow::Owned(remote.local.port().to_string())),
+        "server_addr" => return Some(Cow::Owned(remote.local.ip().to_canonical().to_string())),
+        "proxy_add_x_forwarded_for" => {
+            let ip = request.client_ip.to_canonical().to_string();
+            let prior: Vec<&str> = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            return Some(Cow::Owned(if prior.is_empty() {
+                ip
+            } else {
+                format!("{}, {ip}", prior.join(", "))
+            }));
+        }
+        _ => {}
+    }
     let view = RequestView {
         method: parts.method.as_str(),
         request_uri: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
         protocol: "",
-        remote: SocketAddr::new(addr, 0),
+        remote: SocketAddr::new(request.client_ip, remote.addr.port()),
         headers: &parts.headers,
+        server_name: &shared.server_name,
     };
-    view.variable(name).map(|v| v.into_owned())
+    view.variable(name).map(|v| Cow::Owned(v.into_owned()))
 }
 
-/// Copies the request for one upstream, with the headers seed 003's nginx
-/// sets: Host, X-Real-IP, X-Forwarded-For (appended), X-Forwarded-Proto.
-/// `named` are the headers the client's `Connection:` names, not forwarded.
-fn upstream_request(
-    parts: &hyper::http::request::Parts,
-    named: &[HeaderName],
-    body: &Bytes,
-    remote: &Remote,
-) -> Request<Full<Bytes>> {
-    // Origin form (`/path?query`), as nginx sends it; Host says where.
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
-    let mut req = Request::new(Full::new(body.clone()));
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = hyper::Uri::from(path);
-    let headers = req.headers_mut();
-    headers.reserve(parts.headers.len() + 4);
-    for (name, value) in &parts.headers {
-        if !not_forwarded(name, named) && name != header::HOST && name != X_FORWARDED_FOR {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("localhost"));
-    headers.insert(header::HOST, host);
-    // $proxy_add_x_forwarded_for: the client's list with $remote_addr appended.
-    let forwarded = match parts
-        .headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", remote.ip_text)).ok(),
-        None => Some(remote.ip_header.clone()),
-    };
-    if let Some(v) = forwarded {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    headers.insert(X_REAL_IP, remote.ip_header.clone());
-    let proto = if remote.tls { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    req
+/// How a proxied request ended, before error pages are looked at.
+enum Ended {
+    /// nginx's own answer after its attempts: 502, 504, ...
+    Own(u16),
+    /// No server was left to try: 502.
+    NoneLive,
+    /// An upstream's answer to relay, and the peer it holds.
+    Answer {
+        response: Box<Response<ProxyBody>>,
+        held: Held,
+    },
 }
 
 async fn proxy(
     shared: &Arc<Shared>,
-    group: Arc<Group>,
-    next: &NextUpstream,
-    read_timeout: Duration,
-    req: Request<Incoming>,
+    route: &Route,
+    request: &Prepared,
     remote: &Remote,
-    mut record: Record,
-) -> Response<ProxyBody> {
-    let started = Instant::now();
-    let (parts, body) = req.into_parts();
-    let body = match read_body(body, shared.max_body, shared.clients.limits.body_timeout).await {
-        Ok(b) => b,
-        Err((status, why)) => return finish(own(status, why), shared, record, None),
+    record: &mut Record,
+) -> Ended {
+    let Some(g) = route.group else {
+        return Ended::Own(502);
     };
-    let client = client_of(shared, &group, &parts, remote.addr);
-    let mut attempt = group.lock().start(&client);
+    let group = shared.groups[g].clone();
+    let location = &route.location;
+    let next = &location.next_upstream;
+    let timeouts = &location.timeouts;
+    let worker = remote.worker;
+    let started = Instant::now();
+    let parts = &request.parts;
+    let client = match &group.lock(worker).method {
+        Balancing::Hash { key, .. } => {
+            let key = key
+                .eval(|name| variable(shared, &group, request, remote, name).map(Cow::into_owned));
+            Client {
+                addr: Some(request.client_ip),
+                key,
+            }
+        }
+        _ => Client::from_addr(request.client_ip),
+    };
+    let mut attempt = group.lock(worker).start(&client);
     attempt.limit_tries(next.tries);
     let idempotent = next::idempotent(parts.method.as_str());
-    // Once per request, not per attempt: every retry leaves the same out.
-    let named = hygiene::connection_named(&parts.headers);
+    let headers: Vec<(&str, &[u8])> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_ref()))
+        .collect();
+    let outgoing = Outgoing {
+        method: parts.method.as_str(),
+        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: &headers,
+        body: &request.body,
+    };
+    let bytes = route.writer.write(&outgoing, |name| {
+        variable(shared, &group, request, remote, name)
+    });
+    let head_request = parts.method == hyper::Method::HEAD;
     loop {
-        let picked = group.lock().pick(&mut attempt, shared.now());
+        let picked = group.lock(worker).pick(&mut attempt, super::clock());
         let Some(peer_ref) = picked else {
             // nginx logs "no live upstreams" and the group's name as the
             // attempt's address, after any servers already tried.
             record.push_attempt(&group.name, "502", Duration::ZERO);
-            return finish(
-                own(StatusCode::BAD_GATEWAY, "no live upstreams\n"),
-                shared,
-                record,
-                None,
-            );
+            return Ended::NoneLive;
         };
-        let to = group.target(peer_ref);
+        let target = group.target(peer_ref);
         let sent_at = Instant::now();
-        let result = to
-            .pool
-            .send(
-                || upstream_request(&parts, &named, &body, remote),
-                read_timeout,
-            )
-            .await;
-        let rtt = sent_at.elapsed();
-        let (attempted, response) = match result {
-            Ok((response, lease)) => {
-                let status = response.status().as_u16();
-                (Attempted::Answer { status, rtt }, Some((response, lease)))
+        let cached = group.keepalive(worker).and_then(|k| k.take(target.addr));
+        let reused = cached.is_some();
+        let conn = match cached {
+            Some(c) => Ok(c),
+            None => group.connector.connect(target.addr, timeouts.connect).await,
+        };
+        let result = match conn {
+            Err(e) => Err(e),
+            Ok(conn) => {
+                pool::exchange(
+                    conn,
+                    &bytes,
+                    timeouts.send,
+                    timeouts.read,
+                    location.buffer_size,
+                )
+                .await
             }
+        };
+        let rtt = sent_at.elapsed();
+        let (attempted, answer) = match result {
+            Ok(answer) => (
+                Attempted::Answer {
+                    status: answer.head.status,
+                    rtt,
+                },
+                Some(answer),
+            ),
             Err(e) => (Attempted::Failed(e.failure()), None),
         };
         let logged = match attempted {
             Attempted::Answer { status, .. } => status,
             Attempted::Failed(f) => f.status(),
         };
-        record.push_attempt(&to.text, &logged.to_string(), rtt);
-        let request = Retrying {
+        record.push_attempt(&target.text, &logged.to_string(), rtt);
+        let retrying = Retrying {
             idempotent,
             elapsed: started.elapsed(),
         };
         let step = next::after_attempt(
-            &mut group.lock(),
+            &mut group.lock(worker),
             &mut attempt,
             next,
             attempted,
-            &request,
-            shared.now(),
+            reused,
+            &retrying,
+            super::clock(),
         );
-        match (step, response) {
-            (Step::Relay, Some((response, lease))) => {
+        match (step, answer) {
+            (Step::Relay, Some(answer)) => {
                 let held = Held {
-                    group,
+                    group: group.clone(),
+                    worker,
                     attempt,
                     rtt,
                     sent_at,
                 };
-                let relayed = relay(response, lease, read_timeout);
-                return finish(relayed, shared, record, Some(held));
-            }
-            (Step::GiveUp(status), _) => {
-                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                let text = if status == 504 {
-                    "gateway timeout\n"
-                } else {
-                    "bad gateway\n"
+                let response = relay(
+                    answer,
+                    head_request,
+                    group.keepalive(worker).cloned(),
+                    timeouts.read,
+                );
+                return Ended::Answer {
+                    response: Box::new(response),
+                    held,
                 };
-                return finish(own(code, text), shared, record, None);
             }
+            (Step::GiveUp(status), _) => return Ended::Own(status),
             // The answer is dropped with its connection; the next peer tries.
             (Step::Next | Step::Relay, _) => {}
         }
@@ -522,7 +510,7 @@ async fn read_body(
     body: Incoming,
     max: usize,
     timeout: Duration,
-) -> Result<Bytes, (StatusCode, &'static str)> {
+) -> Result<Bytes, (u16, &'static str)> {
     // Most requests have no body: skip collecting one.
     if body.is_end_stream() {
         return Ok(Bytes::new());
@@ -531,7 +519,7 @@ async fn read_body(
     let mut collected = Vec::new();
     loop {
         match tokio::time::timeout(timeout, body.frame()).await {
-            Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "request body timed out\n")),
+            Err(_) => return Err((408, "request body timed out\n")),
             Ok(None) => return Ok(Bytes::from(collected)),
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -542,34 +530,50 @@ async fn read_body(
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"))
+                return Err((413, "request body too large\n"))
             }
-            Ok(Some(Err(_))) => {
-                return Err((StatusCode::BAD_REQUEST, "request body could not be read\n"))
-            }
+            Ok(Some(Err(_))) => return Err((400, "request body could not be read\n")),
         }
     }
 }
 
-/// An upstream's response, with its connection-level headers dropped.
+/// An upstream's answer as the client gets it: its status and headers
+/// (without those nginx does not pass: connection-level ones, Date and
+/// Server), its body relayed as it comes.
 fn relay(
-    response: Response<Incoming>,
-    lease: Lease,
+    answer: pool::Answer,
+    head_request: bool,
+    keepalive: Option<Arc<pool::Keepalive>>,
     read_timeout: Duration,
 ) -> Response<ProxyBody> {
-    let (mut parts, body) = response.into_parts();
-    hygiene::strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(
-        parts,
-        ProxyBody {
-            inner: Inner::Relay {
-                body,
-                _lease: lease,
-                read_timeout,
-                quiet: Box::pin(tokio::time::sleep(read_timeout)),
-            },
-            done: None,
-            busy: None,
-        },
-    )
+    let head = &answer.head;
+    let framing = Framing::of(head, head_request, answer.http09);
+    let reusable = !head.connection_close && !answer.http09;
+    let mut response = Response::new(ProxyBody::full(Bytes::new()));
+    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let out = response.headers_mut();
+    for (name, value) in &head.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            continue;
+        };
+        if hygiene::hop_by_hop(&name)
+            || name == header::DATE
+            || name == header::SERVER
+            || name == header::CONTENT_LENGTH
+        {
+            continue;
+        }
+        out.append(name, value);
+    }
+    // One length, the one the body is read by (the last written; none
+    // when chunked wins), as nginx sends its own Content-Length.
+    if let Framing::Length(n) = framing {
+        out.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    let body = UpstreamBody::new(answer.conn, framing, reusable, keepalive);
+    *response.body_mut() = ProxyBody::relay(body, read_timeout);
+    response
 }

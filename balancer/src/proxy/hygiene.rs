@@ -1,10 +1,10 @@
-//! What the proxy refuses or strips so that it passes on only what HTTP
-//! allows: requests nginx answers with 400, headers that belong to one
-//! connection, and upstream answers whose length cannot be trusted. Pure.
+//! What the proxy refuses or strips as nginx does: requests nginx answers
+//! with 400, and an upstream's headers that belong to its connection.
+//! Pure.
 
 use std::borrow::Cow;
 
-use hyper::header::{self, HeaderMap, HeaderName};
+use hyper::header::{self, HeaderName};
 use hyper::{Request, Version};
 
 /// Why nginx would answer this request 400 without proxying it, if it would.
@@ -52,7 +52,8 @@ pub(crate) fn normalized_path(path: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(format!("/{}", kept.join("/"))))
 }
 
-/// Headers that belong to one connection and are never forwarded.
+/// An upstream's headers that belong to its connection, not passed to
+/// the client.
 pub(crate) fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
@@ -64,45 +65,6 @@ pub(crate) fn hop_by_hop(name: &HeaderName) -> bool {
             | "transfer-encoding"
             | "upgrade"
     )
-}
-
-/// The headers `Connection:` names (`Connection: keep-alive, X-Foo` makes
-/// X-Foo hop-by-hop, RFC 9110 §7.6.1), besides the fixed ones.
-pub(crate) fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect()
-}
-
-/// Whether `name` is not to be forwarded, given what `Connection:` named.
-pub(crate) fn not_forwarded(name: &HeaderName, named: &[HeaderName]) -> bool {
-    hop_by_hop(name) || named.contains(name)
-}
-
-/// Drops every hop-by-hop header, named or fixed, from `headers`.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named = connection_named(headers);
-    let dropped: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| not_forwarded(n, &named))
-        .cloned()
-        .collect();
-    for name in dropped {
-        headers.remove(name);
-    }
-}
-
-/// An upstream answer whose length cannot be trusted: Content-Length with
-/// Transfer-Encoding, or Content-Length twice. nginx (since 1.23) takes it
-/// as an invalid header and answers 502; passing it on would hand the
-/// client a length the body does not have.
-pub(crate) fn bad_framing(headers: &HeaderMap) -> bool {
-    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
-    lengths > 1 || (lengths == 1 && headers.contains_key(header::TRANSFER_ENCODING))
 }
 
 #[cfg(test)]
@@ -152,39 +114,5 @@ mod tests {
         assert!(refusal(&two).unwrap().contains("duplicate host"));
         let up = request(&[("host", "a")], v11, "/../../etc/passwd");
         assert!(refusal(&up).unwrap().contains("above the root"));
-    }
-
-    #[test]
-    fn connection_named_headers_are_hop_by_hop() {
-        let mut h = HeaderMap::new();
-        h.append("connection", "keep-alive, X-Foo".parse().unwrap());
-        h.append("connection", "x-bar".parse().unwrap());
-        for name in ["x-foo", "x-bar", "x-kept", "keep-alive", "te"] {
-            h.insert(name, "1".parse().unwrap());
-        }
-        strip_hop_by_hop(&mut h);
-        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["x-kept"]);
-    }
-
-    #[test]
-    fn a_length_that_cannot_be_trusted() {
-        let h = |pairs: &[(&str, &str)]| {
-            let mut m = HeaderMap::new();
-            for (k, v) in pairs {
-                m.append(
-                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    v.parse().unwrap(),
-                );
-            }
-            bad_framing(&m)
-        };
-        assert!(!h(&[("content-length", "5")]));
-        assert!(!h(&[("transfer-encoding", "chunked")]));
-        assert!(h(&[
-            ("content-length", "100"),
-            ("transfer-encoding", "chunked")
-        ]));
-        assert!(h(&[("content-length", "5"), ("content-length", "6")]));
     }
 }

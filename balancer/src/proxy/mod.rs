@@ -4,11 +4,15 @@
 //! and optional active health checks and dynamic weights.
 
 mod access_log;
+mod body;
 mod clients;
 mod forward;
+mod head;
 mod hygiene;
 mod pool;
 mod probe;
+mod relay;
+mod request;
 mod tls;
 mod vars;
 
@@ -29,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::conf::{Action, Location, ProxyConfig};
 use crate::upstream::{PeerRef, Upstream};
 use clients::{Clients, Expired, Watch};
-use pool::Pool;
+use pool::{Connector, Keepalive};
 
 pub use access_log::AccessLogWriter;
 
@@ -46,8 +50,6 @@ pub struct Options {
     /// Poll each peer's `/metrics` this often and halve the weight of a peer
     /// whose memory use is over 85% (seeds 000 and 001).
     pub dynamic_weights: Option<Duration>,
-    /// Request bodies are buffered (to retry them); larger ones get 413.
-    pub max_body: usize,
     /// On shutdown, how long in-flight requests get to finish.
     pub grace: Duration,
 }
@@ -60,7 +62,6 @@ impl Options {
             trust_forwarded_for: false,
             seed: 0,
             dynamic_weights: None,
-            max_body: 10 << 20,
             grace: Duration::from_secs(30),
         }
     }
@@ -91,28 +92,19 @@ pub enum StartError {
 pub(crate) struct Target {
     /// `127.0.0.1:8001`, as `$upstream_addr` and `X-Upstream` show it.
     pub text: String,
-    pub pool: Arc<Pool>,
+    pub addr: SocketAddr,
 }
 
-impl Target {
-    fn new(
-        addr: SocketAddr,
-        keepalive: usize,
-        connect_timeout: Duration,
-        tls: Option<&crate::conf::UpstreamTls>,
-    ) -> Result<Target, StartError> {
-        let tls = tls.map(|t| tls::connector(t, addr)).transpose()?;
-        Ok(Target {
-            text: addr.to_string(),
-            pool: Arc::new(Pool::new(addr, keepalive, connect_timeout, tls)),
-        })
-    }
-}
-
-/// One upstream group: its selection state and where its peers are.
+/// One upstream group: its selection state (one per worker, or one for
+/// all with a `zone`), each worker's idle connections, and its peers.
 pub(crate) struct Group {
     pub name: String,
-    pub upstream: Mutex<Upstream>,
+    /// `$proxy_host` and `$proxy_port` of a `proxy_pass` to it.
+    pub proxy_host: String,
+    pub proxy_port: u16,
+    states: Vec<Mutex<Upstream>>,
+    keepalive: Vec<Arc<Keepalive>>,
+    pub connector: Connector,
     primary: Vec<Target>,
     backup: Vec<Target>,
 }
@@ -126,15 +118,45 @@ impl Group {
         }
     }
 
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Upstream> {
-        self.upstream.lock().unwrap_or_else(|e| e.into_inner())
+    /// The selection state `worker` balances with.
+    pub(crate) fn lock(&self, worker: usize) -> std::sync::MutexGuard<'_, Upstream> {
+        let state = &self.states[worker % self.states.len()];
+        state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes every worker's state alike (an API call, a health check).
+    pub(crate) fn each_state(&self, change: impl Fn(&mut Upstream)) {
+        for state in &self.states {
+            change(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// `worker`'s idle connections, with `keepalive`.
+    pub(crate) fn keepalive(&self, worker: usize) -> Option<&Arc<Keepalive>> {
+        self.keepalive.get(worker)
     }
 }
 
-/// A location and the group it proxies to, if it does.
+/// A location, the group it proxies to, and how it writes requests.
 pub(crate) struct Route {
     location: Location,
     group: Option<usize>,
+    writer: request::Writer,
+}
+
+impl Route {
+    fn new(location: Location, groups: &[Arc<Group>]) -> Route {
+        let group = match &location.action {
+            Action::Proxy { upstream } => groups.iter().position(|g| &g.name == upstream),
+            Action::Return { .. } => None,
+        };
+        let writer = request::Writer::new(&location.upstream_request);
+        Route {
+            location,
+            group,
+            writer,
+        }
+    }
 }
 
 /// Wall-clock time, as nginx's `ngx_time()`: `fail_timeout`'s whole
@@ -148,18 +170,24 @@ fn clock() -> Duration {
 pub(crate) struct Shared {
     groups: Vec<Arc<Group>>,
     routes: Vec<Route>,
+    /// `location @name` blocks, reached from error pages.
+    named: Vec<Route>,
+    /// The server's first `server_name`: `$host` without a Host header.
+    server_name: Arc<str>,
+    /// How client connections are spread over the workers.
+    spread: Spread,
     log: Option<Arc<AccessLogWriter>>,
-    trust_forwarded_for: bool,
-    max_body: usize,
+    /// nginx's realip: the client address a trusted peer's header names.
+    real_ip: Option<crate::conf::RealIp>,
     clients: Arc<Clients>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Shared {
-    /// Time on the selection library's clock.
-    fn now(&self) -> Duration {
-        clock()
+    /// A named location (`@fallback`).
+    fn named(&self, name: &str) -> Option<&Route> {
+        self.named.iter().find(|r| r.location.path == name)
     }
 
     /// nginx's choice: an exact `=` location first, then the longest prefix.
@@ -201,15 +229,7 @@ impl Proxy {
     /// Binds, builds every upstream, and starts serving on the current runtime.
     pub async fn start(options: Options) -> Result<Proxy, StartError> {
         let config = &options.config;
-        let connect_timeout = config
-            .locations
-            .iter()
-            .map(|l| l.timeouts.connect)
-            .min()
-            .unwrap_or(Duration::from_secs(60));
-        // nginx keeps no idle upstream connections without `keepalive`; a
-        // load-test proxy that reconnected per request would measure itself.
-        let keepalive = config.keepalive.unwrap_or(64);
+        let workers = config.workers.max(1);
         let mut groups = Vec::new();
         for (i, spec) in config.upstreams.iter().enumerate() {
             let tls = upstream_tls(config, &spec.name)?;
@@ -217,17 +237,45 @@ impl Proxy {
             let mut backup = Vec::new();
             for s in &spec.servers {
                 let addr = resolve(&spec.name, &s.addr)?;
-                let target = Target::new(addr, keepalive, connect_timeout, tls)?;
+                let target = Target {
+                    text: addr.to_string(),
+                    addr,
+                };
                 if s.backup {
                     backup.push(target)
                 } else {
                     primary.push(target)
                 }
             }
-            let upstream = Upstream::new(spec.clone(), options.seed.wrapping_add(i as u64))?;
+            let options_of = config.upstream_options(&spec.name);
+            // Without a zone each worker balances on its own state.
+            let states = if options_of.zone { 1 } else { workers };
+            let seed = options.seed.wrapping_add(i as u64);
+            let states = (0..states)
+                .map(|w| {
+                    Upstream::new(spec.clone(), seed.wrapping_add((w as u64) << 32)).map(Mutex::new)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let keepalive = match &options_of.keepalive {
+                Some(k) => (0..workers)
+                    .map(|_| Arc::new(Keepalive::new(k.clone())))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let tls = tls
+                .map(|t| {
+                    let first = primary.first().or(backup.first()).map(|t| t.addr);
+                    tls::connector(t, first.unwrap_or(([127, 0, 0, 1], 0).into()))
+                })
+                .transpose()?;
+            let (proxy_host, proxy_port) = proxy_host(&spec.name, tls.is_some());
             groups.push(Arc::new(Group {
                 name: spec.name.clone(),
-                upstream: Mutex::new(upstream),
+                proxy_host,
+                proxy_port,
+                states,
+                keepalive,
+                connector: Connector { tls },
                 primary,
                 backup,
             }));
@@ -236,30 +284,16 @@ impl Proxy {
         if locations.is_empty() {
             // No server block: everything goes to the first upstream.
             if let Some(first) = config.upstreams.first() {
-                locations.push(Location {
-                    path: "/".to_string(),
-                    exact: false,
-                    action: Action::Proxy {
-                        upstream: first.name.clone(),
-                    },
-                    next_upstream: Default::default(),
-                    timeouts: Default::default(),
-                    health: None,
-                    logged: true,
-                    upstream_tls: None,
-                });
+                let action = Action::Proxy {
+                    upstream: first.name.clone(),
+                };
+                locations.push(Location::new("/", action));
             }
         }
-        let routes: Vec<Route> = locations
-            .into_iter()
-            .map(|location| {
-                let group = match &location.action {
-                    Action::Proxy { upstream } => groups.iter().position(|g| &g.name == upstream),
-                    Action::Return { .. } => None,
-                };
-                Route { location, group }
-            })
-            .collect();
+        let (named, routes): (Vec<Location>, Vec<Location>) =
+            locations.into_iter().partition(|l| l.named);
+        let routes = routes.into_iter().map(|l| Route::new(l, &groups)).collect();
+        let named = named.into_iter().map(|l| Route::new(l, &groups)).collect();
         let log = match &config.access_log {
             None => None,
             Some(spec) => Some(Arc::new(AccessLogWriter::open(config, spec).map_err(
@@ -279,9 +313,11 @@ impl Proxy {
         let shared = Arc::new(Shared {
             groups,
             routes,
+            named,
+            server_name: Arc::from(config.server_name.as_str()),
+            spread: Spread::new(config, options.seed),
             log,
-            trust_forwarded_for: options.trust_forwarded_for,
-            max_body: options.max_body,
+            real_ip: real_ip(config, options.trust_forwarded_for),
             clients: Arc::new(Clients::new(config.clients.clone(), fd_limit())),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -318,13 +354,14 @@ impl Proxy {
         self.shared.clients.max
     }
 
-    /// A copy of an upstream's state (peers, fails, weights) for tests and reports.
+    /// A copy of an upstream's state (peers, fails, weights) for tests and
+    /// reports: the first worker's.
     pub fn upstream(&self, name: &str) -> Option<Upstream> {
         self.shared
             .groups
             .iter()
             .find(|g| g.name == name)
-            .map(|g| g.lock().clone())
+            .map(|g| g.lock(0).clone())
     }
 
     /// Changes the weight of the server at `addr` (`127.0.0.1:8001`) in
@@ -333,11 +370,10 @@ impl Proxy {
     pub fn set_weight(&self, addr: &str, weight: u32) -> usize {
         let mut changed = 0;
         for group in &self.shared.groups {
-            let mut upstream = group.lock();
-            let peers: Vec<_> = upstream.peers().map(|(r, _)| r).collect();
+            let peers: Vec<_> = group.lock(0).peers().map(|(r, _)| r).collect();
             for peer in peers {
                 if group.target(peer).text == addr {
-                    upstream.set_weight(peer, weight);
+                    group.each_state(|u| u.set_weight(peer, weight));
                     changed += 1;
                 }
             }
@@ -380,6 +416,116 @@ fn upstream_tls<'a>(
         )));
     }
     Ok(first.upstream_tls.as_ref())
+}
+
+/// The config's realip, or with `trust_forwarded_for` realip trusting
+/// every peer's X-Forwarded-For, as lbkit's clients send it.
+fn real_ip(config: &ProxyConfig, trust_forwarded_for: bool) -> Option<crate::conf::RealIp> {
+    if trust_forwarded_for {
+        return Some(crate::conf::RealIp {
+            from: crate::conf::Cidr::any().to_vec(),
+            header: "x-forwarded-for".into(),
+            recursive: false,
+        });
+    }
+    config.real_ip.clone()
+}
+
+/// `$proxy_host` and `$proxy_port` for `proxy_pass http://NAME`: the
+/// name with its port, the scheme's default port left out.
+fn proxy_host(name: &str, tls: bool) -> (String, u16) {
+    let default = if tls { 443 } else { 80 };
+    match name.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            let port = port.parse().unwrap_or(default);
+            let text = if port == default {
+                host.to_string()
+            } else {
+                name.to_string()
+            };
+            (text, port)
+        }
+        _ => (name.to_string(), default),
+    }
+}
+
+/// Which worker accepts each new client connection, as Linux and nginx
+/// 1.22 spread them (measured against real nginx, see the differential):
+/// - by default every worker waits on the listening socket with
+///   EPOLLEXCLUSIVE and the first in the wait queue takes a connection;
+///   a worker moves to the queue's tail on its 1st, 17th, 33rd... accept
+///   (`ngx_reorder_accept_events`), so light load comes out 1, 1, then
+///   runs of 16 per worker;
+/// - with `listen ... reuseport` the kernel hashes each connection to a
+///   worker's own socket: at random, as seen from outside;
+/// - with `accept_mutex on` the worker holding the mutex takes them all.
+///
+/// Under concurrent load real nginx's runs break up with timing; the
+/// model keeps the light-load order.
+struct Spread {
+    how: SpreadMode,
+    state: Mutex<SpreadState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpreadMode {
+    One,
+    Exclusive,
+    Reuseport,
+    AcceptMutex,
+}
+
+struct SpreadState {
+    /// The wait queue, its head first (EPOLLEXCLUSIVE).
+    queue: std::collections::VecDeque<usize>,
+    /// Accepts by each worker.
+    accepted: Vec<u64>,
+    draw: rand::rngs::SmallRng,
+}
+
+impl Spread {
+    fn new(config: &ProxyConfig, seed: u64) -> Spread {
+        use rand::SeedableRng;
+        let workers = config.workers.max(1);
+        let how = match (workers, config.reuseport, config.accept_mutex) {
+            (1, _, _) => SpreadMode::One,
+            (_, true, _) => SpreadMode::Reuseport,
+            (_, false, true) => SpreadMode::AcceptMutex,
+            _ => SpreadMode::Exclusive,
+        };
+        Spread {
+            how,
+            state: Mutex::new(SpreadState {
+                queue: (0..workers).collect(),
+                accepted: vec![0; workers],
+                draw: rand::rngs::SmallRng::seed_from_u64(seed),
+            }),
+        }
+    }
+
+    fn next(&self) -> usize {
+        use rand::Rng;
+        if self.how == SpreadMode::One {
+            return 0;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match self.how {
+            SpreadMode::One | SpreadMode::AcceptMutex => 0,
+            SpreadMode::Reuseport => {
+                let n = state.accepted.len();
+                state.draw.random_range(0..n)
+            }
+            SpreadMode::Exclusive => {
+                let w = state.queue[0];
+                let before = state.accepted[w];
+                state.accepted[w] += 1;
+                if before.is_multiple_of(16) {
+                    state.queue.rotate_left(1);
+                }
+                w
+            }
+        }
+    }
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -429,11 +575,19 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        let worker = shared.spread.next();
         let (shared, http, limits, tls) =
             (shared.clone(), http.clone(), limits.clone(), tls.clone());
         shared.tasks.clone().spawn(async move {
             let conn = admitted.conn.clone();
-            let remote = Arc::new(forward::Remote::new(peer, conn.clone(), tls.is_some()));
+            let remote = Arc::new(forward::Remote::new(
+                peer,
+                local,
+                conn.clone(),
+                tls.is_some(),
+                worker,
+            ));
             let watch = Watch {
                 conn: conn.clone(),
                 header_timeout: limits.header_timeout,

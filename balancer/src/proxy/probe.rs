@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
 
-use super::{Group, Shared};
+use super::body::{Framing, UpstreamBody};
+use super::{pool, Group, Shared};
 use crate::health::{Flip, HealthCheck};
 use crate::upstream::PeerRef;
 
@@ -21,14 +20,14 @@ pub(crate) fn start(shared: &Arc<Shared>, dynamic_weights: Option<Duration>) {
             continue;
         };
         let group = shared.groups[g].clone();
-        for (peer, _) in group.lock().peers().collect::<Vec<_>>() {
+        for (peer, _) in group.lock(0).peers().collect::<Vec<_>>() {
             let (shared2, group2, spec) = (shared.clone(), group.clone(), spec.clone());
             shared.tasks.spawn(async move {
                 let mut check = HealthCheck::new(spec.passes, spec.fails);
                 while let Some(ok) = probe(&shared2, &group2, peer, &spec.uri, spec.interval).await
                 {
                     if let Some(flip) = check.observe(ok) {
-                        group2.lock().set_healthy(peer, flip == Flip::Up);
+                        group2.each_state(|u| u.set_healthy(peer, flip == Flip::Up));
                     }
                 }
             });
@@ -37,7 +36,7 @@ pub(crate) fn start(shared: &Arc<Shared>, dynamic_weights: Option<Duration>) {
     let Some(every) = dynamic_weights else { return };
     for group in &shared.groups {
         for (peer, p) in group
-            .lock()
+            .lock(0)
             .peers()
             .collect::<Vec<_>>()
             .into_iter()
@@ -52,8 +51,8 @@ pub(crate) fn start(shared: &Arc<Shared>, dynamic_weights: Option<Duration>) {
                     } else {
                         base
                     };
-                    if group2.lock().peer(peer).server.weight != weight {
-                        group2.lock().set_weight(peer, weight);
+                    if group2.lock(0).peer(peer).server.weight != weight {
+                        group2.each_state(|u| u.set_weight(peer, weight));
                     }
                 }
             });
@@ -106,21 +105,17 @@ async fn get(
     limit: Duration,
 ) -> Option<(u16, Bytes)> {
     let _ = shared;
-    let path: hyper::Uri = uri.parse().ok()?;
     let target = group.target(peer);
-    let make = || {
-        let mut req = Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = path.clone();
-        if let Ok(host) = hyper::header::HeaderValue::from_str(&target.text) {
-            req.headers_mut().insert(hyper::header::HOST, host);
-        }
-        req
-    };
+    let request = format!("GET {uri} HTTP/1.0\r\nHost: {}\r\n\r\n", target.text);
     let answer = async {
-        let (response, _lease) = target.pool.send(make, limit).await.ok()?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.ok()?.to_bytes();
-        Some((status, body))
+        let conn = group.connector.connect(target.addr, limit).await.ok()?;
+        let answer = pool::exchange(conn, request.as_bytes(), limit, limit, 64 << 10)
+            .await
+            .ok()?;
+        let status = answer.head.status;
+        let framing = Framing::of(&answer.head, false, answer.http09);
+        let body = UpstreamBody::new(answer.conn, framing, false, None);
+        Some((status, body.collect(1 << 20).await?))
     };
     tokio::time::timeout(limit, answer).await.ok().flatten()
 }

@@ -15,6 +15,9 @@ pub(crate) struct RequestView<'a> {
     /// The client: the peer, or the address a trusted X-Forwarded-For names.
     pub remote: SocketAddr,
     pub headers: &'a HeaderMap,
+    /// The server's first `server_name` ("" when none), nginx's `$host`
+    /// when the request names no host.
+    pub server_name: &'a str,
 }
 
 impl<'a> RequestView<'a> {
@@ -42,7 +45,12 @@ impl<'a> RequestView<'a> {
                 Some(format!("{} {} {}", self.method, self.request_uri, self.protocol).into())
             }
             "server_protocol" => borrowed(self.protocol),
-            "host" => self.header(header::HOST.as_str()).map(Cow::Borrowed),
+            // The Host header as nginx validates it: lowercased, without
+            // its port or a trailing dot; the server's name without one.
+            "host" => Some(match self.header(header::HOST.as_str()) {
+                Some(h) => Cow::Owned(host_of(h)),
+                None => Cow::Borrowed(self.server_name),
+            }),
             _ => {
                 if let Some(h) = name.strip_prefix("http_") {
                     return self.header(&h.replace('_', "-")).map(Cow::Borrowed);
@@ -71,6 +79,16 @@ impl<'a> RequestView<'a> {
     }
 }
 
+/// `Example.COM:8080` as nginx's `$host` has it: `example.com`.
+fn host_of(header: &str) -> String {
+    let host = if header.starts_with('[') {
+        header.find(']').map_or(header, |i| &header[..=i])
+    } else {
+        header.split(':').next().unwrap_or(header)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +105,7 @@ mod tests {
             protocol: "HTTP/1.1",
             remote: "10.0.0.9:4711".parse().unwrap(),
             headers: &headers,
+            server_name: "",
         };
         let get = |n: &str| v.variable(n).map(|c| c.into_owned());
         assert_eq!(get("uri").as_deref(), Some("/chat"));
@@ -100,6 +119,8 @@ mod tests {
             Some("POST /chat?model=m1&x=2 HTTP/1.1")
         );
         assert_eq!(get("host").as_deref(), Some("ai.example"));
+        assert_eq!(host_of("AI.Example.:8080"), "ai.example");
+        assert_eq!(host_of("[::1]:80"), "[::1]");
         assert_eq!(get("http_missing"), None);
     }
 }

@@ -30,7 +30,7 @@ fn config_error(text: &str) -> String {
 fn bad_configurations_name_file_line_and_directive() {
     assert_eq!(
         config_error("upstream b {\n  server 127.0.0.1:1;\n  sticky cookie srv;\n}\n"),
-        "balancer: error: nginx.conf:3: sticky: unknown directive"
+        "balancer: error: nginx.conf:3: sticky: unknown directive, or one the reference balancer does not model; run this config on nginx"
     );
     assert_eq!(
         config_error("upstream b {\n  server 127.0.0.1:1 weight=-2;\n}\n"),

@@ -144,11 +144,11 @@ fn unknown_directives_are_listed_where_they_are_never_dropped() {
     let read = conf::read_file(&d.path("nginx.conf")).unwrap();
     let file = d.path("conf.d/ai.conf").display().to_string();
     assert!(
-        read.ignored
+        read.unmodelled
             .iter()
             .any(|i| i.starts_with(&file) && i.ends_with("lua_shared_dict")),
         "{:?}",
-        read.ignored
+        read.unmodelled
     );
     // Run (balancer --config): refused, naming the file and line.
     let e = conf::load_file(&d.path("nginx.conf"))

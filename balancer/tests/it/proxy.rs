@@ -410,11 +410,20 @@ async fn dynamic_weights_halve_a_peer_short_of_memory() {
 }
 
 #[tokio::test]
-async fn upstreams_get_host_real_ip_and_forwarded_headers() {
-    let bed = Bed::start(1, Profile::default(), |a| simple(a, "", &[""])).await;
+async fn upstreams_get_the_headers_the_config_sets() {
+    // Seed 000's proxy_set_header lines.
+    let bed = Bed::start(1, Profile::default(), |a| {
+        format!(
+            "proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
+             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             proxy_set_header X-Forwarded-Proto $scheme;\n{}",
+            simple(a, "", &[""])
+        )
+    })
+    .await;
     let r = client()
         .get(bed.url("/_mock/headers"))
-        .header("host", "ai.example.com")
+        .header("host", "AI.example.com:8080")
         .header("x-forwarded-for", "203.0.113.9")
         .header("connection", "keep-alive, x-secret")
         .send()
@@ -426,18 +435,36 @@ async fn upstreams_get_host_real_ip_and_forwarded_headers() {
         .starts_with("127.0.0.1:"));
     let v: serde_json::Value = r.json().await.unwrap();
     let h = &v["headers"];
-    assert_eq!(h["host"], "ai.example.com", "Host passes through");
+    assert_eq!(h["host"], "ai.example.com", "$host: lowercased, no port");
     assert_eq!(h["x-real-ip"], "127.0.0.1");
     assert_eq!(
         h["x-forwarded-for"], "203.0.113.9, 127.0.0.1",
         "appended, as $proxy_add_x_forwarded_for"
     );
     assert_eq!(h["x-forwarded-proto"], "http");
-    assert!(
-        h.get("connection")
-            .is_none_or(|c| !c.as_str().unwrap_or("").contains("x-secret")),
-        "hop-by-hop dropped: {h}"
+    assert_eq!(h["connection"], "close", "nginx's own Connection");
+    bed.finish().await;
+}
+
+#[tokio::test]
+async fn without_proxy_set_header_upstreams_get_nginx_defaults() {
+    let bed = Bed::start(1, Profile::default(), |a| simple(a, "", &[""])).await;
+    let r = client()
+        .get(bed.url("/_mock/headers"))
+        .header("host", "ai.example.com")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let h = &v["headers"];
+    assert_eq!(h["host"], "b", "$proxy_host: the upstream's name");
+    assert_eq!(h["connection"], "close");
+    assert_eq!(
+        h["x-forwarded-for"], "203.0.113.9",
+        "the client's, untouched"
     );
+    assert!(h.get("x-real-ip").is_none(), "{h}");
     bed.finish().await;
 }
 
